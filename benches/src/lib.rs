@@ -1,0 +1,1 @@
+//! Workspace member holding benches; see the crate's targets.

@@ -1,0 +1,191 @@
+//! The context a job receives: identity, logging, progress, cancellation.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::ids::RunId;
+use crate::signal::{Signal, SignalSender};
+
+/// Severity of a job's log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LogLevel {
+    /// Very detailed diagnostics.
+    Trace,
+    /// Diagnostics.
+    Debug,
+    /// Normal progress information.
+    Info,
+    /// Something unexpected that the job survived.
+    Warn,
+    /// A failure.
+    Error,
+}
+
+impl LogLevel {
+    /// The lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// What a job knows about the attempt it runs in, and how it talks back.
+///
+/// Log lines and progress go to the run's event stream and the store (and to
+/// `tracing`); the cancellation token fires when the run is cancelled, and a job that
+/// notices should stop and return [`JobError::cancelled`](crate::JobError::cancelled).
+#[derive(Clone, Debug)]
+pub struct JobContext {
+    run: RunId,
+    node: Arc<str>,
+    item: Option<u32>,
+    attempt: u32,
+    cancel: CancellationToken,
+    sink: Option<SignalSender>,
+}
+
+impl JobContext {
+    pub(crate) fn new(
+        run: RunId,
+        node: Arc<str>,
+        item: Option<u32>,
+        attempt: u32,
+        cancel: CancellationToken,
+        sink: Option<SignalSender>,
+    ) -> Self {
+        JobContext {
+            run,
+            node,
+            item,
+            attempt,
+            cancel,
+            sink,
+        }
+    }
+
+    /// A context that belongs to no run: log lines go to `tracing` only. Use it to call
+    /// a job directly, e.g. in a unit test.
+    ///
+    /// ```
+    /// # use dagforge::prelude::*;
+    /// let ctx = JobContext::detached("unit-test");
+    /// ctx.info("hello");
+    /// assert_eq!(ctx.node_id(), "unit-test");
+    /// assert_eq!(ctx.attempt(), 1);
+    /// ```
+    pub fn detached(node: impl Into<Arc<str>>) -> Self {
+        JobContext::new(
+            RunId::new(),
+            node.into(),
+            None,
+            1,
+            CancellationToken::new(),
+            None,
+        )
+    }
+
+    /// The run this attempt belongs to.
+    pub fn run_id(&self) -> RunId {
+        self.run
+    }
+
+    /// The workflow node being executed.
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    /// The fan-out item index, for a fan-out node.
+    pub fn item(&self) -> Option<u32> {
+        self.item
+    }
+
+    /// The attempt number, starting at 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Records a log line.
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        let message = message.into();
+        match level {
+            LogLevel::Trace => {
+                tracing::trace!(node = %self.node, item = self.item, attempt = self.attempt, "{message}")
+            }
+            LogLevel::Debug => {
+                tracing::debug!(node = %self.node, item = self.item, attempt = self.attempt, "{message}")
+            }
+            LogLevel::Info => {
+                tracing::info!(node = %self.node, item = self.item, attempt = self.attempt, "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(node = %self.node, item = self.item, attempt = self.attempt, "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(node = %self.node, item = self.item, attempt = self.attempt, "{message}")
+            }
+        }
+        if let Some(sink) = &self.sink {
+            sink.send(Signal::Log { level, message });
+        }
+    }
+
+    /// Records a debug line.
+    pub fn debug(&self, message: impl Into<String>) {
+        self.log(LogLevel::Debug, message);
+    }
+
+    /// Records an info line.
+    pub fn info(&self, message: impl Into<String>) {
+        self.log(LogLevel::Info, message);
+    }
+
+    /// Records a warning.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.log(LogLevel::Warn, message);
+    }
+
+    /// Records an error line (the attempt's outcome is still what `run` returns).
+    pub fn error(&self, message: impl Into<String>) {
+        self.log(LogLevel::Error, message);
+    }
+
+    /// Reports progress: `percent` is clamped to 0–100.
+    pub fn progress(&self, percent: u8, message: impl Into<String>) {
+        let percent = percent.min(100);
+        let message = message.into();
+        tracing::trace!(node = %self.node, percent, "{message}");
+        if let Some(sink) = &self.sink {
+            sink.send(Signal::Progress { percent, message });
+        }
+    }
+
+    /// Whether the run has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the run is cancelled.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    /// The cancellation token, to hand to code that takes one.
+    pub fn cancellation_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}

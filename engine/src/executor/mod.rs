@@ -1,0 +1,154 @@
+//! Executors run node attempts: in this process, in child processes, or in pods.
+//!
+//! The orchestrator hands each attempt to [`Executor::start`] as an [`Execution`]
+//! and gets back an [`ExecutionHandle`] it can use to stop the attempt hard. The
+//! executor reports the outcome exactly once through the execution
+//! ([`Execution::run_here`] or [`Execution::complete`]); logs and progress flow through
+//! the execution's [`JobContext`].
+
+mod in_process;
+
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::AbortHandle;
+
+use crate::context::JobContext;
+use crate::error::{ErrorInfo, ErrorKind};
+use crate::registry::DynJob;
+use crate::signal::{Signal, SignalSender};
+
+pub use in_process::InProcess;
+
+/// Starts node attempts.
+pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
+    /// Starts one attempt. Must not block: spawn the work and return.
+    fn start(&self, execution: Execution) -> ExecutionHandle;
+}
+
+/// One attempt to run: the job, its input, its context and its limits.
+#[derive(Debug)]
+pub struct Execution {
+    job: DynJob,
+    input: Value,
+    ctx: JobContext,
+    timeout: Option<Duration>,
+    done: SignalSender,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Execution {
+    pub(crate) fn new(
+        job: DynJob,
+        input: Value,
+        ctx: JobContext,
+        timeout: Option<Duration>,
+        done: SignalSender,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Self {
+        Execution {
+            job,
+            input,
+            ctx,
+            timeout,
+            done,
+            permit,
+        }
+    }
+
+    /// The job to run.
+    pub fn job(&self) -> &DynJob {
+        &self.job
+    }
+
+    /// The assembled input.
+    pub fn input(&self) -> &Value {
+        &self.input
+    }
+
+    /// The attempt's context.
+    pub fn context(&self) -> &JobContext {
+        &self.ctx
+    }
+
+    /// The attempt's timeout.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Reports the outcome of an attempt run elsewhere (a child process, a pod).
+    pub fn complete(mut self, outcome: Result<Value, ErrorInfo>) {
+        drop(self.permit.take());
+        self.done.send(Signal::Done(outcome));
+    }
+
+    /// Runs the attempt in the current task: decodes the input, runs the job under
+    /// its timeout, turns a panic into a failed attempt, and reports the outcome.
+    pub async fn run_here(self) {
+        let Execution {
+            job,
+            input,
+            ctx,
+            timeout,
+            done,
+            permit,
+        } = self;
+        let fut = std::panic::AssertUnwindSafe(job.call(ctx, input)).catch_unwind();
+        let caught = match timeout {
+            None => fut.await,
+            Some(limit) => match tokio::time::timeout(limit, fut).await {
+                Ok(r) => r,
+                Err(_) => Ok(Err(ErrorInfo::new(
+                    ErrorKind::TimedOut,
+                    format!("timed out after {limit:?}"),
+                ))),
+            },
+        };
+        let outcome = match caught {
+            Ok(r) => r,
+            Err(panic) => Err(ErrorInfo::new(
+                ErrorKind::Panicked,
+                format!("job panicked: {}", panic_message(&*panic)),
+            )),
+        };
+        drop(permit);
+        done.send(Signal::Done(outcome));
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-string panic payload)"
+    }
+}
+
+/// Stops a started attempt hard (after the cooperative grace period).
+#[derive(Debug, Default)]
+pub struct ExecutionHandle {
+    abort: Option<AbortHandle>,
+}
+
+impl ExecutionHandle {
+    /// A handle that aborts a tokio task.
+    pub fn from_task(abort: AbortHandle) -> Self {
+        ExecutionHandle { abort: Some(abort) }
+    }
+
+    /// A handle with nothing to abort.
+    pub fn detached() -> Self {
+        ExecutionHandle { abort: None }
+    }
+
+    /// Stops the attempt now. Its outcome will not be reported.
+    pub fn abort(&self) {
+        if let Some(a) = &self.abort {
+            a.abort();
+        }
+    }
+}

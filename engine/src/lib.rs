@@ -1,0 +1,78 @@
+//! # dagforge
+//!
+//! A code-first workflow engine: write jobs as typed Rust, compose them into DAG
+//! workflows, and run them with retries, fan-out, conditions and durable state.
+//!
+//! ```
+//! use dagforge::prelude::*;
+//!
+//! struct Markets;
+//! impl Job for Markets {
+//!     type Input = ();
+//!     type Output = Vec<String>;
+//!     const NAME: &'static str = "markets";
+//!     async fn run(&self, _: &JobContext, _: ()) -> Result<Vec<String>, JobError> {
+//!         Ok(vec!["eu".into(), "us".into()])
+//!     }
+//! }
+//!
+//! struct Integrate;
+//! impl Job for Integrate {
+//!     type Input = String;
+//!     type Output = usize;
+//!     const NAME: &'static str = "integrate";
+//!     async fn run(&self, ctx: &JobContext, market: String) -> Result<usize, JobError> {
+//!         ctx.info(format!("integrating {market}"));
+//!         Ok(market.len())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), dagforge::Error> {
+//! let mut wf = Workflow::builder("catalog");
+//! let markets = wf.add("markets", Markets).handle();
+//! wf.add("integrate", Integrate).each_input(markets).retries(2);
+//! let wf = wf.build()?;
+//!
+//! let result = Engine::new().run(&wf, ()).await?;
+//! assert_eq!(result.output::<Vec<usize>>("integrate")?, vec![2, 2]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Start with the [`prelude`]; the guide lives in the repository's `docs/`.
+
+#![warn(missing_docs)]
+
+mod context;
+mod error;
+mod events;
+mod executor;
+mod ids;
+mod job;
+mod orchestrator;
+mod registry;
+mod signal;
+pub mod state;
+pub mod store;
+pub mod workflow;
+
+pub use context::{JobContext, LogLevel};
+pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
+pub use events::{Event, EventKind, EventStream, NodeEvent};
+pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
+pub use ids::{ParseRunIdError, RunId};
+pub use job::{Backoff, Job, JobSpec, Resources};
+pub use orchestrator::{Engine, EngineBuilder, ItemReport, NodeReport, RunHandle, RunResult};
+pub use registry::{DynJob, Registry};
+pub use state::{NodeState, RunState};
+pub use workflow::{Field, Items, NodeRef, Source, TriggerRule, Workflow, WorkflowBuilder};
+
+/// The types most programs need.
+pub mod prelude {
+    pub use crate::store::MemoryStore;
+    pub use crate::{
+        Backoff, Engine, Event, EventKind, Field, Job, JobContext, JobError, JobSpec, LogLevel,
+        NodeRef, NodeState, Registry, RunResult, RunState, Source, TriggerRule, Workflow,
+    };
+}

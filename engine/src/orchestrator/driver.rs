@@ -1,0 +1,1131 @@
+//! The per-run state machine.
+//!
+//! One driver task owns all of a run's state; executions report back over one
+//! channel. Each wake-up is a *step*: apply the signals received, dispatch what became
+//! ready, write the step's events to the store, then start the dispatched executions
+//! and publish the events. Nothing polls: the driver sleeps until a signal, a permit
+//! or the cancellation deadline arrives.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+use slab::Slab;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+
+use super::engine::Shared;
+use super::result::{ItemReport, NodeReport, RunResult};
+use crate::context::JobContext;
+use crate::error::{ErrorInfo, ErrorKind};
+use crate::events::{Event, EventKind, NodeEvent};
+use crate::executor::{Execution, ExecutionHandle};
+use crate::ids::RunId;
+use crate::signal::{CONTROL, Signal, SignalSender};
+use crate::state::{NodeState, RunState};
+use crate::workflow::TriggerRule;
+use crate::workflow::plan::{Plan, PlanNode, Values};
+
+type Acquire =
+    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + 'static>>;
+
+#[derive(Debug, Default)]
+struct ItemRt {
+    state: Option<NodeState>,
+    attempts: u32,
+    start: Option<Instant>,
+    end: Option<Instant>,
+    output: Option<Arc<Value>>,
+    error: Option<ErrorInfo>,
+}
+
+impl ItemRt {
+    fn state(&self) -> NodeState {
+        self.state.unwrap_or(NodeState::Ready)
+    }
+}
+
+#[derive(Debug)]
+struct FanRt {
+    base: Value,
+    items: Vec<Value>,
+    st: Vec<ItemRt>,
+    next: u32,
+    retry: VecDeque<u32>,
+    running: u32,
+    settled: u32,
+    failed: u32,
+    cancelled: u32,
+}
+
+impl FanRt {
+    fn has_work(&self) -> bool {
+        !self.retry.is_empty() || (self.next as usize) < self.items.len()
+    }
+}
+
+#[derive(Debug)]
+struct NodeRt {
+    state: NodeState,
+    waiting: u32,
+    attempts: u32,
+    queued: bool,
+    start: Option<Instant>,
+    end: Option<Instant>,
+    output: Option<Arc<Value>>,
+    error: Option<ErrorInfo>,
+    reason: Option<Arc<str>>,
+    fan: Option<Box<FanRt>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    node: u32,
+    item: Option<u32>,
+    attempt: u32,
+    handle: ExecutionHandle,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Ready {
+    priority: i32,
+    seq: u64,
+    node: u32,
+}
+
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+enum Wake {
+    Signals,
+    Permit(OwnedSemaphorePermit),
+    Deadline,
+}
+
+/// Changes attached to a node transition.
+#[derive(Default)]
+struct Detail {
+    output: Option<Arc<Value>>,
+    error: Option<ErrorInfo>,
+    reason: Option<Arc<str>>,
+}
+
+impl Detail {
+    fn error(e: ErrorInfo) -> Self {
+        Detail {
+            error: Some(e),
+            ..Detail::default()
+        }
+    }
+    fn reason(r: impl Into<Arc<str>>) -> Self {
+        Detail {
+            reason: Some(r.into()),
+            ..Detail::default()
+        }
+    }
+}
+
+pub(crate) struct Driver {
+    run: RunId,
+    plan: Arc<Plan>,
+    params: Vec<Value>,
+    sh: Arc<Shared>,
+    tx: UnboundedSender<(u32, Signal)>,
+    rx: UnboundedReceiver<(u32, Signal)>,
+    job_cancel: CancellationToken,
+    nodes: Vec<NodeRt>,
+    running: Slab<Running>,
+    ready: BinaryHeap<Ready>,
+    ready_seq: u64,
+    spare: Option<OwnedSemaphorePermit>,
+    acquire: Option<Acquire>,
+    to_start: Vec<(usize, Execution)>,
+    seq: u64,
+    batch: Vec<Event>,
+    unsettled: usize,
+    state: RunState,
+    cancelling: bool,
+    deadline: Option<Pin<Box<Sleep>>>,
+    now: SystemTime,
+    tick: Instant,
+    started: Instant,
+    work: Vec<u32>,
+    signals: Vec<(u32, Signal)>,
+}
+
+impl Values for Driver {
+    fn output(&self, n: u32) -> Option<&Value> {
+        let rt = &self.nodes[n as usize];
+        if rt.state == NodeState::Succeeded {
+            rt.output.as_deref()
+        } else {
+            None
+        }
+    }
+
+    fn param(&self, i: u32) -> &Value {
+        &self.params[i as usize]
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(
+        run: RunId,
+        plan: Arc<Plan>,
+        params: Vec<Value>,
+        sh: Arc<Shared>,
+        tx: UnboundedSender<(u32, Signal)>,
+        rx: UnboundedReceiver<(u32, Signal)>,
+    ) -> Self {
+        let nodes = (0..plan.nodes.len() as u32)
+            .map(|i| NodeRt {
+                state: NodeState::Pending,
+                waiting: plan.parents(i).len() as u32,
+                attempts: 0,
+                queued: false,
+                start: None,
+                end: None,
+                output: None,
+                error: None,
+                reason: None,
+                fan: None,
+            })
+            .collect();
+        let now = Instant::now();
+        Driver {
+            run,
+            unsettled: plan.nodes.len(),
+            plan,
+            params,
+            sh,
+            tx,
+            rx,
+            job_cancel: CancellationToken::new(),
+            nodes,
+            running: Slab::new(),
+            ready: BinaryHeap::new(),
+            ready_seq: 0,
+            spare: None,
+            acquire: None,
+            to_start: Vec::new(),
+            seq: 0,
+            batch: Vec::with_capacity(256),
+            state: RunState::Pending,
+            cancelling: false,
+            deadline: None,
+            now: SystemTime::now(),
+            tick: now,
+            started: now,
+            work: Vec::new(),
+            signals: Vec::with_capacity(256),
+        }
+    }
+
+    pub(crate) async fn run(mut self) -> RunResult {
+        let plan = Arc::clone(&self.plan);
+        self.set_run(RunState::Running);
+        for &r in &plan.roots {
+            self.evaluate(&plan, r);
+        }
+        self.drain_work(&plan);
+        self.dispatch(&plan);
+        self.flush().await;
+        self.start_dispatched();
+
+        while self.unsettled > 0 || !self.running.is_empty() {
+            match self.wait().await {
+                Wake::Signals => {
+                    self.clock();
+                    let mut signals = std::mem::take(&mut self.signals);
+                    for (key, signal) in signals.drain(..) {
+                        self.on_signal(&plan, key, signal);
+                    }
+                    self.signals = signals;
+                }
+                Wake::Permit(p) => {
+                    self.clock();
+                    self.spare = Some(p);
+                }
+                Wake::Deadline => {
+                    self.clock();
+                    self.deadline = None;
+                    self.abort_all(&plan);
+                }
+            }
+            self.drain_work(&plan);
+            self.dispatch(&plan);
+            self.flush().await;
+            self.start_dispatched();
+        }
+
+        let end = if self.cancelling {
+            RunState::Cancelled
+        } else if self.nodes.iter().any(|n| n.state.is_failure()) {
+            RunState::Failed
+        } else {
+            RunState::Succeeded
+        };
+        self.clock();
+        self.set_run(end);
+        self.flush().await;
+        self.result()
+    }
+
+    fn clock(&mut self) {
+        self.now = SystemTime::now();
+        self.tick = Instant::now();
+    }
+
+    async fn wait(&mut self) -> Wake {
+        poll_fn(|cx| {
+            if let Some(d) = self.deadline.as_mut() {
+                if d.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Deadline);
+                }
+            }
+            if let Some(a) = self.acquire.as_mut() {
+                if let Poll::Ready(r) = a.as_mut().poll(cx) {
+                    self.acquire = None;
+                    if let Ok(p) = r {
+                        return Poll::Ready(Wake::Permit(p));
+                    }
+                }
+            }
+            match self.rx.poll_recv_many(cx, &mut self.signals, 1024) {
+                Poll::Ready(_) => Poll::Ready(Wake::Signals),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    // ----- events -----------------------------------------------------------------
+
+    fn push_event(&mut self, kind: EventKind) {
+        self.seq += 1;
+        self.batch.push(Event {
+            run: self.run,
+            seq: self.seq,
+            at: self.now,
+            kind,
+        });
+    }
+
+    fn set_run(&mut self, to: RunState) {
+        let from = self.state;
+        match from.transition(to) {
+            Ok(s) => self.state = s,
+            Err(e) => {
+                tracing::error!(run_id = %self.run, error = %e, "orchestrator bug: run transition refused");
+                debug_assert!(false, "{e}");
+                return;
+            }
+        }
+        tracing::debug!(run_id = %self.run, %from, %to, "run state");
+        self.push_event(EventKind::Run { from, to });
+    }
+
+    /// The one place a node's state changes (items: [`set_item`](Self::set_item)).
+    fn set_node(&mut self, plan: &Plan, n: u32, to: NodeState, attempt: u32, d: Detail) -> bool {
+        let rt = &mut self.nodes[n as usize];
+        let from = rt.state;
+        if let Err(e) = from.transition(to) {
+            tracing::error!(run_id = %self.run, node = %plan.nodes[n as usize].id, error = %e, "orchestrator bug: node transition refused");
+            debug_assert!(false, "node {}: {e}", plan.nodes[n as usize].id);
+            return false;
+        }
+        rt.state = to;
+        if to == NodeState::Running && rt.start.is_none() {
+            rt.start = Some(self.tick);
+        }
+        if to.is_terminal() {
+            rt.end = Some(self.tick);
+            self.unsettled -= 1;
+        }
+        if d.output.is_some() {
+            rt.output.clone_from(&d.output);
+        }
+        if d.error.is_some() {
+            rt.error.clone_from(&d.error);
+        }
+        if d.reason.is_some() {
+            rt.reason.clone_from(&d.reason);
+        }
+        self.push_event(EventKind::Node(NodeEvent {
+            node: plan.nodes[n as usize].id.clone(),
+            item: None,
+            attempt,
+            from,
+            to,
+            output: d.output,
+            error: d.error,
+            reason: d.reason,
+        }));
+        true
+    }
+
+    fn set_item(
+        &mut self,
+        plan: &Plan,
+        n: u32,
+        i: u32,
+        to: NodeState,
+        attempt: u32,
+        d: Detail,
+    ) -> bool {
+        let Some(fan) = self.nodes[n as usize].fan.as_deref_mut() else {
+            return false;
+        };
+        let it = &mut fan.st[i as usize];
+        let from = it.state();
+        if let Err(e) = from.transition(to) {
+            tracing::error!(run_id = %self.run, node = %plan.nodes[n as usize].id, item = i, error = %e, "orchestrator bug: item transition refused");
+            debug_assert!(false, "node {} item {i}: {e}", plan.nodes[n as usize].id);
+            return false;
+        }
+        it.state = Some(to);
+        if to == NodeState::Running && it.start.is_none() {
+            it.start = Some(self.tick);
+        }
+        if to.is_terminal() {
+            it.end = Some(self.tick);
+        }
+        if d.output.is_some() {
+            it.output.clone_from(&d.output);
+        }
+        if d.error.is_some() {
+            it.error.clone_from(&d.error);
+        }
+        self.push_event(EventKind::Node(NodeEvent {
+            node: plan.nodes[n as usize].id.clone(),
+            item: Some(i),
+            attempt,
+            from,
+            to,
+            output: d.output,
+            error: d.error,
+            reason: d.reason,
+        }));
+        true
+    }
+
+    async fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(50);
+        while let Err(e) = self.sh.store.append(self.run, &self.batch).await {
+            tracing::warn!(run_id = %self.run, error = %e, retry_in = ?delay, "store append failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        if self.sh.events.receiver_count() > 0 {
+            for e in self.batch.drain(..) {
+                let _ = self.sh.events.send(e);
+            }
+        } else {
+            self.batch.clear();
+        }
+    }
+
+    // ----- readiness ----------------------------------------------------------------
+
+    /// Decides what happens to a node whose upstream nodes have all settled.
+    fn evaluate(&mut self, plan: &Plan, n: u32) {
+        if self.nodes[n as usize].state != NodeState::Pending {
+            return;
+        }
+        if self.cancelling {
+            self.set_node(
+                plan,
+                n,
+                NodeState::Cancelled,
+                0,
+                Detail::reason("run cancelled"),
+            );
+            self.work.push(n);
+            return;
+        }
+        let node = &plan.nodes[n as usize];
+        if let Some(reason) = self.trigger_blocks(plan, n, node.trigger) {
+            self.set_node(plan, n, NodeState::Skipped, 0, Detail::reason(reason));
+            self.work.push(n);
+            return;
+        }
+        for c in &node.conditions {
+            let holds = match c.on {
+                Some(p) => c.pred.eval(self.output(p).unwrap_or(&Value::Null)),
+                None => {
+                    let doc = self.upstream_doc(plan, n);
+                    c.pred.eval(&doc)
+                }
+            };
+            if !holds {
+                let reason = format!("condition `{}` is false", c.text);
+                self.set_node(plan, n, NodeState::Skipped, 0, Detail::reason(reason));
+                self.work.push(n);
+                return;
+            }
+        }
+        self.set_node(plan, n, NodeState::Ready, 0, Detail::default());
+        self.enqueue(plan, n);
+    }
+
+    fn trigger_blocks(&self, plan: &Plan, n: u32, rule: TriggerRule) -> Option<String> {
+        let parents = plan.parents(n);
+        let name = |p: u32| &plan.nodes[p as usize].id;
+        match rule {
+            TriggerRule::AllDone => None,
+            TriggerRule::AllSuccess => parents
+                .iter()
+                .find(|&&p| self.nodes[p as usize].state != NodeState::Succeeded)
+                .map(|&p| format!("upstream `{}` {}", name(p), self.nodes[p as usize].state)),
+            TriggerRule::NoneFailed => parents
+                .iter()
+                .find(|&&p| self.nodes[p as usize].state.is_failure())
+                .map(|&p| format!("upstream `{}` {}", name(p), self.nodes[p as usize].state)),
+            TriggerRule::OneFailed => {
+                if parents
+                    .iter()
+                    .any(|&p| self.nodes[p as usize].state.is_failure())
+                {
+                    None
+                } else {
+                    Some("no upstream node failed".to_owned())
+                }
+            }
+        }
+    }
+
+    fn upstream_doc(&self, plan: &Plan, n: u32) -> Value {
+        let mut map = Map::new();
+        for &p in plan.parents(n) {
+            let v = self.output(p).cloned().unwrap_or(Value::Null);
+            map.insert(plan.nodes[p as usize].id.to_string(), v);
+        }
+        Value::Object(map)
+    }
+
+    /// Propagates settled nodes to their children.
+    fn drain_work(&mut self, plan: &Plan) {
+        while let Some(n) = self.work.pop() {
+            for &c in plan.children(n) {
+                let rt = &mut self.nodes[c as usize];
+                rt.waiting -= 1;
+                if rt.waiting == 0 {
+                    self.evaluate(plan, c);
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, plan: &Plan, n: u32) {
+        let rt = &mut self.nodes[n as usize];
+        if rt.queued {
+            return;
+        }
+        rt.queued = true;
+        self.ready_seq += 1;
+        self.ready.push(Ready {
+            priority: plan.nodes[n as usize].priority,
+            seq: self.ready_seq,
+            node: n,
+        });
+    }
+
+    // ----- dispatch -------------------------------------------------------------------
+
+    fn permit(&mut self) -> Option<OwnedSemaphorePermit> {
+        if let Some(p) = self.spare.take() {
+            return Some(p);
+        }
+        match Arc::clone(&self.sh.permits).try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                if self.acquire.is_none() {
+                    self.acquire = Some(Box::pin(Arc::clone(&self.sh.permits).acquire_owned()));
+                }
+                None
+            }
+        }
+    }
+
+    fn dispatch(&mut self, plan: &Plan) {
+        while !self.ready.is_empty() {
+            let Some(permit) = self.permit() else { return };
+            let Some(Ready { node: n, .. }) = self.ready.pop() else {
+                self.spare = Some(permit);
+                return;
+            };
+            self.nodes[n as usize].queued = false;
+            let node = &plan.nodes[n as usize];
+            if node.fan_out.is_some() {
+                self.dispatch_item(plan, n, permit);
+            } else {
+                self.dispatch_plain(plan, n, permit);
+            }
+            self.drain_work(plan);
+        }
+        // Nothing waits for capacity any more: stop asking for it.
+        if self.ready.is_empty() {
+            self.acquire = None;
+        }
+    }
+
+    fn dispatch_plain(&mut self, plan: &Plan, n: u32, permit: OwnedSemaphorePermit) {
+        let node = &plan.nodes[n as usize];
+        let input = match node.build_input(&*self) {
+            Ok(v) => v,
+            Err(msg) => {
+                drop(permit);
+                let e = ErrorInfo::new(ErrorKind::Input, format!("cannot build the input: {msg}"));
+                self.set_node(plan, n, NodeState::Failed, 0, Detail::error(e));
+                self.work.push(n);
+                return;
+            }
+        };
+        let attempt = {
+            let rt = &mut self.nodes[n as usize];
+            rt.attempts += 1;
+            rt.attempts
+        };
+        self.set_node(plan, n, NodeState::Running, attempt, Detail::default());
+        self.prepare(node, n, None, attempt, input, permit);
+    }
+
+    fn dispatch_item(&mut self, plan: &Plan, n: u32, permit: OwnedSemaphorePermit) {
+        let node = &plan.nodes[n as usize];
+        if self.nodes[n as usize].fan.is_none() {
+            // First dispatch: expand the fan-out.
+            let expanded = node
+                .build_input(&*self)
+                .map_err(|m| {
+                    ErrorInfo::new(ErrorKind::Input, format!("cannot build the input: {m}"))
+                })
+                .and_then(|base| {
+                    node.fan_out_items(plan, &*self)
+                        .map(|items| (base, items))
+                        .map_err(|m| ErrorInfo::new(ErrorKind::FanOut, m))
+                });
+            let (base, items) = match expanded {
+                Ok(x) => x,
+                Err(e) => {
+                    drop(permit);
+                    self.set_node(plan, n, NodeState::Failed, 0, Detail::error(e));
+                    self.work.push(n);
+                    return;
+                }
+            };
+            self.set_node(plan, n, NodeState::Running, 0, Detail::default());
+            if items.is_empty() {
+                drop(permit);
+                let out = Detail {
+                    output: Some(Arc::new(Value::Array(Vec::new()))),
+                    ..Detail::default()
+                };
+                self.set_node(plan, n, NodeState::Succeeded, 0, out);
+                self.work.push(n);
+                return;
+            }
+            let st = std::iter::repeat_with(ItemRt::default)
+                .take(items.len())
+                .collect();
+            self.nodes[n as usize].fan = Some(Box::new(FanRt {
+                base,
+                items,
+                st,
+                next: 0,
+                retry: VecDeque::new(),
+                running: 0,
+                settled: 0,
+                failed: 0,
+                cancelled: 0,
+            }));
+        }
+        let cap = node.concurrency.unwrap_or(u32::MAX);
+        let Some(fan) = self.nodes[n as usize].fan.as_deref_mut() else {
+            return;
+        };
+        let i = if let Some(i) = fan.retry.pop_front() {
+            i
+        } else if (fan.next as usize) < fan.items.len() {
+            fan.next += 1;
+            fan.next - 1
+        } else {
+            self.spare = Some(permit);
+            return;
+        };
+        let input = node.with_item(&fan.base, fan.items[i as usize].clone());
+        fan.running += 1;
+        let more = fan.has_work() && fan.running < cap;
+        let it = &mut fan.st[i as usize];
+        it.attempts += 1;
+        let attempt = it.attempts;
+        self.nodes[n as usize].attempts += 1;
+        if more {
+            self.enqueue(plan, n);
+        }
+        match input {
+            Ok(input) => {
+                self.set_item(plan, n, i, NodeState::Running, attempt, Detail::default());
+                self.prepare(node, n, Some(i), attempt, input, permit);
+            }
+            Err(msg) => {
+                drop(permit);
+                // Recorded as a failed attempt of the item; not retried (same input).
+                self.set_item(plan, n, i, NodeState::Running, attempt, Detail::default());
+                let e = ErrorInfo::new(ErrorKind::Input, format!("cannot build the input: {msg}"));
+                self.item_finished(plan, n, i, attempt, Err(e));
+            }
+        }
+    }
+
+    /// Reserves the execution's key and queues it to start after the next flush.
+    fn prepare(
+        &mut self,
+        node: &PlanNode,
+        n: u32,
+        item: Option<u32>,
+        attempt: u32,
+        input: Value,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let key = self.running.insert(Running {
+            node: n,
+            item,
+            attempt,
+            handle: ExecutionHandle::detached(),
+        });
+        let sink = SignalSender::new(self.tx.clone(), key as u32);
+        let ctx = JobContext::new(
+            self.run,
+            node.id.clone(),
+            item,
+            attempt,
+            self.job_cancel.clone(),
+            Some(sink.clone()),
+        );
+        let exec = Execution::new(
+            node.job.clone(),
+            input,
+            ctx,
+            node.timeout,
+            sink,
+            Some(permit),
+        );
+        self.to_start.push((key, exec));
+    }
+
+    fn start_dispatched(&mut self) {
+        for (key, exec) in self.to_start.drain(..) {
+            let handle = self.sh.executor.start(exec);
+            if let Some(r) = self.running.get_mut(key) {
+                r.handle = handle;
+            }
+        }
+    }
+
+    // ----- signals ----------------------------------------------------------------------
+
+    fn on_signal(&mut self, plan: &Plan, key: u32, signal: Signal) {
+        match signal {
+            Signal::Done(outcome) => {
+                let Some(r) = self.running.try_remove(key as usize) else {
+                    return;
+                };
+                match r.item {
+                    None => self.node_finished(plan, r.node, r.attempt, outcome),
+                    Some(i) => {
+                        if let Some(fan) = self.nodes[r.node as usize].fan.as_deref_mut() {
+                            fan.running -= 1;
+                        }
+                        self.item_finished(plan, r.node, i, r.attempt, outcome);
+                    }
+                }
+            }
+            Signal::Log { level, message } => {
+                if let Some(r) = self.running.get(key as usize) {
+                    let kind = EventKind::Log {
+                        node: plan.nodes[r.node as usize].id.clone(),
+                        item: r.item,
+                        attempt: r.attempt,
+                        level,
+                        message,
+                    };
+                    self.push_event(kind);
+                }
+            }
+            Signal::Progress { percent, message } => {
+                if let Some(r) = self.running.get(key as usize) {
+                    let kind = EventKind::Progress {
+                        node: plan.nodes[r.node as usize].id.clone(),
+                        item: r.item,
+                        attempt: r.attempt,
+                        percent,
+                        message,
+                    };
+                    self.push_event(kind);
+                }
+            }
+            Signal::Retry { node, item } => self.retry_due(plan, node, item),
+            Signal::Cancel => self.begin_cancel(plan),
+        }
+    }
+
+    /// What a failed attempt leads to.
+    fn after_failure(
+        &self,
+        node: &PlanNode,
+        attempts: u32,
+        e: &ErrorInfo,
+    ) -> Result<Duration, NodeState> {
+        if self.cancelling {
+            Err(NodeState::Cancelled)
+        } else if e.kind.is_retryable() && attempts <= node.retries {
+            Ok(node.backoff.delay(attempts))
+        } else if e.kind == ErrorKind::TimedOut {
+            Err(NodeState::TimedOut)
+        } else {
+            Err(NodeState::Failed)
+        }
+    }
+
+    fn schedule_retry(&self, node: u32, item: Option<u32>, delay: Duration) {
+        let tx = self.tx.clone();
+        if delay.is_zero() {
+            let _ = tx.send((CONTROL, Signal::Retry { node, item }));
+        } else {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send((CONTROL, Signal::Retry { node, item }));
+            });
+        }
+    }
+
+    fn node_finished(
+        &mut self,
+        plan: &Plan,
+        n: u32,
+        attempt: u32,
+        outcome: Result<Value, ErrorInfo>,
+    ) {
+        if self.nodes[n as usize].state != NodeState::Running {
+            return;
+        }
+        match outcome {
+            Ok(v) => {
+                let d = Detail {
+                    output: Some(Arc::new(v)),
+                    ..Detail::default()
+                };
+                self.set_node(plan, n, NodeState::Succeeded, attempt, d);
+                self.work.push(n);
+            }
+            Err(e) => {
+                let node = &plan.nodes[n as usize];
+                match self.after_failure(node, attempt, &e) {
+                    Ok(delay) => {
+                        self.set_node(plan, n, NodeState::Retrying, attempt, Detail::error(e));
+                        self.schedule_retry(n, None, delay);
+                    }
+                    Err(state) => {
+                        let mut d = Detail::error(e);
+                        if state == NodeState::Cancelled {
+                            d.reason = Some("run cancelled".into());
+                        }
+                        self.set_node(plan, n, state, attempt, d);
+                        self.work.push(n);
+                    }
+                }
+            }
+        }
+    }
+
+    fn item_finished(
+        &mut self,
+        plan: &Plan,
+        n: u32,
+        i: u32,
+        attempt: u32,
+        outcome: Result<Value, ErrorInfo>,
+    ) {
+        let node = &plan.nodes[n as usize];
+        let terminal = match outcome {
+            Ok(v) => {
+                let d = Detail {
+                    output: Some(Arc::new(v)),
+                    ..Detail::default()
+                };
+                self.set_item(plan, n, i, NodeState::Succeeded, attempt, d);
+                NodeState::Succeeded
+            }
+            Err(e) => match self.after_failure(node, attempt, &e) {
+                Ok(delay) => {
+                    self.set_item(plan, n, i, NodeState::Retrying, attempt, Detail::error(e));
+                    self.schedule_retry(n, Some(i), delay);
+                    return;
+                }
+                Err(state) => {
+                    self.set_item(plan, n, i, state, attempt, Detail::error(e));
+                    state
+                }
+            },
+        };
+        let Some(fan) = self.nodes[n as usize].fan.as_deref_mut() else {
+            return;
+        };
+        fan.settled += 1;
+        if terminal.is_failure() {
+            fan.failed += 1;
+        } else if terminal == NodeState::Cancelled {
+            fan.cancelled += 1;
+        }
+        if fan.has_work() && !self.cancelling {
+            self.enqueue(plan, n);
+        }
+        self.maybe_finish_fan(plan, n);
+    }
+
+    fn maybe_finish_fan(&mut self, plan: &Plan, n: u32) {
+        let Some(fan) = self.nodes[n as usize].fan.as_deref() else {
+            return;
+        };
+        if (fan.settled as usize) < fan.items.len()
+            || self.nodes[n as usize].state != NodeState::Running
+        {
+            return;
+        }
+        let (state, d) = if fan.cancelled > 0 {
+            (NodeState::Cancelled, Detail::reason("run cancelled"))
+        } else if fan.failed > 0 {
+            let first = fan
+                .st
+                .iter()
+                .enumerate()
+                .find(|(_, it)| it.state().is_failure());
+            let detail = first
+                .map(|(i, it)| {
+                    let msg = it.error.as_ref().map_or("", |e| e.message.as_str());
+                    format!("; first: item {i}: {msg}")
+                })
+                .unwrap_or_default();
+            let e = ErrorInfo::new(
+                ErrorKind::FanOut,
+                format!("{} of {} items failed{detail}", fan.failed, fan.items.len()),
+            );
+            (NodeState::Failed, Detail::error(e))
+        } else {
+            let out: Vec<Value> = fan
+                .st
+                .iter()
+                .map(|it| it.output.as_deref().cloned().unwrap_or(Value::Null))
+                .collect();
+            let d = Detail {
+                output: Some(Arc::new(Value::Array(out))),
+                ..Detail::default()
+            };
+            (NodeState::Succeeded, d)
+        };
+        self.set_node(plan, n, state, 0, d);
+        self.work.push(n);
+    }
+
+    fn retry_due(&mut self, plan: &Plan, n: u32, item: Option<u32>) {
+        match item {
+            None => {
+                if self.nodes[n as usize].state == NodeState::Retrying {
+                    let attempt = self.nodes[n as usize].attempts;
+                    self.set_node(plan, n, NodeState::Ready, attempt, Detail::default());
+                    self.enqueue(plan, n);
+                }
+            }
+            Some(i) => {
+                let is_retrying = self.nodes[n as usize]
+                    .fan
+                    .as_deref()
+                    .is_some_and(|f| f.st[i as usize].state() == NodeState::Retrying);
+                if !is_retrying {
+                    return;
+                }
+                let attempt = self.nodes[n as usize]
+                    .fan
+                    .as_deref()
+                    .map_or(0, |f| f.st[i as usize].attempts);
+                self.set_item(plan, n, i, NodeState::Ready, attempt, Detail::default());
+                if let Some(fan) = self.nodes[n as usize].fan.as_deref_mut() {
+                    fan.retry.push_back(i);
+                    let cap = plan.nodes[n as usize].concurrency.unwrap_or(u32::MAX);
+                    if fan.running < cap {
+                        self.enqueue(plan, n);
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- cancellation -------------------------------------------------------------------
+
+    fn begin_cancel(&mut self, plan: &Plan) {
+        if self.cancelling {
+            return;
+        }
+        tracing::info!(run_id = %self.run, "cancelling run");
+        self.cancelling = true;
+        self.job_cancel.cancel();
+        self.ready.clear();
+        self.acquire = None;
+        for n in 0..self.nodes.len() as u32 {
+            let state = self.nodes[n as usize].state;
+            match state {
+                NodeState::Pending | NodeState::Ready | NodeState::Retrying => {
+                    let attempt = self.nodes[n as usize].attempts;
+                    self.set_node(
+                        plan,
+                        n,
+                        NodeState::Cancelled,
+                        attempt,
+                        Detail::reason("run cancelled"),
+                    );
+                }
+                NodeState::Running => self.cancel_idle_items(plan, n),
+                _ => {}
+            }
+        }
+        // Children of cancelled nodes are cancelled too; no need to propagate.
+        self.work.clear();
+        if !self.running.is_empty() {
+            self.deadline = Some(Box::pin(tokio::time::sleep(self.sh.grace)));
+        }
+    }
+
+    /// Cancels the items of a running fan-out node that are not executing.
+    fn cancel_idle_items(&mut self, plan: &Plan, n: u32) {
+        let Some(fan) = self.nodes[n as usize].fan.as_deref_mut() else {
+            return;
+        };
+        let mut idle = Vec::new();
+        for (i, it) in fan.st.iter_mut().enumerate() {
+            match it.state() {
+                NodeState::Ready | NodeState::Retrying => {
+                    idle.push((i as u32, it.attempts, it.state.is_some()))
+                }
+                _ => {}
+            }
+        }
+        fan.retry.clear();
+        fan.next = fan.items.len() as u32;
+        for (i, attempts, seen) in idle {
+            if seen {
+                self.set_item(
+                    plan,
+                    n,
+                    i,
+                    NodeState::Cancelled,
+                    attempts,
+                    Detail::reason("run cancelled"),
+                );
+            } else if let Some(fan) = self.nodes[n as usize].fan.as_deref_mut() {
+                // Never started: no event, just the final state.
+                fan.st[i as usize].state = Some(NodeState::Cancelled);
+            }
+            if let Some(fan) = self.nodes[n as usize].fan.as_deref_mut() {
+                fan.settled += 1;
+                fan.cancelled += 1;
+            }
+        }
+        self.maybe_finish_fan(plan, n);
+    }
+
+    fn abort_all(&mut self, plan: &Plan) {
+        let keys: Vec<usize> = self.running.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(r) = self.running.get(key) {
+                r.handle.abort();
+            }
+            let e = ErrorInfo::new(
+                ErrorKind::Cancelled,
+                format!(
+                    "stopped after the cancellation grace period ({:?})",
+                    self.sh.grace
+                ),
+            );
+            self.on_signal(plan, key as u32, Signal::Done(Err(e)));
+        }
+    }
+
+    // ----- result ---------------------------------------------------------------------------
+
+    fn result(mut self) -> RunResult {
+        let plan = Arc::clone(&self.plan);
+        let nodes = plan
+            .nodes
+            .iter()
+            .zip(self.nodes.iter_mut())
+            .map(|(p, rt)| {
+                let duration = match (rt.start, rt.end) {
+                    (Some(s), Some(e)) => Some(e.saturating_duration_since(s)),
+                    _ => None,
+                };
+                let items = rt
+                    .fan
+                    .as_deref()
+                    .map(|f| {
+                        f.st.iter()
+                            .enumerate()
+                            .map(|(i, it)| ItemReport {
+                                index: i as u32,
+                                state: it.state(),
+                                attempts: it.attempts,
+                                duration: match (it.start, it.end) {
+                                    (Some(s), Some(e)) => Some(e.saturating_duration_since(s)),
+                                    _ => None,
+                                },
+                                error: it.error.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let output = rt
+                    .output
+                    .take()
+                    .map(|o| Arc::try_unwrap(o).unwrap_or_else(|a| (*a).clone()));
+                NodeReport {
+                    id: p.id.to_string(),
+                    job: p.job.name().to_owned(),
+                    state: rt.state,
+                    attempts: rt.attempts,
+                    duration,
+                    output,
+                    error: rt.error.take(),
+                    reason: rt.reason.as_deref().map(str::to_owned),
+                    items,
+                }
+            })
+            .collect();
+        RunResult {
+            id: self.run,
+            workflow: plan.name.clone(),
+            state: self.state,
+            duration: self.tick.saturating_duration_since(self.started),
+            nodes,
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The engine: configuration, starting runs, handles to running runs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{Semaphore, broadcast};
+use tracing::Instrument;
+
+use super::driver::Driver;
+use super::result::RunResult;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventStream};
+use crate::executor::{Executor, InProcess};
+use crate::ids::RunId;
+use crate::signal::{CONTROL, Signal};
+use crate::store::{MemoryStore, RunRecord, Store};
+use crate::workflow::Workflow;
+
+/// What every run of an engine shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) executor: Arc<dyn Executor>,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) grace: Duration,
+    active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
+}
+
+/// Runs workflows. Cheap to clone; clones share the store, executor, concurrency
+/// limit and event stream.
+///
+/// ```
+/// use dagforge::prelude::*;
+///
+/// struct Hello;
+/// impl Job for Hello {
+///     type Input = String;
+///     type Output = String;
+///     const NAME: &'static str = "hello";
+///     async fn run(&self, _: &JobContext, who: String) -> Result<String, JobError> {
+///         Ok(format!("hello, {who}"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), dagforge::Error> {
+/// let mut wf = Workflow::builder("greet");
+/// let who = wf.param::<String>("who");
+/// wf.add("hello", Hello).input_from(who);
+/// let wf = wf.build()?;
+///
+/// let engine = Engine::new();
+/// let run = engine.run(&wf, serde_json::json!({ "who": "world" })).await?;
+/// assert!(run.is_success());
+/// assert_eq!(run.output::<String>("hello")?, "hello, world");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Engine {
+    sh: Arc<Shared>,
+}
+
+/// Configures an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    store: Option<Arc<dyn Store>>,
+    executor: Option<Arc<dyn Executor>>,
+    concurrency: usize,
+    grace: Duration,
+    event_capacity: usize,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        EngineBuilder {
+            store: None,
+            executor: None,
+            concurrency: Engine::DEFAULT_CONCURRENCY,
+            grace: Duration::from_secs(10),
+            event_capacity: 4096,
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// Where runs are recorded (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Like [`store`](Self::store), for a store that is already shared.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How attempts run (default: [`InProcess`]).
+    pub fn executor(mut self, executor: impl Executor) -> Self {
+        self.executor = Some(Arc::new(executor));
+        self
+    }
+
+    /// Most attempts running at once, over all runs (default 256, minimum 1).
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.concurrency = limit.clamp(1, Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// How long a cancelled run waits for running attempts to stop on their own before
+    /// aborting them (default 10 s).
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// How many events a slow subscriber may fall behind (default 4096).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Builds the engine.
+    pub fn build(self) -> Engine {
+        let (events, _) = broadcast::channel(self.event_capacity);
+        Engine {
+            sh: Arc::new(Shared {
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                executor: self.executor.unwrap_or_else(|| Arc::new(InProcess)),
+                permits: Arc::new(Semaphore::new(self.concurrency)),
+                events,
+                grace: self.grace,
+                active: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl Engine {
+    /// Default for [`EngineBuilder::concurrency`].
+    pub const DEFAULT_CONCURRENCY: usize = 256;
+
+    /// An engine with a memory store and the in-process executor.
+    pub fn new() -> Self {
+        EngineBuilder::default().build()
+    }
+
+    /// Configures an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The engine's store, for queries.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.sh.store
+    }
+
+    /// Subscribes to the events of every run started from now on.
+    pub fn subscribe(&self) -> EventStream {
+        EventStream::new(self.sh.events.subscribe())
+    }
+
+    /// Starts a run of `workflow` with `inputs` (an object of parameter values, or `()`
+    /// when the workflow has no parameters) and returns at once.
+    pub async fn start(&self, workflow: &Workflow, inputs: impl Serialize) -> Result<RunHandle> {
+        let plan = Arc::clone(&workflow.plan);
+        let inputs = serde_json::to_value(inputs).map_err(|e| Error::Input {
+            name: "*".to_owned(),
+            reason: format!("inputs cannot be encoded as JSON: {e}"),
+        })?;
+        let params = bind_params(workflow, &inputs)?;
+        let id = RunId::new();
+        let spec = serde_json::to_value(workflow.spec()).unwrap_or(Value::Null);
+        let record = RunRecord::new(id, plan.name.clone(), plan.version.clone(), spec, inputs);
+        self.sh.store.create_run(&record).await?;
+
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.active().insert(id, tx.clone());
+        let span = tracing::info_span!("run", run_id = %id, workflow = %plan.name);
+        let driver = Driver::new(id, plan, params, Arc::clone(&self.sh), tx.clone(), rx);
+        let sh = Arc::clone(&self.sh);
+        let task = tokio::spawn(
+            async move {
+                let result = driver.run().await;
+                sh.active
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                result
+            }
+            .instrument(span),
+        );
+        Ok(RunHandle { id, tx, task })
+    }
+
+    /// Runs `workflow` to completion.
+    pub async fn run(&self, workflow: &Workflow, inputs: impl Serialize) -> Result<RunResult> {
+        self.start(workflow, inputs).await?.wait().await
+    }
+
+    /// Asks a running run to cancel. Returns `false` if this engine is not running it.
+    pub fn cancel(&self, run: RunId) -> bool {
+        match self.active().get(&run) {
+            Some(tx) => tx.send((CONTROL, Signal::Cancel)).is_ok(),
+            None => false,
+        }
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, UnboundedSender<(u32, Signal)>>> {
+        self.sh.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn bind_params(workflow: &Workflow, inputs: &Value) -> Result<Vec<Value>> {
+    let plan = &workflow.plan;
+    let empty = serde_json::Map::new();
+    let given = match inputs {
+        Value::Null => &empty,
+        Value::Object(m) => m,
+        other => {
+            return Err(Error::Input {
+                name: "*".to_owned(),
+                reason: format!(
+                    "run inputs must be an object of parameter values, got {}",
+                    crate::workflow::plan::kind(other)
+                ),
+            });
+        }
+    };
+    if let Some(unknown) = given
+        .keys()
+        .find(|k| !plan.params.iter().any(|p| &*p.name == k.as_str()))
+    {
+        return Err(Error::Input {
+            name: unknown.clone(),
+            reason: format!("workflow `{}` has no such parameter", plan.name),
+        });
+    }
+    plan.params
+        .iter()
+        .map(|p| match (given.get(&*p.name), &p.default) {
+            (Some(v), _) => Ok(v.clone()),
+            (None, Some(d)) => Ok(d.clone()),
+            (None, None) => Err(Error::Input {
+                name: p.name.to_string(),
+                reason: "required and not given".to_owned(),
+            }),
+        })
+        .collect()
+}
+
+/// A started run: wait for it or cancel it.
+#[derive(Debug)]
+pub struct RunHandle {
+    id: RunId,
+    tx: UnboundedSender<(u32, Signal)>,
+    task: tokio::task::JoinHandle<RunResult>,
+}
+
+impl RunHandle {
+    /// The run's id.
+    pub fn id(&self) -> RunId {
+        self.id
+    }
+
+    /// Asks the run to cancel: jobs see their cancellation token fire, nodes not yet
+    /// running are cancelled, and attempts still running after the engine's grace
+    /// period are aborted.
+    pub fn cancel(&self) {
+        let _ = self.tx.send((CONTROL, Signal::Cancel));
+    }
+
+    /// Waits for the run to finish.
+    pub async fn wait(self) -> Result<RunResult> {
+        self.task
+            .await
+            .map_err(|e| Error::Orchestrator(e.to_string()))
+    }
+}

@@ -1,0 +1,196 @@
+//! Type-erased jobs and the registry that finds them by name.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::context::JobContext;
+use crate::error::{Error, ErrorInfo, ErrorKind};
+use crate::job::{Job, JobSpec};
+
+/// A boxed, sendable future.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+trait ErasedJob: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn spec(&self) -> JobSpec;
+    fn type_id(&self) -> TypeId;
+    fn call(self: Arc<Self>, ctx: JobContext, input: Value) -> BoxFuture<Result<Value, ErrorInfo>>;
+}
+
+struct Erased<J>(J);
+
+impl<J: Job> ErasedJob for Erased<J> {
+    fn name(&self) -> &'static str {
+        J::NAME
+    }
+
+    fn spec(&self) -> JobSpec {
+        self.0.spec()
+    }
+
+    fn type_id(&self) -> TypeId {
+        TypeId::of::<J>()
+    }
+
+    fn call(self: Arc<Self>, ctx: JobContext, input: Value) -> BoxFuture<Result<Value, ErrorInfo>> {
+        Box::pin(async move {
+            let input: J::Input = decode_input(input).map_err(|e| {
+                ErrorInfo::new(
+                    ErrorKind::Input,
+                    format!(
+                        "input does not match the input type of job `{}`: {e}",
+                        J::NAME
+                    ),
+                )
+            })?;
+            match self.0.run(&ctx, input).await {
+                Ok(out) => serde_json::to_value(out).map_err(|e| {
+                    ErrorInfo::new(
+                        ErrorKind::Output,
+                        format!("output of job `{}` cannot be encoded as JSON: {e}", J::NAME),
+                    )
+                }),
+                Err(e) => Err(e.to_info()),
+            }
+        })
+    }
+}
+
+/// Decodes a node input. A node without any bound input receives `null`; a job whose
+/// input is a struct of optional fields then gets an empty object instead.
+pub(crate) fn decode_input<T: DeserializeOwned>(input: Value) -> Result<T, serde_json::Error> {
+    if input.is_null() {
+        match T::deserialize(&Value::Null) {
+            Ok(v) => Ok(v),
+            Err(e) => T::deserialize(&Value::Object(Default::default())).map_err(|_| e),
+        }
+    } else {
+        T::deserialize(input)
+    }
+}
+
+/// A job with its types erased: JSON in, JSON out. Cheap to clone.
+#[derive(Clone)]
+pub struct DynJob(Arc<dyn ErasedJob>);
+
+impl DynJob {
+    /// Erases a job's types.
+    pub fn new<J: Job>(job: J) -> Self {
+        DynJob(Arc::new(Erased(job)))
+    }
+
+    /// The job's registered name.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The job's default spec.
+    pub fn spec(&self) -> JobSpec {
+        self.0.spec()
+    }
+
+    /// Runs one attempt with a JSON input and returns its JSON output or the error record.
+    pub fn call(
+        &self,
+        ctx: JobContext,
+        input: Value,
+    ) -> impl Future<Output = Result<Value, ErrorInfo>> + Send + 'static {
+        Arc::clone(&self.0).call(ctx, input)
+    }
+
+    pub(crate) fn type_id(&self) -> TypeId {
+        self.0.type_id()
+    }
+}
+
+impl fmt::Debug for DynJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DynJob").field(&self.name()).finish()
+    }
+}
+
+/// Job name → job. The worker side of every executor looks jobs up here.
+///
+/// ```
+/// # use dagforge::prelude::*;
+/// # use serde_json::json;
+/// struct Add;
+/// impl Job for Add {
+///     type Input = (i64, i64);
+///     type Output = i64;
+///     const NAME: &'static str = "add";
+///     async fn run(&self, _: &JobContext, (a, b): (i64, i64)) -> Result<i64, JobError> { Ok(a + b) }
+/// }
+///
+/// # tokio_test(async {
+/// let mut registry = Registry::new();
+/// registry.register(Add)?;
+/// let out = registry.run("add", JobContext::detached("test"), json!([2, 3])).await?;
+/// assert_eq!(out.unwrap(), json!(5));
+/// # Ok::<_, dagforge::Error>(())
+/// # });
+/// # fn tokio_test<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    jobs: HashMap<&'static str, DynJob>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a job under its `NAME`. Registering the same job type again replaces
+    /// it; a different type under a taken name is an error.
+    pub fn register<J: Job>(&mut self, job: J) -> Result<&mut Self, Error> {
+        self.insert(DynJob::new(job))?;
+        Ok(self)
+    }
+
+    pub(crate) fn insert(&mut self, job: DynJob) -> Result<(), Error> {
+        if let Some(existing) = self.jobs.get(job.name()) {
+            if existing.type_id() != job.type_id() {
+                return Err(Error::DuplicateJob(job.name().to_owned()));
+            }
+        }
+        self.jobs.insert(job.name(), job);
+        Ok(())
+    }
+
+    /// The job registered under `name`.
+    pub fn get(&self, name: &str) -> Option<&DynJob> {
+        self.jobs.get(name)
+    }
+
+    /// Registered job names, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.jobs.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Runs the job named `name` once. The outer error says the job is unknown; the
+    /// inner result is the attempt's outcome.
+    pub async fn run(
+        &self,
+        name: &str,
+        ctx: JobContext,
+        input: Value,
+    ) -> Result<Result<Value, ErrorInfo>, Error> {
+        let job = self
+            .get(name)
+            .ok_or_else(|| Error::UnknownJob(name.to_owned()))?;
+        Ok(job.call(ctx, input).await)
+    }
+}

@@ -1,0 +1,163 @@
+//! The in-memory store: for tests, development and benchmarks. Nothing survives the
+//! process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::events::{Event, EventKind};
+use crate::ids::RunId;
+use crate::state::RunState;
+
+use super::{ExecutionRecord, Page, RunQuery, RunRecord, Store, StoreError};
+
+#[derive(Debug)]
+struct Entry {
+    record: RunRecord,
+    events: Vec<Event>,
+}
+
+/// Keeps runs and their event logs in memory.
+///
+/// ```
+/// # use dagforge::prelude::*;
+/// let engine = Engine::builder().store(MemoryStore::new()).build();
+/// # let _ = engine;
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    runs: Mutex<BTreeMap<RunId, Entry>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<RunId, Entry>> {
+        // A panic while holding the lock cannot leave an entry half-written (every
+        // mutation is a push or a field store), so a poisoned lock is still usable.
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        if runs.contains_key(&run.id) {
+            return Err(StoreError::RunExists(run.id));
+        }
+        runs.insert(
+            run.id,
+            Entry {
+                record: run.clone(),
+                events: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        let entry = runs.get_mut(&run).ok_or(StoreError::UnknownRun(run))?;
+        entry.events.reserve(events.len());
+        for e in events {
+            if let EventKind::Run { to, .. } = e.kind {
+                entry.record.state = to;
+                match to {
+                    RunState::Running => entry.record.started_at = Some(e.at),
+                    s if s.is_terminal() => entry.record.finished_at = Some(e.at),
+                    _ => {}
+                }
+            }
+            entry.events.push(e.clone());
+        }
+        Ok(())
+    }
+
+    async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self.lock().get(&run).map(|e| e.record.clone()))
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
+        let limit = if query.limit == 0 { 50 } else { query.limit };
+        let runs = self.lock();
+        let upper = match query.before {
+            Some(b) => std::ops::Bound::Excluded(b),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut items = Vec::with_capacity(limit.min(runs.len()));
+        let mut more = false;
+        for (_, e) in runs.range((std::ops::Bound::Unbounded, upper)).rev() {
+            let r = &e.record;
+            if query.workflow.as_ref().is_some_and(|w| *w != r.workflow)
+                || query.state.is_some_and(|s| s != r.state)
+            {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(r.clone());
+        }
+        let next = if more {
+            items.last().map(|r: &RunRecord| r.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let runs = self.lock();
+        let entry = runs.get(&run).ok_or(StoreError::UnknownRun(run))?;
+        let mut out: Vec<ExecutionRecord> = Vec::new();
+        let mut index: HashMap<(&str, Option<u32>, u32), usize> = HashMap::new();
+        for e in &entry.events {
+            let EventKind::Node(n) = &e.kind else {
+                continue;
+            };
+            let key = (&*n.node, n.item, n.attempt);
+            let i = *index.entry(key).or_insert_with(|| {
+                out.push(ExecutionRecord {
+                    node: n.node.to_string(),
+                    item: n.item,
+                    attempt: n.attempt,
+                    state: n.to,
+                    output: None,
+                    error: None,
+                    reason: None,
+                    started_at: None,
+                    updated_at: e.at,
+                });
+                out.len() - 1
+            });
+            let rec = &mut out[i];
+            rec.state = n.to;
+            rec.updated_at = e.at;
+            if n.to == crate::state::NodeState::Running {
+                rec.started_at = Some(e.at);
+            }
+            if let Some(o) = &n.output {
+                rec.output = Some((**o).clone());
+            }
+            if let Some(err) = &n.error {
+                rec.error = Some(err.clone());
+            }
+            if let Some(r) = &n.reason {
+                rec.reason = Some(r.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let runs = self.lock();
+        let entry = runs.get(&run).ok_or(StoreError::UnknownRun(run))?;
+        // Sequence numbers are dense from 1, so `seq = index + 1`.
+        let start = (after as usize).min(entry.events.len());
+        Ok(entry.events[start..].iter().take(limit).cloned().collect())
+    }
+}

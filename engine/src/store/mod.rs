@@ -1,0 +1,180 @@
+//! Durable state: runs, node executions and the event log, behind the [`Store`] trait.
+//!
+//! The orchestrator writes every event of a run to the store *before* acting on it
+//! (dispatching, notifying subscribers). The [`MemoryStore`] is always available; the
+//! SQLite and PostgreSQL stores implement the same trait.
+
+mod memory;
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ErrorInfo;
+use crate::events::Event;
+use crate::ids::RunId;
+use crate::state::{NodeState, RunState};
+
+pub use memory::MemoryStore;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A run with this id already exists.
+    #[error("run {0} already exists")]
+    RunExists(RunId),
+    /// No run with this id exists.
+    #[error("run {0} does not exist")]
+    UnknownRun(RunId),
+    /// The backend failed.
+    #[error("{message}")]
+    Backend {
+        /// What was being done.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+}
+
+/// A run as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunRecord {
+    /// Run id.
+    pub id: RunId,
+    /// Workflow name.
+    pub workflow: String,
+    /// Workflow version.
+    pub version: String,
+    /// The workflow's spec at the time of the run, as JSON.
+    pub spec: Value,
+    /// The run's parameters.
+    pub inputs: Value,
+    /// Current state.
+    pub state: RunState,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// When it started running.
+    pub started_at: Option<SystemTime>,
+    /// When it finished.
+    pub finished_at: Option<SystemTime>,
+}
+
+impl RunRecord {
+    /// A new record in the Pending state.
+    pub fn new(id: RunId, workflow: String, version: String, spec: Value, inputs: Value) -> Self {
+        RunRecord {
+            id,
+            workflow,
+            version,
+            spec,
+            inputs,
+            state: RunState::Pending,
+            created_at: SystemTime::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+/// One attempt of one node (or fan-out item), as derived from the event log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ExecutionRecord {
+    /// Node id.
+    pub node: String,
+    /// Fan-out item index.
+    pub item: Option<u32>,
+    /// Attempt number (0 = the node itself before/without an attempt).
+    pub attempt: u32,
+    /// Latest state.
+    pub state: NodeState,
+    /// Output, when succeeded.
+    pub output: Option<Value>,
+    /// Error, when the attempt failed.
+    pub error: Option<ErrorInfo>,
+    /// Why it was skipped or cancelled.
+    pub reason: Option<String>,
+    /// When the attempt started running.
+    pub started_at: Option<SystemTime>,
+    /// When it reached its last state.
+    pub updated_at: SystemTime,
+}
+
+/// Filters and paging for [`Store::list_runs`]. Runs come newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunQuery {
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+    /// Only runs in this state.
+    pub state: Option<RunState>,
+    /// Page size (0 means 50).
+    pub limit: usize,
+    /// Continue after this run id (the previous page's `next`).
+    pub before: Option<RunId>,
+}
+
+impl RunQuery {
+    /// All runs, first page of 50.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Only runs of `workflow`.
+    pub fn workflow(mut self, workflow: impl Into<String>) -> Self {
+        self.workflow = Some(workflow.into());
+        self
+    }
+    /// Only runs in `state`.
+    pub fn state(mut self, state: RunState) -> Self {
+        self.state = Some(state);
+        self
+    }
+    /// Page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+    /// Continue after `run`.
+    pub fn before(mut self, run: RunId) -> Self {
+        self.before = Some(run);
+        self
+    }
+}
+
+/// One page of results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `before` to get the next page; `None` on the last page.
+    pub next: Option<RunId>,
+}
+
+/// Where runs and their events live. Implementations must be safe to share between
+/// tasks and must apply each `append` atomically and in order.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Records a new run.
+    async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+
+    /// Appends events to a run's log, in order, and applies them (run state, node
+    /// executions).
+    async fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError>;
+
+    /// One run.
+    async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Runs, newest first, filtered and paged.
+    async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError>;
+
+    /// Every attempt of every node of a run, in the order they were first seen.
+    async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError>;
+
+    /// Up to `limit` events with `seq > after`, in order.
+    async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+}

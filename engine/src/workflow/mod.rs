@@ -1,0 +1,114 @@
+//! Workflows: the typed builder, validation, and the compiled DAG.
+
+mod builder;
+mod path;
+pub(crate) mod plan;
+mod spec;
+mod validate;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use builder::{Field, Items, Node, NodeRef, Source, WorkflowBuilder};
+pub use spec::{BindingSpec, ConditionSpec, FanOutSpec, NodeSpec, ParamSpec, WorkflowSpec};
+pub use validate::{ValidationError, ValidationErrors};
+
+use plan::Plan;
+
+/// When a node runs, given the final states of its upstream nodes. Evaluated once every
+/// upstream node has settled; a node whose rule is not met is Skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TriggerRule {
+    /// Every upstream node succeeded (the default): a failed or skipped dependency
+    /// skips this node.
+    #[default]
+    AllSuccess,
+    /// Every upstream node settled, whatever its state (cleanup steps).
+    AllDone,
+    /// At least one upstream node failed or timed out (error handlers).
+    OneFailed,
+    /// No upstream node failed or timed out; skipped ones are fine (joins after
+    /// conditional branches).
+    NoneFailed,
+}
+
+/// A validated workflow, ready to run. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    pub(crate) plan: Arc<Plan>,
+}
+
+impl Workflow {
+    /// Starts building a workflow named `name`.
+    pub fn builder(name: impl Into<String>) -> WorkflowBuilder {
+        WorkflowBuilder::new(name)
+    }
+
+    pub(crate) fn from_plan(plan: Plan) -> Self {
+        Workflow {
+            plan: Arc::new(plan),
+        }
+    }
+
+    /// The workflow's name.
+    pub fn name(&self) -> &str {
+        &self.plan.name
+    }
+
+    /// The workflow's version.
+    pub fn version(&self) -> &str {
+        &self.plan.version
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.plan.nodes.len()
+    }
+
+    /// Whether the workflow has no nodes (never true for a built workflow).
+    pub fn is_empty(&self) -> bool {
+        self.plan.nodes.is_empty()
+    }
+
+    /// Number of dependency edges.
+    pub fn edge_count(&self) -> usize {
+        self.plan.edge_count()
+    }
+
+    /// Node ids in insertion order.
+    pub fn node_ids(&self) -> impl Iterator<Item = &str> {
+        self.plan.nodes.iter().map(|n| &*n.id)
+    }
+
+    /// Ids of the nodes `node` depends on, or `None` if there is no such node.
+    pub fn dependencies(&self, node: &str) -> Option<Vec<&str>> {
+        let i = *self.plan.index.get(node)?;
+        Some(
+            self.plan
+                .parents(i)
+                .iter()
+                .map(|&p| &*self.plan.nodes[p as usize].id)
+                .collect(),
+        )
+    }
+
+    /// Node ids in a topological order (dependencies first).
+    pub fn topological_order(&self) -> Vec<&str> {
+        match petgraph::algo::toposort(&self.plan.graph, None) {
+            Ok(order) => order
+                .into_iter()
+                .map(|i| &*self.plan.nodes[i.index()].id)
+                .collect(),
+            // A built workflow is acyclic; fall back to insertion order defensively.
+            Err(_) => self.node_ids().collect(),
+        }
+    }
+
+    /// The serializable description of the workflow (for storage, APIs and diffs).
+    pub fn spec(&self) -> WorkflowSpec {
+        WorkflowSpec::from_plan(&self.plan)
+    }
+}

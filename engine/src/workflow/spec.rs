@@ -1,0 +1,182 @@
+//! The serializable snapshot of a workflow, stored with every run.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::TriggerRule;
+use super::plan::{Plan, Sel, Src};
+use crate::job::Backoff;
+
+/// A workflow as data: what the store keeps with each run and the dashboard draws.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WorkflowSpec {
+    /// Workflow name.
+    pub name: String,
+    /// Workflow version.
+    pub version: String,
+    /// Run parameters.
+    pub params: Vec<ParamSpec>,
+    /// Nodes in insertion order.
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// A run parameter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ParamSpec {
+    /// Name.
+    pub name: String,
+    /// Default value; `None` means required.
+    pub default: Option<Value>,
+}
+
+/// One node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NodeSpec {
+    /// Node id.
+    pub id: String,
+    /// Registered job name.
+    pub job: String,
+    /// Ids of all upstream nodes (data and order-only edges).
+    pub depends_on: Vec<String>,
+    /// Where the whole input comes from, if bound as a whole.
+    pub input: Option<BindingSpec>,
+    /// Field bindings.
+    pub fields: Vec<(String, BindingSpec)>,
+    /// Fan-out, if any.
+    pub fan_out: Option<FanOutSpec>,
+    /// Conditions (all must hold).
+    pub conditions: Vec<ConditionSpec>,
+    /// Trigger rule.
+    pub trigger: TriggerRule,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// Backoff between attempts.
+    pub backoff: Backoff,
+    /// Per-attempt timeout in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Priority.
+    pub priority: i32,
+    /// Fan-out concurrency cap.
+    pub concurrency: Option<u32>,
+}
+
+/// Where a value comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "from")]
+#[non_exhaustive]
+pub enum BindingSpec {
+    /// An upstream output, optionally narrowed by a field name or a JSONPath.
+    Output {
+        /// Upstream node id.
+        node: String,
+        /// Field of the output.
+        field: Option<String>,
+        /// JSONPath into the output.
+        path: Option<String>,
+    },
+    /// A run parameter.
+    Param {
+        /// Its name.
+        name: String,
+    },
+    /// A constant.
+    Const {
+        /// The value.
+        value: Value,
+    },
+}
+
+/// A fan-out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FanOutSpec {
+    /// The input field receiving the item; `None` = the whole input.
+    pub field: Option<String>,
+    /// Where the items come from.
+    pub items: BindingSpec,
+}
+
+/// A condition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConditionSpec {
+    /// The node whose output is tested; `None` = all upstream outputs by id.
+    pub on: Option<String>,
+    /// The predicate.
+    pub predicate: String,
+}
+
+impl WorkflowSpec {
+    pub(crate) fn from_plan(plan: &Plan) -> Self {
+        let id = |n: u32| plan.nodes[n as usize].id.to_string();
+        let binding = |s: &Src| match s {
+            Src::Const(v) => BindingSpec::Const { value: v.clone() },
+            Src::Param(i) => BindingSpec::Param {
+                name: plan.params[*i as usize].name.to_string(),
+            },
+            Src::Output { node, sel } => BindingSpec::Output {
+                node: id(*node),
+                field: match sel {
+                    Sel::Field(f) => Some(f.to_string()),
+                    _ => None,
+                },
+                path: match sel {
+                    Sel::Path(p) => Some(p.as_str().to_owned()),
+                    _ => None,
+                },
+            },
+        };
+        WorkflowSpec {
+            name: plan.name.clone(),
+            version: plan.version.clone(),
+            params: plan
+                .params
+                .iter()
+                .map(|p| ParamSpec {
+                    name: p.name.to_string(),
+                    default: p.default.clone(),
+                })
+                .collect(),
+            nodes: plan
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| NodeSpec {
+                    id: n.id.to_string(),
+                    job: n.job.name().to_owned(),
+                    depends_on: plan.parents(i as u32).iter().map(|&p| id(p)).collect(),
+                    input: n.input.whole.as_ref().map(binding),
+                    fields: n
+                        .input
+                        .fields
+                        .iter()
+                        .map(|(f, s)| (f.to_string(), binding(s)))
+                        .collect(),
+                    fan_out: n.fan_out.as_ref().map(|f| FanOutSpec {
+                        field: f.field.as_deref().map(str::to_owned),
+                        items: binding(&f.items),
+                    }),
+                    conditions: n
+                        .conditions
+                        .iter()
+                        .map(|c| ConditionSpec {
+                            on: c.on.map(id),
+                            predicate: c.text.to_string(),
+                        })
+                        .collect(),
+                    trigger: n.trigger,
+                    retries: n.retries,
+                    backoff: n.backoff.clone(),
+                    timeout_ms: n
+                        .timeout
+                        .map(|d| d.as_millis().min(u64::MAX as u128) as u64),
+                    priority: n.priority,
+                    concurrency: n.concurrency,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! `build()`: resolve references, check every rule, compile the petgraph DAG.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use super::Workflow;
+use super::builder::{SelDef, SourceDef, Target, WorkflowBuilder};
+use super::path::{JsonPath, Predicate};
+use super::plan::{Cond, FanOut, InputPlan, Param, Plan, PlanNode, Sel, Src};
+
+/// One problem found by [`WorkflowBuilder::build`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// Two nodes share an id.
+    #[error("duplicate node id `{node}`")]
+    DuplicateNode {
+        /// The repeated id.
+        node: String,
+    },
+    /// A node id is empty or contains characters other than letters, digits, `-`, `_`, `.`.
+    #[error("node id `{node}` is invalid: {reason}")]
+    InvalidNodeId {
+        /// The id.
+        node: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// A node depends on a node that does not exist.
+    #[error("node `{node}` depends on unknown node `{dependency}`")]
+    UnknownDependency {
+        /// The dependent node.
+        node: String,
+        /// The missing dependency.
+        dependency: String,
+    },
+    /// An input binding, fan-out or condition refers to a node that does not exist.
+    #[error("node `{node}`: {what} refers to unknown node `{source_node}`")]
+    MissingSource {
+        /// The node with the binding.
+        node: String,
+        /// Which binding (`input field \`x\``, `fan-out`, `condition`, `input`).
+        what: String,
+        /// The missing node.
+        source_node: String,
+    },
+    /// A handle from another workflow builder was used.
+    #[error("node `{node}`: {what} uses a node handle from another workflow")]
+    ForeignHandle {
+        /// The node with the binding.
+        node: String,
+        /// Which binding.
+        what: String,
+    },
+    /// The dependencies form a cycle; `path` lists it, first node repeated at the end.
+    #[error("cycle: {}", path.join(" → "))]
+    Cycle {
+        /// The nodes of the cycle.
+        path: Vec<String>,
+    },
+    /// A JSONPath does not parse.
+    #[error("node `{node}`: {what}: invalid JSONPath `{path}`: {reason}")]
+    InvalidPath {
+        /// The node.
+        node: String,
+        /// Which binding.
+        what: String,
+        /// The path.
+        path: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A condition does not parse.
+    #[error("node `{node}`: invalid condition `{condition}`: {reason}")]
+    InvalidCondition {
+        /// The node.
+        node: String,
+        /// The condition.
+        condition: String,
+        /// Why.
+        reason: String,
+    },
+    /// A constant input could not be encoded as JSON.
+    #[error("node `{node}`: {what}: value cannot be encoded as JSON: {reason}")]
+    InvalidValue {
+        /// The node.
+        node: String,
+        /// Which input.
+        what: String,
+        /// The encoder's message.
+        reason: String,
+    },
+    /// A node has more than one fan-out.
+    #[error("node `{node}` has {count} fan-outs; a node fans out over at most one list")]
+    MultipleFanOuts {
+        /// The node.
+        node: String,
+        /// How many were declared.
+        count: usize,
+    },
+    /// A node uses a run parameter that the workflow does not declare.
+    #[error("node `{node}` uses undeclared parameter `{param}`")]
+    UnknownParam {
+        /// The node.
+        node: String,
+        /// The parameter.
+        param: String,
+    },
+    /// A parameter declaration is wrong.
+    #[error("parameter `{name}`: {reason}")]
+    Param {
+        /// The parameter.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The workflow has no nodes.
+    #[error("the workflow has no nodes")]
+    Empty,
+}
+
+/// Every problem found in a workflow definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationErrors {
+    workflow: String,
+    errors: Vec<ValidationError>,
+}
+
+impl ValidationErrors {
+    /// The problems, in the order they were found.
+    pub fn errors(&self) -> &[ValidationError] {
+        &self.errors
+    }
+
+    /// The workflow's name.
+    pub fn workflow(&self) -> &str {
+        &self.workflow
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        write!(
+            f,
+            "workflow `{}` is invalid ({n} problem{}):",
+            self.workflow,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.errors {
+            write!(f, "\n  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+fn check_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        return Err("it is empty");
+    }
+    if id.len() > 200 {
+        return Err("it is longer than 200 characters");
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err("use letters, digits, `-`, `_` and `.` only");
+    }
+    Ok(())
+}
+
+struct Ctx<'a> {
+    wf: u32,
+    index: &'a HashMap<Arc<str>, u32>,
+    params: &'a [Param],
+    errors: Vec<ValidationError>,
+}
+
+impl Ctx<'_> {
+    fn target(&mut self, node: &str, what: &str, t: &Target, is_dep: bool) -> Option<u32> {
+        match t {
+            Target::Handle { wf, idx } if *wf == self.wf => Some(*idx),
+            Target::Handle { .. } => {
+                self.errors.push(ValidationError::ForeignHandle {
+                    node: node.to_owned(),
+                    what: what.to_owned(),
+                });
+                None
+            }
+            Target::Name(name) => match self.index.get(name.as_str()) {
+                Some(&i) => Some(i),
+                None => {
+                    self.errors.push(if is_dep {
+                        ValidationError::UnknownDependency {
+                            node: node.to_owned(),
+                            dependency: name.clone(),
+                        }
+                    } else {
+                        ValidationError::MissingSource {
+                            node: node.to_owned(),
+                            what: what.to_owned(),
+                            source_node: name.clone(),
+                        }
+                    });
+                    None
+                }
+            },
+        }
+    }
+
+    fn path(&mut self, node: &str, what: &str, path: &str) -> Option<JsonPath> {
+        match JsonPath::parse(path) {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                self.errors.push(ValidationError::InvalidPath {
+                    node: node.to_owned(),
+                    what: what.to_owned(),
+                    path: path.to_owned(),
+                    reason,
+                });
+                None
+            }
+        }
+    }
+
+    fn source(
+        &mut self,
+        node: &str,
+        what: &str,
+        def: &SourceDef,
+        parents: &mut Vec<u32>,
+    ) -> Option<Src> {
+        match def {
+            SourceDef::Const(Ok(v)) => Some(Src::Const(v.clone())),
+            SourceDef::Const(Err(reason)) => {
+                self.errors.push(ValidationError::InvalidValue {
+                    node: node.to_owned(),
+                    what: what.to_owned(),
+                    reason: reason.clone(),
+                });
+                None
+            }
+            SourceDef::Param(name) => {
+                if let Some(i) = self.params.iter().position(|p| &*p.name == name.as_str()) {
+                    Some(Src::Param(i as u32))
+                } else {
+                    self.errors.push(ValidationError::UnknownParam {
+                        node: node.to_owned(),
+                        param: name.clone(),
+                    });
+                    None
+                }
+            }
+            SourceDef::Output { node: t, sel } => {
+                let up = self.target(node, what, t, false);
+                let sel = match sel {
+                    SelDef::Whole => Some(Sel::Whole),
+                    SelDef::Field(f) => Some(Sel::Field(f.as_str().into())),
+                    SelDef::Path(p) => self.path(node, what, p).map(Sel::Path),
+                };
+                let up = up?;
+                parents.push(up);
+                Some(Src::Output {
+                    node: up,
+                    sel: sel?,
+                })
+            }
+        }
+    }
+}
+
+pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> {
+    let WorkflowBuilder {
+        id: wf,
+        name,
+        version,
+        nodes,
+        params,
+        errors,
+    } = b;
+    let params: Vec<Param> = params
+        .into_iter()
+        .map(|p| Param {
+            name: p.name.into(),
+            default: p.default,
+        })
+        .collect();
+
+    let mut index: HashMap<Arc<str>, u32> = HashMap::with_capacity(nodes.len());
+    let mut ids: Vec<Arc<str>> = Vec::with_capacity(nodes.len());
+    let mut errs = errors;
+    if nodes.is_empty() {
+        errs.push(ValidationError::Empty);
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let id: Arc<str> = n.id.as_str().into();
+        if let Err(reason) = check_id(&n.id) {
+            errs.push(ValidationError::InvalidNodeId {
+                node: n.id.clone(),
+                reason,
+            });
+        }
+        if index.contains_key(&id) {
+            if !errs
+                .iter()
+                .any(|e| matches!(e, ValidationError::DuplicateNode { node } if node == &n.id))
+            {
+                errs.push(ValidationError::DuplicateNode { node: n.id.clone() });
+            }
+        } else {
+            index.insert(id.clone(), i as u32);
+        }
+        ids.push(id);
+    }
+
+    let mut cx = Ctx {
+        wf,
+        index: &index,
+        params: &params,
+        errors: errs,
+    };
+    let mut plan_nodes = Vec::with_capacity(nodes.len());
+    let mut all_parents: Vec<Vec<u32>> = Vec::with_capacity(nodes.len());
+    for (i, n) in nodes.into_iter().enumerate() {
+        let node = n.id.as_str();
+        let mut parents = Vec::new();
+        for t in &n.after {
+            if let Some(p) = cx.target(node, "dependency", t, true) {
+                parents.push(p);
+            }
+        }
+        let whole = n
+            .whole
+            .as_ref()
+            .and_then(|d| cx.source(node, "input", d, &mut parents));
+        let mut fields = Vec::with_capacity(n.fields.len());
+        for (f, d) in &n.fields {
+            let what = format!("input field `{f}`");
+            if let Some(s) = cx.source(node, &what, d, &mut parents) {
+                fields.push((Arc::<str>::from(f.as_str()), s));
+            }
+        }
+        if n.fan_outs.len() > 1 {
+            cx.errors.push(ValidationError::MultipleFanOuts {
+                node: n.id.clone(),
+                count: n.fan_outs.len(),
+            });
+        }
+        let fan_out = n.fan_outs.first().and_then(|f| {
+            let items = cx.source(node, "fan-out", &f.items, &mut parents)?;
+            Some(FanOut {
+                field: f.field.as_deref().map(Arc::from),
+                items,
+            })
+        });
+        let mut conditions = Vec::with_capacity(n.conditions.len());
+        for c in &n.conditions {
+            let on = match &c.on {
+                Some(t) => match cx.target(node, "condition", t, false) {
+                    Some(p) => {
+                        parents.push(p);
+                        Some(p)
+                    }
+                    None => continue,
+                },
+                None => None,
+            };
+            match Predicate::parse(&c.expr) {
+                Ok(pred) => conditions.push(Cond {
+                    on,
+                    text: c.expr.as_str().into(),
+                    pred,
+                }),
+                Err(reason) => cx.errors.push(ValidationError::InvalidCondition {
+                    node: n.id.clone(),
+                    condition: c.expr.clone(),
+                    reason,
+                }),
+            }
+        }
+        parents.sort_unstable();
+        parents.dedup();
+        let spec = n.job.spec();
+        plan_nodes.push(PlanNode {
+            id: ids[i].clone(),
+            job: n.job,
+            input: InputPlan { whole, fields },
+            fan_out,
+            conditions,
+            trigger: n.trigger,
+            retries: n.retries.unwrap_or(spec.retries),
+            backoff: n.backoff.unwrap_or(spec.backoff),
+            timeout: n.timeout.unwrap_or(spec.timeout),
+            priority: n.priority.unwrap_or(spec.priority),
+            concurrency: n.concurrency,
+        });
+        all_parents.push(parents);
+    }
+
+    let mut graph: DiGraph<(), ()> = DiGraph::with_capacity(plan_nodes.len(), 0);
+    for _ in 0..plan_nodes.len() {
+        graph.add_node(());
+    }
+    for (c, ps) in all_parents.iter().enumerate() {
+        for &p in ps {
+            graph.add_edge(NodeIndex::new(p as usize), NodeIndex::new(c), ());
+        }
+    }
+    let mut cycles = find_cycles(&graph);
+    cycles.sort();
+    for cyc in cycles {
+        cx.errors.push(ValidationError::Cycle {
+            path: cyc.iter().map(|&i| ids[i].to_string()).collect(),
+        });
+    }
+
+    if !cx.errors.is_empty() {
+        return Err(ValidationErrors {
+            workflow: name,
+            errors: cx.errors,
+        });
+    }
+    Ok(Workflow::from_plan(Plan::new(
+        name,
+        version,
+        plan_nodes,
+        all_parents,
+        params,
+        index,
+        graph,
+    )))
+}
+
+/// Every elementary cycle found through the strongly connected components, one per
+/// component, rotated to start at its smallest node index.
+fn find_cycles(graph: &DiGraph<(), ()>) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    for comp in tarjan_scc(graph) {
+        if comp.len() == 1 {
+            let n = comp[0];
+            if graph.find_edge(n, n).is_some() {
+                out.push(vec![n.index(), n.index()]);
+            }
+            continue;
+        }
+        let start = *comp.iter().min().unwrap_or(&comp[0]);
+        let inside: std::collections::HashSet<NodeIndex> = comp.iter().copied().collect();
+        // Shortest path start → … → u with an edge u → start, through the component.
+        let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut queue = VecDeque::from([start]);
+        let mut last = None;
+        'bfs: while let Some(u) = queue.pop_front() {
+            for e in graph.edges(u) {
+                let v = e.target();
+                if v == start {
+                    last = Some(u);
+                    break 'bfs;
+                }
+                if inside.contains(&v) && !prev.contains_key(&v) {
+                    prev.insert(v, u);
+                    queue.push_back(v);
+                }
+            }
+        }
+        let Some(mut u) = last else { continue };
+        let mut path = vec![u.index()];
+        while u != start {
+            u = prev[&u];
+            path.push(u.index());
+        }
+        path.reverse();
+        path.push(start.index());
+        out.push(path);
+    }
+    out
+}

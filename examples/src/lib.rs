@@ -1,0 +1,1 @@
+//! Workspace member holding examples; see the crate's targets.

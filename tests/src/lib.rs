@@ -1,0 +1,1 @@
+//! Workspace member holding tests; see the crate's targets.
