@@ -1,0 +1,1 @@
+//! Tests of `#[job]` and `#[workflow]` (being built).
