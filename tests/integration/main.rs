@@ -1,3 +1,13 @@
 //! Integration tests: one binary, one module per area.
 
+mod cancel;
+mod common;
+mod concurrency;
+mod dag;
+mod events;
+mod fanout;
 mod macros;
+mod property;
+mod retries;
+mod triggers;
+mod validation;

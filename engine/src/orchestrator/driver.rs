@@ -952,7 +952,8 @@ impl Driver {
         match item {
             None => {
                 if self.nodes[n as usize].state == NodeState::Retrying {
-                    let attempt = self.nodes[n as usize].attempts;
+                    // Ready for the *next* attempt.
+                    let attempt = self.nodes[n as usize].attempts + 1;
                     self.set_node(plan, n, NodeState::Ready, attempt, Detail::default());
                     self.enqueue(plan, n);
                 }

@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
@@ -439,11 +439,16 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
     )))
 }
 
-/// Every elementary cycle found through the strongly connected components, one per
-/// component, rotated to start at its smallest node index.
+/// One cycle per strongly connected component that has one, starting at the
+/// component's smallest node index. Iterative throughout (deep graphs must not overflow
+/// the stack): a topological sort proves the common acyclic case, Kosaraju's algorithm
+/// finds the components otherwise.
 fn find_cycles(graph: &DiGraph<(), ()>) -> Vec<Vec<usize>> {
+    if toposort(graph, None).is_ok() {
+        return Vec::new();
+    }
     let mut out = Vec::new();
-    for comp in tarjan_scc(graph) {
+    for comp in kosaraju_scc(graph) {
         if comp.len() == 1 {
             let n = comp[0];
             if graph.find_edge(n, n).is_some() {
