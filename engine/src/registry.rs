@@ -159,10 +159,10 @@ impl Registry {
     }
 
     pub(crate) fn insert(&mut self, job: DynJob) -> Result<(), Error> {
-        if let Some(existing) = self.jobs.get(job.name()) {
-            if existing.type_id() != job.type_id() {
-                return Err(Error::DuplicateJob(job.name().to_owned()));
-            }
+        if let Some(existing) = self.jobs.get(job.name())
+            && existing.type_id() != job.type_id()
+        {
+            return Err(Error::DuplicateJob(job.name().to_owned()));
         }
         self.jobs.insert(job.name(), job);
         Ok(())

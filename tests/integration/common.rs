@@ -89,12 +89,15 @@ impl Job for Fail {
     }
 }
 
+/// One recorded attempt: node, item, attempt number, start time.
+pub(crate) type Attempt = (String, Option<u32>, u32, tokio::time::Instant);
+
 /// Fails the first `fails` attempts of every (node, item), then succeeds; records
 /// every attempt's start time.
 #[derive(Clone, Default)]
 pub(crate) struct Flaky {
     pub(crate) fails: u32,
-    pub(crate) starts: Arc<Mutex<Vec<(String, Option<u32>, u32, tokio::time::Instant)>>>,
+    pub(crate) starts: Arc<Mutex<Vec<Attempt>>>,
 }
 
 impl Job for Flaky {

@@ -173,5 +173,5 @@ async fn concurrency_cap_per_node() {
     assert!(res.is_success(), "{}", res.table());
     assert_eq!(sleep.log.lock().unwrap().len(), 40);
     let max = sleep.max_running.load(Ordering::SeqCst);
-    assert!(max <= 3 && max >= 2, "max concurrent items {max}");
+    assert!((2..=3).contains(&max), "max concurrent items {max}");
 }

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 #[derive(Clone)]
 struct Stamp {
     clock: Arc<AtomicU32>,
-    started: Arc<Vec<AtomicU32>>,
-    finished: Arc<Vec<AtomicU32>>,
+    started: Arc<[AtomicU32]>,
+    finished: Arc<[AtomicU32]>,
     runs: Arc<Mutex<Vec<u32>>>,
 }
 
@@ -26,7 +26,7 @@ impl Job for Stamp {
             self.clock.fetch_add(1, Ordering::SeqCst) + 1,
             Ordering::SeqCst,
         );
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             tokio::task::yield_now().await;
         }
         self.finished[i].store(
@@ -41,8 +41,8 @@ impl Job for Stamp {
 fn check(n: usize, parents: &[Vec<usize>]) -> Result<(), TestCaseError> {
     let stamp = Stamp {
         clock: Arc::default(),
-        started: Arc::new((0..n).map(|_| AtomicU32::new(0)).collect()),
-        finished: Arc::new((0..n).map(|_| AtomicU32::new(0)).collect()),
+        started: (0..n).map(|_| AtomicU32::new(0)).collect(),
+        finished: (0..n).map(|_| AtomicU32::new(0)).collect(),
         runs: Arc::default(),
     };
     let mut wf = Workflow::builder("random");

@@ -296,17 +296,17 @@ impl Driver {
 
     async fn wait(&mut self) -> Wake {
         poll_fn(|cx| {
-            if let Some(d) = self.deadline.as_mut() {
-                if d.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Deadline);
-                }
+            if let Some(d) = self.deadline.as_mut()
+                && d.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Wake::Deadline);
             }
-            if let Some(a) = self.acquire.as_mut() {
-                if let Poll::Ready(r) = a.as_mut().poll(cx) {
-                    self.acquire = None;
-                    if let Ok(p) = r {
-                        return Poll::Ready(Wake::Permit(p));
-                    }
+            if let Some(a) = self.acquire.as_mut()
+                && let Poll::Ready(r) = a.as_mut().poll(cx)
+            {
+                self.acquire = None;
+                if let Ok(p) = r {
+                    return Poll::Ready(Wake::Permit(p));
                 }
             }
             match self.rx.poll_recv_many(cx, &mut self.signals, 1024) {

@@ -67,7 +67,7 @@ impl RunResult {
         for n in &self.nodes {
             let dur = n
                 .duration
-                .map_or_else(|| "-".to_owned(), |d| format!("{:.1?}", d));
+                .map_or_else(|| "-".to_owned(), |d| format!("{d:.1?}"));
             let attempts = if n.items.is_empty() {
                 n.attempts.to_string()
             } else {

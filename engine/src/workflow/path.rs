@@ -212,39 +212,39 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn holds(expr: &str, doc: Value) -> bool {
-        Predicate::parse(expr).unwrap().eval(&doc)
+    fn holds(expr: &str, doc: &Value) -> bool {
+        Predicate::parse(expr).unwrap().eval(doc)
     }
 
     #[test]
     fn comparisons() {
         let doc = json!({"count": 3, "name": "eu", "ok": true, "items": [1, 5], "f": 2.5});
-        assert!(holds("$.count > 0", doc.clone()));
-        assert!(holds("$.count >= 3", doc.clone()));
-        assert!(!holds("$.count < 3", doc.clone()));
-        assert!(holds("$.count == 3.0", doc.clone()));
-        assert!(holds("$.name == \"eu\"", doc.clone()));
-        assert!(holds("$.name == 'eu'", doc.clone()));
-        assert!(holds("$.name != \"us\"", doc.clone()));
-        assert!(holds("$.ok == true", doc.clone()));
-        assert!(holds("$.items[*] > 4", doc.clone()));
-        assert!(!holds("$.items[*] > 5", doc.clone()));
-        assert!(holds("$.f <= 2.5", doc.clone()));
-        assert!(!holds("$.missing > 0", doc.clone()));
-        assert!(!holds("$.name > 1", doc));
+        assert!(holds("$.count > 0", &doc));
+        assert!(holds("$.count >= 3", &doc));
+        assert!(!holds("$.count < 3", &doc));
+        assert!(holds("$.count == 3.0", &doc));
+        assert!(holds("$.name == \"eu\"", &doc));
+        assert!(holds("$.name == 'eu'", &doc));
+        assert!(holds("$.name != \"us\"", &doc));
+        assert!(holds("$.ok == true", &doc));
+        assert!(holds("$.items[*] > 4", &doc));
+        assert!(!holds("$.items[*] > 5", &doc));
+        assert!(holds("$.f <= 2.5", &doc));
+        assert!(!holds("$.missing > 0", &doc));
+        assert!(!holds("$.name > 1", &doc));
     }
 
     #[test]
     fn truthiness_and_filters() {
         let doc = json!({"a": [], "b": [0], "z": 0, "s": "", "o": {"x": 1},
                          "orders": [{"id": 1, "active": true}, {"id": 2}]});
-        assert!(!holds("$.a", doc.clone()));
-        assert!(holds("$.b", doc.clone()));
-        assert!(!holds("$.z", doc.clone()));
-        assert!(!holds("$.s", doc.clone()));
-        assert!(holds("$.o", doc.clone()));
-        assert!(holds("$.orders[?(@.active == true)].id == 1", doc.clone()));
-        assert!(!holds("$.orders[?(@.id > 5)]", doc));
+        assert!(!holds("$.a", &doc));
+        assert!(holds("$.b", &doc));
+        assert!(!holds("$.z", &doc));
+        assert!(!holds("$.s", &doc));
+        assert!(holds("$.o", &doc));
+        assert!(holds("$.orders[?(@.active == true)].id == 1", &doc));
+        assert!(!holds("$.orders[?(@.id > 5)]", &doc));
     }
 
     #[test]

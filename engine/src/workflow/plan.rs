@@ -144,23 +144,22 @@ impl PlanNode {
             node,
             sel: Sel::Path(p),
         } = &fan.items
+            && let Some(out) = v.output(*node)
         {
-            if let Some(out) = v.output(*node) {
-                let found = p.select(out);
-                return match found.as_slice() {
-                    [] => Err(format!(
-                        "fan-out over {}: the path selects nothing",
-                        describe()
-                    )),
-                    [Value::Array(items)] => Ok(items.clone()),
-                    [one] => Err(format!(
-                        "fan-out over {}: expected an array, found {}",
-                        describe(),
-                        kind(one)
-                    )),
-                    many => Ok(many.iter().map(|x| (*x).clone()).collect()),
-                };
-            }
+            let found = p.select(out);
+            return match found.as_slice() {
+                [] => Err(format!(
+                    "fan-out over {}: the path selects nothing",
+                    describe()
+                )),
+                [Value::Array(items)] => Ok(items.clone()),
+                [one] => Err(format!(
+                    "fan-out over {}: expected an array, found {}",
+                    describe(),
+                    kind(one)
+                )),
+                many => Ok(many.iter().map(|x| (*x).clone()).collect()),
+            };
         }
         match fan.items.resolve(v) {
             Value::Array(items) => Ok(items),
@@ -230,7 +229,7 @@ impl Plan {
         name: String,
         version: String,
         nodes: Vec<PlanNode>,
-        parents: Vec<Vec<u32>>,
+        parents: &[Vec<u32>],
         params: Vec<Param>,
         index: HashMap<Arc<str>, u32>,
         graph: DiGraph<(), ()>,
@@ -240,7 +239,7 @@ impl Plan {
         let mut parent = Vec::new();
         let mut nchild = vec![0u32; n];
         parent_off.push(0);
-        for ps in &parents {
+        for ps in parents {
             for &p in ps {
                 nchild[p as usize] += 1;
                 parent.push(p);

@@ -432,7 +432,7 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
         name,
         version,
         plan_nodes,
-        all_parents,
+        &all_parents,
         params,
         index,
         graph,
