@@ -44,10 +44,14 @@
 
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod context;
 mod error;
 mod events;
 mod executor;
+pub mod guide;
 mod ids;
 mod job;
 mod orchestrator;
@@ -68,11 +72,15 @@ pub use registry::{DynJob, Registry};
 pub use state::{NodeState, RunState};
 pub use workflow::{Field, Items, NodeRef, Source, TriggerRule, Workflow, WorkflowBuilder};
 
+#[doc(inline)]
+pub use dagforge_macros::{job, workflow};
+
 /// The types most programs need.
 pub mod prelude {
     pub use crate::store::MemoryStore;
     pub use crate::{
         Backoff, Engine, Event, EventKind, Field, Job, JobContext, JobError, JobSpec, LogLevel,
-        NodeRef, NodeState, Registry, RunResult, RunState, Source, TriggerRule, Workflow,
+        NodeRef, NodeState, Registry, RunResult, RunState, Source, TriggerRule, Workflow, job,
+        workflow,
     };
 }

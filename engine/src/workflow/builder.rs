@@ -137,6 +137,14 @@ pub struct Source<T> {
     _t: PhantomData<fn() -> T>,
 }
 
+// Manual impl: `T` need not be `Clone` (a `Source` holds no `T`). Lets a run parameter
+// feed several nodes.
+impl<T> Clone for Source<T> {
+    fn clone(&self) -> Self {
+        Source::new(self.def.clone())
+    }
+}
+
 impl<T> std::fmt::Debug for Source<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.def.fmt(f)

@@ -1,0 +1,151 @@
+//! `#[job]`: the generated job type, input struct and `Job` impl.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ItemFn;
+
+use super::validate::JobModel;
+
+/// The original function followed by the generated items.
+pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
+    let JobModel {
+        vis,
+        docs,
+        fn_ident,
+        job_ident,
+        input_ident,
+        name,
+        has_ctx,
+        args,
+        output,
+        spec,
+    } = m;
+    let fn_name = fn_ident.to_string();
+    let job_doc = format!(
+        "The job `#[job]` generated from the async fn `{fn_name}`; its input is `{input_ident}`."
+    );
+    let input_doc =
+        format!("The input of the `{job_ident}` job: one field per argument of `{fn_name}`.");
+    let alias_doc = format!("Lets `#[workflow]` find `{job_ident}` from the function `{fn_name}`.");
+    let summary = docs.first();
+
+    let idents: Vec<_> = args.iter().map(|a| &a.ident).collect();
+    let tys: Vec<_> = args.iter().map(|a| &a.ty).collect();
+    let field_names: Vec<String> = idents
+        .iter()
+        .map(|i| {
+            let s = i.to_string();
+            s.strip_prefix("r#").unwrap_or(&s).to_owned()
+        })
+        .collect();
+    let consts: Vec<_> = idents
+        .iter()
+        .zip(&field_names)
+        .map(|(i, n)| format_ident!("{}", n.to_uppercase(), span = i.span()))
+        .collect();
+    let field_docs: Vec<String> = field_names
+        .iter()
+        .map(|n| format!("Argument `{n}` of `{fn_name}`."))
+        .collect();
+    let const_docs: Vec<String> = field_names
+        .iter()
+        .map(|n| format!("The typed name of the `{n}` field, for the workflow builder."))
+        .collect();
+    let positions: Vec<_> = (0..args.len()).map(Literal::usize_unsuffixed).collect();
+
+    let input_struct = if args.is_empty() {
+        quote! {
+            #[doc = #input_doc]
+            #[derive(::dagforge::__private::serde::Serialize, ::dagforge::__private::serde::Deserialize)]
+            #[serde(crate = "::dagforge::__private::serde")]
+            #vis struct #input_ident;
+        }
+    } else {
+        quote! {
+            #[doc = #input_doc]
+            #[derive(::dagforge::__private::serde::Serialize, ::dagforge::__private::serde::Deserialize)]
+            #[serde(crate = "::dagforge::__private::serde")]
+            #vis struct #input_ident {
+                #( #[doc = #field_docs] #vis #idents: #tys, )*
+            }
+        }
+    };
+    let input_name = input_ident.to_string();
+
+    let spec_fn = if spec.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            fn spec(&self) -> ::dagforge::JobSpec {
+                ::dagforge::JobSpec::new() #(#spec)*
+            }
+        }
+    };
+    let ctx_arg = has_ctx.then(|| quote!(__ctx,));
+    let run = quote_spanned! {fn_ident.span()=>
+        #[allow(unused_variables)]
+        async fn run(
+            &self,
+            __ctx: &::dagforge::JobContext,
+            __input: Self::Input,
+        ) -> ::core::result::Result<Self::Output, ::dagforge::JobError> {
+            ::dagforge::__private::into_job_result(#fn_ident(#ctx_arg #(__input.#idents),*).await)
+        }
+    };
+
+    quote! {
+        #func
+
+        #summary
+        #[doc = ""]
+        #[doc = #job_doc]
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #job_ident;
+
+        #input_struct
+
+        impl ::core::fmt::Debug for #input_ident {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#input_name)
+                    #( .field(#field_names, &::dagforge::__private::AsJson(&self.#idents)) )*
+                    .finish()
+            }
+        }
+
+        #[allow(dead_code)]
+        impl #input_ident {
+            #( #[doc = #const_docs] #vis const #consts: ::dagforge::Field<Self, #tys> = ::dagforge::Field::new(#field_names); )*
+        }
+
+        #[doc = #alias_doc]
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code)]
+        #vis type #fn_ident = #job_ident;
+
+        #[allow(dead_code)]
+        impl #job_ident {
+            #[doc(hidden)]
+            #vis const __JOB: Self = #job_ident;
+
+            /// Checks the number of arguments of a job call in `#[workflow]`.
+            #[doc(hidden)]
+            #[allow(unused_variables, clippy::too_many_arguments)]
+            #vis fn __args(#( #idents: ::dagforge::__private::ArgSlot ),*) {}
+        }
+
+        #(
+            impl ::dagforge::__private::Arg<#positions> for #job_ident {
+                type Type = #tys;
+                const FIELD: ::dagforge::Field<#input_ident, #tys> = #input_ident::#consts;
+            }
+        )*
+
+        impl ::dagforge::Job for #job_ident {
+            type Input = #input_ident;
+            type Output = #output;
+            const NAME: &'static str = #name;
+            #spec_fn
+            #run
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `#[job]`: parse → validate → expand.
+
+mod expand;
+mod parse;
+mod validate;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::ItemFn;
+
+use crate::diag::Errors;
+
+pub(crate) use validate::pascal_case;
+
+/// Expands `#[job(attr)] item`. On error the function is emitted unchanged next to the
+/// errors, so the rest of the crate (and the IDE) still sees it.
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let attrs = parse::parse_attrs(attr, &mut errors);
+    let func = match syn::parse2::<ItemFn>(item) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.at(
+                e.span(),
+                "`#[job]` goes on an `async fn name(ctx: &JobContext, args…) -> Result<T, E>`",
+            );
+            return errors.to_compile_errors();
+        }
+    };
+    match validate::validate(&func, attrs, &mut errors) {
+        Some(model) if errors.is_empty() => expand::expand(&func, &model),
+        _ => {
+            let errs = errors.to_compile_errors();
+            quote!(#func #errs)
+        }
+    }
+}
