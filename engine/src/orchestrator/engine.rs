@@ -182,7 +182,7 @@ impl Engine {
         })?;
         let params = bind_params(workflow, &inputs)?;
         let id = RunId::new();
-        let spec = serde_json::to_value(workflow.spec()).unwrap_or(Value::Null);
+        let spec = workflow.shared_spec();
         let record = RunRecord::new(id, plan.name.clone(), plan.version.clone(), spec, inputs);
         self.sh.store.create_run(&record).await?;
 

@@ -6,6 +6,7 @@
 
 mod memory;
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,7 @@ use crate::error::ErrorInfo;
 use crate::events::Event;
 use crate::ids::RunId;
 use crate::state::{NodeState, RunState};
+use crate::workflow::WorkflowSpec;
 
 pub use memory::MemoryStore;
 
@@ -49,8 +51,9 @@ pub struct RunRecord {
     pub workflow: String,
     /// Workflow version.
     pub version: String,
-    /// The workflow's spec at the time of the run, as JSON.
-    pub spec: Value,
+    /// The workflow's spec at the time of the run (shared by all runs of the same
+    /// built workflow).
+    pub spec: Arc<WorkflowSpec>,
     /// The run's parameters.
     pub inputs: Value,
     /// Current state.
@@ -65,7 +68,13 @@ pub struct RunRecord {
 
 impl RunRecord {
     /// A new record in the Pending state.
-    pub fn new(id: RunId, workflow: String, version: String, spec: Value, inputs: Value) -> Self {
+    pub fn new(
+        id: RunId,
+        workflow: String,
+        version: String,
+        spec: Arc<WorkflowSpec>,
+        inputs: Value,
+    ) -> Self {
         RunRecord {
             id,
             workflow,

@@ -109,6 +109,15 @@ impl Workflow {
 
     /// The serializable description of the workflow (for storage, APIs and diffs).
     pub fn spec(&self) -> WorkflowSpec {
-        WorkflowSpec::from_plan(&self.plan)
+        (*self.shared_spec()).clone()
+    }
+
+    /// The spec, computed once per built workflow and shared by its runs.
+    pub(crate) fn shared_spec(&self) -> Arc<WorkflowSpec> {
+        Arc::clone(
+            self.plan
+                .spec
+                .get_or_init(|| Arc::new(WorkflowSpec::from_plan(&self.plan))),
+        )
     }
 }

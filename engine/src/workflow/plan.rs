@@ -222,6 +222,8 @@ pub(crate) struct Plan {
     parent_off: Vec<u32>,
     parent: Vec<u32>,
     pub(crate) roots: Vec<u32>,
+    /// The serializable snapshot, built on first use.
+    pub(crate) spec: std::sync::OnceLock<Arc<super::WorkflowSpec>>,
 }
 
 impl Plan {
@@ -274,6 +276,7 @@ impl Plan {
             parent_off,
             parent,
             roots,
+            spec: std::sync::OnceLock::new(),
         }
     }
 
