@@ -80,7 +80,7 @@ pub(crate) fn parse_list<T>(
             break;
         }
         if let Err(e) = input.parse::<syn::Token![,]>() {
-            errors.push(syn::Error::new(e.span(), "expected `,` between attributes"));
+            errors.push(syn::Error::new(e.span(), "expected `,` between entries"));
             skip_to_comma(input);
             let _ = input.parse::<Option<syn::Token![,]>>();
         }

@@ -65,13 +65,15 @@ mod workflow;
 /// | `type fetch_markets = FetchMarkets;` | hidden; it lets `#[workflow]` find the job from the function's path, through the same imports |
 ///
 /// All of them get the function's visibility. `Job::Output` is `T` and `Job::NAME`
-/// the function's name.
+/// the function's name. If `FetchMarkets` clashes with one of your types, pick another
+/// name with `type_name` (below); `#[workflow]` still finds the job through the function.
 ///
 /// # Attributes
 ///
 /// | attribute | example | effect |
 /// |---|---|---|
 /// | `name` | `name = "data-proxy"` | `Job::NAME` (default: the function's name) |
+/// | `type_name` | `type_name = StatsJob` | the generated job type's name (default: the function's name in PascalCase); the input becomes `StatsJobInput`. Use it when the default clashes with one of your types, e.g. `fn stats() -> Result<Stats, _>` |
 /// | `retries` | `retries = 3` | extra attempts after a failure |
 /// | `backoff` | `backoff = fixed(500ms)`, `backoff = exponential(1s, max = 1m, factor = 3, jitter = 0.2)`, `backoff = none` | delay between attempts; `factor` ≥ 1 (exponential only), `jitter` in 0.0–1.0 |
 /// | `timeout` | `timeout = "30s"` | per-attempt time limit |

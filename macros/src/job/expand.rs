@@ -18,6 +18,7 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
         has_ctx,
         args,
         output,
+        ret_span,
         spec,
     } = m;
     let fn_name = fn_ident.to_string();
@@ -82,6 +83,8 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
         }
     };
     let ctx_arg = has_ctx.then(|| quote!(__ctx,));
+    let convert = quote_spanned!(*ret_span=> ::dagforge::__private::into_job_result);
+    let args_fn = syn::Ident::new("__args", fn_ident.span());
     let run = quote_spanned! {fn_ident.span()=>
         #[allow(unused_variables)]
         async fn run(
@@ -89,7 +92,7 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
             __ctx: &::dagforge::JobContext,
             __input: Self::Input,
         ) -> ::core::result::Result<Self::Output, ::dagforge::JobError> {
-            ::dagforge::__private::into_job_result(#fn_ident(#ctx_arg #(__input.#idents),*).await)
+            #convert(#fn_ident(#ctx_arg #(__input.#idents),*).await)
         }
     };
 
@@ -130,7 +133,7 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
             /// Checks the number of arguments of a job call in `#[workflow]`.
             #[doc(hidden)]
             #[allow(unused_variables, clippy::too_many_arguments)]
-            #vis fn __args(#( #idents: ::dagforge::__private::ArgSlot ),*) {}
+            #vis fn #args_fn(#( #idents: ::dagforge::__private::ArgSlot ),*) {}
         }
 
         #(

@@ -15,6 +15,7 @@ mod kw {
     syn::custom_keyword!(priority);
     syn::custom_keyword!(queue);
     syn::custom_keyword!(resources);
+    syn::custom_keyword!(type_name);
     syn::custom_keyword!(cpu);
     syn::custom_keyword!(memory);
     syn::custom_keyword!(cpu_limit);
@@ -22,7 +23,8 @@ mod kw {
 }
 
 /// Every attribute `#[job]` accepts, for messages.
-pub(crate) const ATTRIBUTES: &str = "name, retries, backoff, timeout, priority, queue, resources";
+pub(crate) const ATTRIBUTES: &str =
+    "name, type_name, retries, backoff, timeout, priority, queue, resources";
 
 /// One `key = value` (or `resources(...)`) entry.
 pub(crate) enum JobAttr {
@@ -32,7 +34,9 @@ pub(crate) enum JobAttr {
     Timeout(Span, DurationSrc),
     Priority(Span, Expr),
     Queue(Span, LitStr),
-    Resources(Span, Vec<Resource>),
+    /// The entries that parsed, and the errors of those that did not.
+    Resources(Span, Vec<Resource>, Errors),
+    TypeName(Span, syn::Ident),
 }
 
 /// Which resource a `resources(...)` entry sets.
@@ -105,11 +109,12 @@ fn parse_one(input: ParseStream<'_>) -> syn::Result<JobAttr> {
         input.parse::<kw::resources>()?;
         let content;
         syn::parenthesized!(content in input);
-        let entries = content
-            .parse_terminated(parse_resource, Token![,])?
-            .into_iter()
-            .collect();
-        Ok(JobAttr::Resources(span, entries))
+        let mut errors = Errors::default();
+        let entries = parse_list(&content, &mut errors, parse_resource);
+        Ok(JobAttr::Resources(span, entries, errors))
+    } else if l.peek(kw::type_name) {
+        input.parse::<kw::type_name>()?;
+        Ok(JobAttr::TypeName(span, eq_then(input)?))
     } else if input.peek(syn::Ident) {
         let ident: syn::Ident = input.parse()?;
         Err(syn::Error::new(

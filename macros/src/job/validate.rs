@@ -24,6 +24,8 @@ pub(crate) struct JobModel {
     pub(crate) has_ctx: bool,
     pub(crate) args: Vec<ArgModel>,
     pub(crate) output: Type,
+    /// The return type's span, where an error type that does not convert is reported.
+    pub(crate) ret_span: Span,
     /// `JobSpec` builder calls (`.retries(2)`, …); empty keeps the default spec.
     pub(crate) spec: Vec<TokenStream>,
 }
@@ -145,9 +147,7 @@ pub(crate) fn validate(
     let fn_ident = sig.ident.clone();
     let plain = fn_ident.to_string();
     let plain = plain.strip_prefix("r#").unwrap_or(&plain).to_owned();
-    let pascal = pascal_case(&plain);
-    let job_ident = format_ident!("{}", pascal, span = fn_ident.span());
-    let input_ident = format_ident!("{}Input", pascal, span = fn_ident.span());
+    let mut job_ident = format_ident!("{}", pascal_case(&plain), span = fn_ident.span());
 
     let mut name: Option<String> = None;
     let mut spec = Vec::new();
@@ -162,13 +162,23 @@ pub(crate) fn validate(
             }
             JobAttr::Retries(span, expr) => {
                 once(&mut seen.retries, (), span, "retries", errors);
-                if let Some(e) = check_int::<u32>(&expr, "retries", errors) {
+                if let Some(e) = check_int::<u32>(
+                    &expr,
+                    "retries",
+                    "a whole number from 0 to 4294967295",
+                    errors,
+                ) {
                     spec.push(quote_spanned!(span=> .retries(#e)));
                 }
             }
             JobAttr::Priority(span, expr) => {
                 once(&mut seen.priority, (), span, "priority", errors);
-                if let Some(e) = check_int::<i32>(&expr, "priority", errors) {
+                if let Some(e) = check_int::<i32>(
+                    &expr,
+                    "priority",
+                    "a whole number from -2147483648 to 2147483647",
+                    errors,
+                ) {
                     spec.push(quote_spanned!(span=> .priority(#e)));
                 }
             }
@@ -191,8 +201,13 @@ pub(crate) fn validate(
                     spec.push(quote_spanned!(span=> .queue(#lit)));
                 }
             }
-            JobAttr::Resources(span, entries) => {
+            JobAttr::TypeName(span, ident) => {
+                once(&mut seen.type_name, (), span, "type_name", errors);
+                job_ident = ident;
+            }
+            JobAttr::Resources(span, entries, parse_errors) => {
                 once(&mut seen.resources, (), span, "resources", errors);
+                errors.extend_from(&parse_errors);
                 if let Some(e) = resources(span, &entries, errors) {
                     spec.push(quote_spanned!(span=> .resources(#e)));
                 }
@@ -201,7 +216,12 @@ pub(crate) fn validate(
     }
 
     let output = output?;
+    let input_ident = format_ident!("{}Input", job_ident, span = job_ident.span());
     (errors.count() == start).then(|| JobModel {
+        ret_span: match &sig.output {
+            ReturnType::Type(_, ty) => ty.span(),
+            ReturnType::Default => sig.ident.span(),
+        },
         vis: func.vis.clone(),
         docs: func
             .attrs
@@ -229,6 +249,7 @@ struct Seen {
     priority: Option<()>,
     queue: Option<()>,
     resources: Option<()>,
+    type_name: Option<()>,
 }
 
 fn resources(span: Span, entries: &[Resource], errors: &mut Errors) -> Option<TokenStream> {
@@ -261,10 +282,12 @@ fn resources(span: Span, entries: &[Resource], errors: &mut Errors) -> Option<To
 
 /// An integer attribute: literals are range-checked here, other expressions (consts) are
 /// left to the type checker.
-fn check_int<T: std::str::FromStr>(expr: &Expr, what: &str, errors: &mut Errors) -> Option<Expr>
-where
-    T::Err: std::fmt::Display,
-{
+fn check_int<T: std::str::FromStr>(
+    expr: &Expr,
+    what: &str,
+    expected: &str,
+    errors: &mut Errors,
+) -> Option<Expr> {
     let lit = match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..
@@ -280,7 +303,7 @@ where
             _ => None,
         },
         Expr::Lit(other) => {
-            errors.spanned(other, format_args!("`{what}` takes an integer"));
+            errors.spanned(other, format_args!("`{what}` takes an integer, {expected}"));
             return None;
         }
         _ => None,
@@ -291,8 +314,11 @@ where
         } else {
             lit.base10_digits().to_owned()
         };
-        if let Err(e) = text.parse::<T>() {
-            errors.spanned(expr, format_args!("invalid `{what}` value `{text}`: {e}"));
+        if text.parse::<T>().is_err() {
+            errors.spanned(
+                expr,
+                format_args!("invalid `{what}` value `{text}`: expected {expected}"),
+            );
             return None;
         }
         // Drop any suffix so the literal takes the field's type.

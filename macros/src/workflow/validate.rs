@@ -434,6 +434,11 @@ impl Scope<'_> {
 
     /// An error for a name that is neither bound yet nor a parameter.
     fn unknown(&self, ident: &Ident, errors: &mut Errors) {
+        self.unknown_as(ident, true, errors);
+    }
+
+    /// Like `unknown`, for places that only take a binding (`consts`: false).
+    fn unknown_as(&self, ident: &Ident, consts: bool, errors: &mut Errors) {
         let name = ident.to_string();
         if self.all.contains_key(&name) {
             errors.spanned(
@@ -444,8 +449,13 @@ impl Scope<'_> {
             errors.spanned(
                 ident,
                 format_args!(
-                    "unknown binding `{name}`: use an earlier `let` binding, a parameter of the workflow fn, \
-                     or a constant (a literal or a SCREAMING_CASE const); in scope: {}",
+                    "unknown binding `{name}`: use {}; in scope: {}",
+                    if consts {
+                        "an earlier `let` binding, a parameter of the workflow fn, \
+                         or a constant (a literal or a SCREAMING_CASE const)"
+                    } else {
+                        "an earlier `let` binding"
+                    },
                     self.known()
                 ),
             );
@@ -775,7 +785,7 @@ fn node_name(expr: &Expr, what: &str, scope: &Scope<'_>, errors: &mut Errors) ->
     if scope.bound.contains_key(&ident.to_string()) {
         Some(ident.clone())
     } else {
-        scope.unknown(ident, errors);
+        scope.unknown_as(ident, false, errors);
         None
     }
 }
