@@ -1,0 +1,10 @@
+use dagforge::prelude::*;
+
+struct NotAnError;
+
+#[job]
+async fn fails() -> Result<(), NotAnError> {
+    Err(NotAnError)
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use dagforge::prelude::*;
+
+#[job]
+struct Double;
+
+fn main() {}
