@@ -174,6 +174,13 @@ impl JobContext {
         }
     }
 
+    /// Reports the attempt's outcome to the orchestrator (once, by the executor).
+    pub(crate) fn report_done(&self, outcome: Result<serde_json::Value, crate::ErrorInfo>) {
+        if let Some(sink) = &self.sink {
+            sink.send(Signal::Done(outcome));
+        }
+    }
+
     /// Whether the run has been cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()

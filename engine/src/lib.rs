@@ -54,6 +54,7 @@ mod executor;
 pub mod guide;
 mod ids;
 mod job;
+mod limit;
 mod orchestrator;
 mod registry;
 mod signal;

@@ -7,12 +7,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::context::JobContext;
 use crate::error::{Error, ErrorInfo, ErrorKind};
 use crate::job::{Job, JobSpec};
+use crate::limit::Permit;
 
 /// A boxed, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -22,6 +25,36 @@ trait ErasedJob: Send + Sync + 'static {
     fn spec(&self) -> JobSpec;
     fn type_id(&self) -> TypeId;
     fn call(self: Arc<Self>, ctx: JobContext, input: Value) -> BoxFuture<Result<Value, ErrorInfo>>;
+    fn spawn(self: Arc<Self>, attempt: Attempt) -> tokio::task::JoinHandle<()>;
+}
+
+/// Everything one in-process attempt needs, handed to a spawned task.
+pub(crate) struct Attempt {
+    pub(crate) ctx: JobContext,
+    pub(crate) input: Value,
+    pub(crate) timeout: Option<std::time::Duration>,
+    pub(crate) permit: Option<Permit>,
+}
+
+async fn run_typed<J: Job>(job: &J, ctx: &JobContext, input: Value) -> Result<Value, ErrorInfo> {
+    let input: J::Input = decode_input(input).map_err(|e| {
+        ErrorInfo::new(
+            ErrorKind::Input,
+            format!(
+                "input does not match the input type of job `{}`: {e}",
+                J::NAME
+            ),
+        )
+    })?;
+    match job.run(ctx, input).await {
+        Ok(out) => serde_json::to_value(out).map_err(|e| {
+            ErrorInfo::new(
+                ErrorKind::Output,
+                format!("output of job `{}` cannot be encoded as JSON: {e}", J::NAME),
+            )
+        }),
+        Err(e) => Err(e.to_info()),
+    }
 }
 
 struct Erased<J>(J);
@@ -40,26 +73,68 @@ impl<J: Job> ErasedJob for Erased<J> {
     }
 
     fn call(self: Arc<Self>, ctx: JobContext, input: Value) -> BoxFuture<Result<Value, ErrorInfo>> {
-        Box::pin(async move {
-            let input: J::Input = decode_input(input).map_err(|e| {
-                ErrorInfo::new(
-                    ErrorKind::Input,
-                    format!(
-                        "input does not match the input type of job `{}`: {e}",
-                        J::NAME
-                    ),
-                )
-            })?;
-            match self.0.run(&ctx, input).await {
-                Ok(out) => serde_json::to_value(out).map_err(|e| {
-                    ErrorInfo::new(
-                        ErrorKind::Output,
-                        format!("output of job `{}` cannot be encoded as JSON: {e}", J::NAME),
-                    )
-                }),
-                Err(e) => Err(e.to_info()),
-            }
-        })
+        Box::pin(async move { run_typed(&self.0, &ctx, input).await })
+    }
+
+    fn spawn(self: Arc<Self>, a: Attempt) -> tokio::task::JoinHandle<()> {
+        let span = tracing::info_span!(
+            "node",
+            run_id = %a.ctx.run_id(),
+            node = a.ctx.node_id(),
+            item = a.ctx.item(),
+            attempt = a.ctx.attempt(),
+        );
+        let task = async move {
+            let Attempt {
+                ctx,
+                input,
+                timeout,
+                permit,
+            } = a;
+            let outcome = guarded(run_typed(&self.0, &ctx, input), timeout).await;
+            drop(permit);
+            ctx.report_done(outcome);
+        };
+        if span.is_disabled() {
+            tokio::spawn(task)
+        } else {
+            tokio::spawn(task.instrument(span))
+        }
+    }
+}
+
+/// Runs an attempt under its timeout and turns a panic into a failed attempt.
+pub(crate) async fn guarded(
+    fut: impl Future<Output = Result<Value, ErrorInfo>> + Send,
+    timeout: Option<std::time::Duration>,
+) -> Result<Value, ErrorInfo> {
+    let fut = std::panic::AssertUnwindSafe(fut).catch_unwind();
+    let caught = match timeout {
+        None => fut.await,
+        // Boxed so that attempts without a timeout do not carry a timer in their task.
+        Some(limit) => match Box::pin(tokio::time::timeout(limit, fut)).await {
+            Ok(r) => r,
+            Err(_) => Ok(Err(ErrorInfo::new(
+                ErrorKind::TimedOut,
+                format!("timed out after {limit:?}"),
+            ))),
+        },
+    };
+    caught.unwrap_or_else(|panic| {
+        Err(ErrorInfo::new(
+            ErrorKind::Panicked,
+            format!("job panicked: {}", panic_message(&*panic)),
+        ))
+    })
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-string panic payload)"
     }
 }
 
@@ -107,6 +182,12 @@ impl DynJob {
 
     pub(crate) fn type_id(&self) -> TypeId {
         self.0.type_id()
+    }
+
+    /// Spawns one attempt as a tokio task running the job's concrete future (no extra
+    /// boxing).
+    pub(crate) fn spawn(&self, attempt: Attempt) -> tokio::task::JoinHandle<()> {
+        Arc::clone(&self.0).spawn(attempt)
     }
 }
 

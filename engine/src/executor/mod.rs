@@ -10,15 +10,13 @@ mod in_process;
 
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use serde_json::Value;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::AbortHandle;
 
 use crate::context::JobContext;
-use crate::error::{ErrorInfo, ErrorKind};
-use crate::registry::DynJob;
-use crate::signal::{Signal, SignalSender};
+use crate::error::ErrorInfo;
+use crate::limit::Permit;
+use crate::registry::{Attempt, DynJob, guarded};
 
 pub use in_process::InProcess;
 
@@ -35,8 +33,7 @@ pub struct Execution {
     input: Value,
     ctx: JobContext,
     timeout: Option<Duration>,
-    done: SignalSender,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Permit>,
 }
 
 impl Execution {
@@ -45,15 +42,13 @@ impl Execution {
         input: Value,
         ctx: JobContext,
         timeout: Option<Duration>,
-        done: SignalSender,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Permit>,
     ) -> Self {
         Execution {
             job,
             input,
             ctx,
             timeout,
-            done,
             permit,
         }
     }
@@ -81,7 +76,7 @@ impl Execution {
     /// Reports the outcome of an attempt run elsewhere (a child process, a pod).
     pub fn complete(mut self, outcome: Result<Value, ErrorInfo>) {
         drop(self.permit.take());
-        self.done.send(Signal::Done(outcome));
+        self.ctx.report_done(outcome);
     }
 
     /// Runs the attempt in the current task: decodes the input, runs the job under
@@ -92,39 +87,30 @@ impl Execution {
             input,
             ctx,
             timeout,
-            done,
             permit,
         } = self;
-        let fut = std::panic::AssertUnwindSafe(job.call(ctx, input)).catch_unwind();
-        let caught = match timeout {
-            None => fut.await,
-            Some(limit) => match tokio::time::timeout(limit, fut).await {
-                Ok(r) => r,
-                Err(_) => Ok(Err(ErrorInfo::new(
-                    ErrorKind::TimedOut,
-                    format!("timed out after {limit:?}"),
-                ))),
-            },
-        };
-        let outcome = match caught {
-            Ok(r) => r,
-            Err(panic) => Err(ErrorInfo::new(
-                ErrorKind::Panicked,
-                format!("job panicked: {}", panic_message(&*panic)),
-            )),
-        };
+        let report = ctx.clone();
+        let outcome = guarded(job.call(ctx, input), timeout).await;
         drop(permit);
-        done.send(Signal::Done(outcome));
+        report.report_done(outcome);
     }
-}
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = p.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s
-    } else {
-        "(non-string panic payload)"
+    /// Spawns the attempt as a tokio task in this process (the in-process executor).
+    pub(crate) fn spawn_task(self) -> ExecutionHandle {
+        let Execution {
+            job,
+            input,
+            ctx,
+            timeout,
+            permit,
+        } = self;
+        let task = job.spawn(Attempt {
+            ctx,
+            input,
+            timeout,
+            permit,
+        });
+        ExecutionHandle::from_task(task.abort_handle())
     }
 }
 

@@ -17,7 +17,6 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 use slab::Slab;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
@@ -28,13 +27,13 @@ use crate::error::{ErrorInfo, ErrorKind};
 use crate::events::{Event, EventKind, NodeEvent};
 use crate::executor::{Execution, ExecutionHandle};
 use crate::ids::RunId;
+use crate::limit::Permit;
 use crate::signal::{CONTROL, Signal, SignalSender};
 use crate::state::{NodeState, RunState};
 use crate::workflow::TriggerRule;
 use crate::workflow::plan::{Plan, PlanNode, Values};
 
-type Acquire =
-    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + 'static>>;
+type Acquire = Pin<Box<dyn Future<Output = Permit> + Send + 'static>>;
 
 #[derive(Debug, Default)]
 struct ItemRt {
@@ -114,9 +113,20 @@ impl PartialOrd for Ready {
     }
 }
 
+/// Wraps an output for sharing; the common `null` output shares one allocation.
+fn shared_output(v: Value) -> Arc<Value> {
+    static NULL: std::sync::LazyLock<Arc<Value>> =
+        std::sync::LazyLock::new(|| Arc::new(Value::Null));
+    if v.is_null() {
+        Arc::clone(&NULL)
+    } else {
+        Arc::new(v)
+    }
+}
+
 enum Wake {
     Signals,
-    Permit(OwnedSemaphorePermit),
+    Permit(Permit),
     Deadline,
 }
 
@@ -155,7 +165,7 @@ pub(crate) struct Driver {
     running: Slab<Running>,
     ready: BinaryHeap<Ready>,
     ready_seq: u64,
-    spare: Option<OwnedSemaphorePermit>,
+    spare: Option<Permit>,
     acquire: Option<Acquire>,
     to_start: Vec<(usize, Execution)>,
     seq: u64,
@@ -253,6 +263,18 @@ impl Driver {
         while self.unsettled > 0 || !self.running.is_empty() {
             match self.wait().await {
                 Wake::Signals => {
+                    // Other attempts are still out: let the tasks that are ready run
+                    // first and collect their results too, so one step (one store
+                    // write) covers many completions instead of one.
+                    if self.running.len() > self.signals.len() {
+                        tokio::task::yield_now().await;
+                        while self.signals.len() < 4096 {
+                            match self.rx.try_recv() {
+                                Ok(s) => self.signals.push(s),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     self.clock();
                     let mut signals = std::mem::take(&mut self.signals);
                     for (key, signal) in signals.drain(..) {
@@ -302,12 +324,10 @@ impl Driver {
                 return Poll::Ready(Wake::Deadline);
             }
             if let Some(a) = self.acquire.as_mut()
-                && let Poll::Ready(r) = a.as_mut().poll(cx)
+                && let Poll::Ready(p) = a.as_mut().poll(cx)
             {
                 self.acquire = None;
-                if let Ok(p) = r {
-                    return Poll::Ready(Wake::Permit(p));
-                }
+                return Poll::Ready(Wake::Permit(p));
             }
             match self.rx.poll_recv_many(cx, &mut self.signals, 1024) {
                 Poll::Ready(_) => Poll::Ready(Wake::Signals),
@@ -431,18 +451,17 @@ impl Driver {
         if self.batch.is_empty() {
             return;
         }
+        let batch: Arc<[Event]> = self.batch.drain(..).collect();
         let mut delay = Duration::from_millis(50);
-        while let Err(e) = self.sh.store.append(self.run, &self.batch).await {
+        while let Err(e) = self.sh.store.append(self.run, &batch).await {
             tracing::warn!(run_id = %self.run, error = %e, retry_in = ?delay, "store append failed; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
         if self.sh.events.receiver_count() > 0 {
-            for e in self.batch.drain(..) {
-                let _ = self.sh.events.send(e);
+            for e in batch.iter() {
+                let _ = self.sh.events.send(e.clone());
             }
-        } else {
-            self.batch.clear();
         }
     }
 
@@ -519,7 +538,7 @@ impl Driver {
         let mut map = Map::new();
         for &p in plan.parents(n) {
             let v = self.output(p).cloned().unwrap_or(Value::Null);
-            map.insert(plan.nodes[p as usize].id.to_string(), v);
+            map.insert(String::from(&*plan.nodes[p as usize].id), v);
         }
         Value::Object(map)
     }
@@ -553,15 +572,15 @@ impl Driver {
 
     // ----- dispatch -------------------------------------------------------------------
 
-    fn permit(&mut self) -> Option<OwnedSemaphorePermit> {
+    fn permit(&mut self) -> Option<Permit> {
         if let Some(p) = self.spare.take() {
             return Some(p);
         }
-        match Arc::clone(&self.sh.permits).try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
+        match self.sh.permits.try_acquire() {
+            Some(p) => Some(p),
+            None => {
                 if self.acquire.is_none() {
-                    self.acquire = Some(Box::pin(Arc::clone(&self.sh.permits).acquire_owned()));
+                    self.acquire = Some(Box::pin(Arc::clone(&self.sh.permits).acquire()));
                 }
                 None
             }
@@ -590,7 +609,7 @@ impl Driver {
         }
     }
 
-    fn dispatch_plain(&mut self, plan: &Plan, n: u32, permit: OwnedSemaphorePermit) {
+    fn dispatch_plain(&mut self, plan: &Plan, n: u32, permit: Permit) {
         let node = &plan.nodes[n as usize];
         let input = match node.build_input(&*self) {
             Ok(v) => v,
@@ -611,7 +630,7 @@ impl Driver {
         self.prepare(node, n, None, attempt, input, permit);
     }
 
-    fn dispatch_item(&mut self, plan: &Plan, n: u32, permit: OwnedSemaphorePermit) {
+    fn dispatch_item(&mut self, plan: &Plan, n: u32, permit: Permit) {
         let node = &plan.nodes[n as usize];
         if self.nodes[n as usize].fan.is_none() {
             // First dispatch: expand the fan-out.
@@ -706,7 +725,7 @@ impl Driver {
         item: Option<u32>,
         attempt: u32,
         input: Value,
-        permit: OwnedSemaphorePermit,
+        permit: Permit,
     ) {
         let key = self.running.insert(Running {
             node: n,
@@ -721,16 +740,9 @@ impl Driver {
             item,
             attempt,
             self.job_cancel.clone(),
-            Some(sink.clone()),
+            Some(sink),
         );
-        let exec = Execution::new(
-            node.job.clone(),
-            input,
-            ctx,
-            node.timeout,
-            sink,
-            Some(permit),
-        );
+        let exec = Execution::new(node.job.clone(), input, ctx, node.timeout, Some(permit));
         self.to_start.push((key, exec));
     }
 
@@ -833,7 +845,7 @@ impl Driver {
         match outcome {
             Ok(v) => {
                 let d = Detail {
-                    output: Some(Arc::new(v)),
+                    output: Some(shared_output(v)),
                     ..Detail::default()
                 };
                 self.set_node(plan, n, NodeState::Succeeded, attempt, d);
@@ -871,7 +883,7 @@ impl Driver {
         let terminal = match outcome {
             Ok(v) => {
                 let d = Detail {
-                    output: Some(Arc::new(v)),
+                    output: Some(shared_output(v)),
                     ..Detail::default()
                 };
                 self.set_item(plan, n, i, NodeState::Succeeded, attempt, d);
@@ -1109,7 +1121,7 @@ impl Driver {
                     .take()
                     .map(|o| Arc::try_unwrap(o).unwrap_or_else(|a| (*a).clone()));
                 NodeReport {
-                    id: p.id.to_string(),
+                    id: String::from(&*p.id),
                     job: p.job.name().to_owned(),
                     state: rt.state,
                     attempts: rt.attempts,

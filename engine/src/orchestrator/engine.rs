@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::broadcast;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::{Semaphore, broadcast};
 use tracing::Instrument;
 
 use super::driver::Driver;
@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventStream};
 use crate::executor::{Executor, InProcess};
 use crate::ids::RunId;
+use crate::limit::Limiter;
 use crate::signal::{CONTROL, Signal};
 use crate::store::{MemoryStore, RunRecord, Store};
 use crate::workflow::Workflow;
@@ -25,7 +26,7 @@ use crate::workflow::Workflow;
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) executor: Arc<dyn Executor>,
-    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) permits: Arc<Limiter>,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) grace: Duration,
     active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
@@ -109,7 +110,7 @@ impl EngineBuilder {
 
     /// Most attempts running at once, over all runs (default 256, minimum 1).
     pub fn concurrency(mut self, limit: usize) -> Self {
-        self.concurrency = limit.clamp(1, Semaphore::MAX_PERMITS);
+        self.concurrency = limit.max(1);
         self
     }
 
@@ -133,7 +134,7 @@ impl EngineBuilder {
             sh: Arc::new(Shared {
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 executor: self.executor.unwrap_or_else(|| Arc::new(InProcess)),
-                permits: Arc::new(Semaphore::new(self.concurrency)),
+                permits: Limiter::new(self.concurrency),
                 events,
                 grace: self.grace,
                 active: Mutex::new(HashMap::new()),

@@ -2,6 +2,7 @@
 //! process.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::events::{Event, EventKind};
@@ -13,7 +14,25 @@ use super::{ExecutionRecord, Page, RunQuery, RunRecord, Store, StoreError};
 #[derive(Debug)]
 struct Entry {
     record: RunRecord,
-    events: Vec<Event>,
+    /// The event log in the batches it was appended in (no large reallocations);
+    /// `starts[i]` is the index of the first event of `chunks[i]`.
+    chunks: Vec<Arc<[Event]>>,
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl Entry {
+    fn iter_from(&self, from: usize) -> impl Iterator<Item = &Event> {
+        let first = self
+            .starts
+            .partition_point(|&s| s <= from)
+            .saturating_sub(1);
+        let skip = from.saturating_sub(self.starts.get(first).copied().unwrap_or(0));
+        self.chunks[first.min(self.chunks.len())..]
+            .iter()
+            .flat_map(|c| c.iter())
+            .skip(skip)
+    }
 }
 
 /// Keeps runs and their event logs in memory.
@@ -52,17 +71,21 @@ impl Store for MemoryStore {
             run.id,
             Entry {
                 record: run.clone(),
-                events: Vec::new(),
+                chunks: Vec::new(),
+                starts: Vec::new(),
+                len: 0,
             },
         );
         Ok(())
     }
 
-    async fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError> {
+    async fn append(&self, run: RunId, events: &Arc<[Event]>) -> Result<(), StoreError> {
         let mut runs = self.lock();
         let entry = runs.get_mut(&run).ok_or(StoreError::UnknownRun(run))?;
-        entry.events.reserve(events.len());
-        for e in events {
+        if events.is_empty() {
+            return Ok(());
+        }
+        for e in events.iter() {
             if let EventKind::Run { to, .. } = e.kind {
                 entry.record.state = to;
                 match to {
@@ -71,8 +94,10 @@ impl Store for MemoryStore {
                     _ => {}
                 }
             }
-            entry.events.push(e.clone());
         }
+        entry.starts.push(entry.len);
+        entry.len += events.len();
+        entry.chunks.push(Arc::clone(events));
         Ok(())
     }
 
@@ -115,14 +140,14 @@ impl Store for MemoryStore {
         let entry = runs.get(&run).ok_or(StoreError::UnknownRun(run))?;
         let mut out: Vec<ExecutionRecord> = Vec::new();
         let mut index: HashMap<(&str, Option<u32>, u32), usize> = HashMap::new();
-        for e in &entry.events {
+        for e in entry.iter_from(0) {
             let EventKind::Node(n) = &e.kind else {
                 continue;
             };
             let key = (&*n.node, n.item, n.attempt);
             let i = *index.entry(key).or_insert_with(|| {
                 out.push(ExecutionRecord {
-                    node: n.node.to_string(),
+                    node: String::from(&*n.node),
                     item: n.item,
                     attempt: n.attempt,
                     state: n.to,
@@ -147,7 +172,7 @@ impl Store for MemoryStore {
                 rec.error = Some(err.clone());
             }
             if let Some(r) = &n.reason {
-                rec.reason = Some(r.to_string());
+                rec.reason = Some(String::from(&**r));
             }
         }
         Ok(out)
@@ -157,7 +182,7 @@ impl Store for MemoryStore {
         let runs = self.lock();
         let entry = runs.get(&run).ok_or(StoreError::UnknownRun(run))?;
         // Sequence numbers are dense from 1, so `seq = index + 1`.
-        let start = (after as usize).min(entry.events.len());
-        Ok(entry.events[start..].iter().take(limit).cloned().collect())
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(entry.len);
+        Ok(entry.iter_from(start).take(limit).cloned().collect())
     }
 }

@@ -171,9 +171,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Records a new run.
     async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError>;
 
-    /// Appends events to a run's log, in order, and applies them (run state, node
-    /// executions).
-    async fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError>;
+    /// Appends a batch of events to a run's log, in order, and applies them (run state,
+    /// node executions). The batch is shared, so a store may keep it without copying.
+    async fn append(&self, run: RunId, events: &Arc<[Event]>) -> Result<(), StoreError>;
 
     /// One run.
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError>;

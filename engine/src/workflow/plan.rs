@@ -128,7 +128,7 @@ impl PlanNode {
             ));
         };
         for (f, s) in &self.input.fields {
-            map.insert(f.to_string(), s.resolve(v));
+            map.insert(String::from(&**f), s.resolve(v));
         }
         Ok(input)
     }
@@ -185,7 +185,7 @@ impl PlanNode {
         }
         match &mut input {
             Value::Object(map) => {
-                map.insert(field.to_string(), item);
+                map.insert(String::from(&**field), item);
                 Ok(input)
             }
             other => Err(format!(

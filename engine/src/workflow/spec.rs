@@ -111,16 +111,16 @@ pub struct ConditionSpec {
 
 impl WorkflowSpec {
     pub(crate) fn from_plan(plan: &Plan) -> Self {
-        let id = |n: u32| plan.nodes[n as usize].id.to_string();
+        let id = |n: u32| String::from(&*plan.nodes[n as usize].id);
         let binding = |s: &Src| match s {
             Src::Const(v) => BindingSpec::Const { value: v.clone() },
             Src::Param(i) => BindingSpec::Param {
-                name: plan.params[*i as usize].name.to_string(),
+                name: String::from(&*plan.params[*i as usize].name),
             },
             Src::Output { node, sel } => BindingSpec::Output {
                 node: id(*node),
                 field: match sel {
-                    Sel::Field(f) => Some(f.to_string()),
+                    Sel::Field(f) => Some(String::from(&**f)),
                     _ => None,
                 },
                 path: match sel {
@@ -136,7 +136,7 @@ impl WorkflowSpec {
                 .params
                 .iter()
                 .map(|p| ParamSpec {
-                    name: p.name.to_string(),
+                    name: String::from(&*p.name),
                     default: p.default.clone(),
                 })
                 .collect(),
@@ -145,7 +145,7 @@ impl WorkflowSpec {
                 .iter()
                 .enumerate()
                 .map(|(i, n)| NodeSpec {
-                    id: n.id.to_string(),
+                    id: String::from(&*n.id),
                     job: n.job.name().to_owned(),
                     depends_on: plan.parents(i as u32).iter().map(|&p| id(p)).collect(),
                     input: n.input.whole.as_ref().map(binding),
@@ -153,7 +153,7 @@ impl WorkflowSpec {
                         .input
                         .fields
                         .iter()
-                        .map(|(f, s)| (f.to_string(), binding(s)))
+                        .map(|(f, s)| (String::from(&**f), binding(s)))
                         .collect(),
                     fan_out: n.fan_out.as_ref().map(|f| FanOutSpec {
                         field: f.field.as_deref().map(str::to_owned),
@@ -164,7 +164,7 @@ impl WorkflowSpec {
                         .iter()
                         .map(|c| ConditionSpec {
                             on: c.on.map(id),
-                            predicate: c.text.to_string(),
+                            predicate: String::from(&*c.text),
                         })
                         .collect(),
                     trigger: n.trigger,
