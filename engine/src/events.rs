@@ -86,7 +86,7 @@ pub struct NodeEvent {
     /// The output, when `to` is Succeeded.
     pub output: Option<Arc<Value>>,
     /// The error, when an attempt failed (`to` is Retrying, Failed or TimedOut).
-    pub error: Option<ErrorInfo>,
+    pub error: Option<Box<ErrorInfo>>,
     /// Why a node was skipped or cancelled.
     pub reason: Option<Arc<str>>,
 }

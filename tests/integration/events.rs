@@ -100,7 +100,7 @@ async fn store_has_the_run_its_executions_and_events() {
     assert_eq!(run.state, RunState::Failed);
     assert_eq!(run.workflow, "stored");
     assert!(run.started_at.is_some() && run.finished_at.is_some());
-    assert_eq!(run.spec.nodes[0].retries, 1);
+    assert_eq!(run.spec.spec().nodes[0].retries, 1);
 
     let execs = store.executions(r.id).await.unwrap();
     let f: Vec<_> = execs.iter().filter(|e| e.node == "f").collect();

@@ -6,8 +6,7 @@
 //! and publish the events. Nothing polls: the driver sleeps until a signal, a permit
 //! or the cancellation deadline arrives.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -92,24 +91,38 @@ struct Running {
     handle: ExecutionHandle,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-struct Ready {
-    priority: i32,
-    seq: u64,
-    node: u32,
+/// Ready nodes, highest priority first and FIFO within a priority. Few distinct
+/// priorities are in use at once, so levels are a short sorted list: push and pop are
+/// O(levels), not O(log n) as with a heap of thousands of ready nodes.
+#[derive(Debug, Default)]
+struct ReadyQueue {
+    levels: Vec<(i32, VecDeque<u32>)>,
+    len: usize,
 }
 
-impl Ord for Ready {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.priority
-            .cmp(&other.priority)
-            .then_with(|| other.seq.cmp(&self.seq))
+impl ReadyQueue {
+    fn push(&mut self, priority: i32, node: u32) {
+        let at = self.levels.partition_point(|(p, _)| *p > priority);
+        match self.levels.get_mut(at) {
+            Some((p, q)) if *p == priority => q.push_back(node),
+            _ => self.levels.insert(at, (priority, VecDeque::from([node]))),
+        }
+        self.len += 1;
     }
-}
 
-impl PartialOrd for Ready {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+    fn pop(&mut self) -> Option<u32> {
+        let n = self.levels.iter_mut().find_map(|(_, q)| q.pop_front())?;
+        self.len -= 1;
+        Some(n)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn clear(&mut self) {
+        self.levels.clear();
+        self.len = 0;
     }
 }
 
@@ -163,8 +176,7 @@ pub(crate) struct Driver {
     job_cancel: CancellationToken,
     nodes: Vec<NodeRt>,
     running: Slab<Running>,
-    ready: BinaryHeap<Ready>,
-    ready_seq: u64,
+    ready: ReadyQueue,
     spare: Option<Permit>,
     acquire: Option<Acquire>,
     to_start: Vec<(usize, Execution)>,
@@ -231,8 +243,7 @@ impl Driver {
             job_cancel: CancellationToken::new(),
             nodes,
             running: Slab::new(),
-            ready: BinaryHeap::new(),
-            ready_seq: 0,
+            ready: ReadyQueue::default(),
             spare: None,
             acquire: None,
             to_start: Vec::new(),
@@ -262,36 +273,32 @@ impl Driver {
 
         while self.unsettled > 0 || !self.running.is_empty() {
             match self.wait().await {
-                Wake::Signals => {
-                    // Other attempts are still out: let the tasks that are ready run
-                    // first and collect their results too, so one step (one store
-                    // write) covers many completions instead of one.
-                    if self.running.len() > self.signals.len() {
-                        tokio::task::yield_now().await;
-                        while self.signals.len() < 4096 {
-                            match self.rx.try_recv() {
-                                Ok(s) => self.signals.push(s),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    self.clock();
-                    let mut signals = std::mem::take(&mut self.signals);
-                    for (key, signal) in signals.drain(..) {
-                        self.on_signal(&plan, key, signal);
-                    }
-                    self.signals = signals;
-                }
-                Wake::Permit(p) => {
-                    self.clock();
-                    self.spare = Some(p);
-                }
+                Wake::Signals => {}
+                Wake::Permit(p) => self.spare = Some(p),
                 Wake::Deadline => {
                     self.clock();
                     self.deadline = None;
                     self.abort_all(&plan);
                 }
             }
+            // Other attempts are still out: let the tasks that are ready run first and
+            // collect their results too, so that one step (one store write) covers
+            // many completions instead of one.
+            if self.running.len() > self.signals.len() {
+                tokio::task::yield_now().await;
+            }
+            while self.signals.len() < 4096 {
+                match self.rx.try_recv() {
+                    Ok(s) => self.signals.push(s),
+                    Err(_) => break,
+                }
+            }
+            self.clock();
+            let mut signals = std::mem::take(&mut self.signals);
+            for (key, signal) in signals.drain(..) {
+                self.on_signal(&plan, key, signal);
+            }
+            self.signals = signals;
             self.drain_work(&plan);
             self.dispatch(&plan);
             self.flush().await;
@@ -396,7 +403,7 @@ impl Driver {
             from,
             to,
             output: d.output,
-            error: d.error,
+            error: d.error.map(Box::new),
             reason: d.reason,
         }));
         true
@@ -441,7 +448,7 @@ impl Driver {
             from,
             to,
             output: d.output,
-            error: d.error,
+            error: d.error.map(Box::new),
             reason: d.reason,
         }));
         true
@@ -562,12 +569,7 @@ impl Driver {
             return;
         }
         rt.queued = true;
-        self.ready_seq += 1;
-        self.ready.push(Ready {
-            priority: plan.nodes[n as usize].priority,
-            seq: self.ready_seq,
-            node: n,
-        });
+        self.ready.push(plan.nodes[n as usize].priority, n);
     }
 
     // ----- dispatch -------------------------------------------------------------------
@@ -590,7 +592,7 @@ impl Driver {
     fn dispatch(&mut self, plan: &Plan) {
         while !self.ready.is_empty() {
             let Some(permit) = self.permit() else { return };
-            let Some(Ready { node: n, .. }) = self.ready.pop() else {
+            let Some(n) = self.ready.pop() else {
                 self.spare = Some(permit);
                 return;
             };
@@ -1121,8 +1123,8 @@ impl Driver {
                     .take()
                     .map(|o| Arc::try_unwrap(o).unwrap_or_else(|a| (*a).clone()));
                 NodeReport {
-                    id: String::from(&*p.id),
-                    job: p.job.name().to_owned(),
+                    id: Arc::clone(&p.id),
+                    job: Arc::clone(&p.job_name),
                     state: rt.state,
                     attempts: rt.attempts,
                     duration,
@@ -1140,5 +1142,24 @@ impl Driver {
             duration: self.tick.saturating_duration_since(self.started),
             nodes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadyQueue;
+
+    #[test]
+    fn ready_queue_is_priority_then_fifo() {
+        let mut q = ReadyQueue::default();
+        for (p, n) in [(0, 1), (5, 2), (0, 3), (-1, 4), (5, 5), (9, 6)] {
+            q.push(p, n);
+        }
+        let mut out = Vec::new();
+        while let Some(n) = q.pop() {
+            out.push(n);
+        }
+        assert_eq!(out, vec![6, 2, 5, 1, 3, 4]);
+        assert!(q.is_empty());
     }
 }

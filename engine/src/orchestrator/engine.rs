@@ -183,7 +183,7 @@ impl Engine {
         })?;
         let params = bind_params(workflow, &inputs)?;
         let id = RunId::new();
-        let spec = workflow.shared_spec();
+        let spec = crate::workflow::WorkflowSnapshot::live(workflow.clone());
         let record = RunRecord::new(id, plan.name.clone(), plan.version.clone(), spec, inputs);
         self.sh.store.create_run(&record).await?;
 

@@ -1,5 +1,6 @@
 //! What a finished run reports.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -35,7 +36,7 @@ impl RunResult {
 
     /// The report of node `id`.
     pub fn node(&self, id: &str) -> Option<&NodeReport> {
-        self.nodes.iter().find(|n| n.id == id)
+        self.nodes.iter().find(|n| &*n.id == id)
     }
 
     /// The output of node `id`, decoded as `T`.
@@ -91,9 +92,9 @@ impl RunResult {
 #[non_exhaustive]
 pub struct NodeReport {
     /// Node id.
-    pub id: String,
+    pub id: Arc<str>,
     /// Job name.
-    pub job: String,
+    pub job: Arc<str>,
     /// Final state.
     pub state: NodeState,
     /// Attempts made (for a fan-out node: over all items).

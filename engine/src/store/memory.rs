@@ -169,7 +169,7 @@ impl Store for MemoryStore {
                 rec.output = Some((**o).clone());
             }
             if let Some(err) = &n.error {
-                rec.error = Some(err.clone());
+                rec.error = Some((**err).clone());
             }
             if let Some(r) = &n.reason {
                 rec.reason = Some(String::from(&**r));

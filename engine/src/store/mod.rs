@@ -16,7 +16,7 @@ use crate::error::ErrorInfo;
 use crate::events::Event;
 use crate::ids::RunId;
 use crate::state::{NodeState, RunState};
-use crate::workflow::WorkflowSpec;
+use crate::workflow::WorkflowSnapshot;
 
 pub use memory::MemoryStore;
 
@@ -51,9 +51,8 @@ pub struct RunRecord {
     pub workflow: String,
     /// Workflow version.
     pub version: String,
-    /// The workflow's spec at the time of the run (shared by all runs of the same
-    /// built workflow).
-    pub spec: Arc<WorkflowSpec>,
+    /// The workflow the run was started from.
+    pub spec: WorkflowSnapshot,
     /// The run's parameters.
     pub inputs: Value,
     /// Current state.
@@ -72,7 +71,7 @@ impl RunRecord {
         id: RunId,
         workflow: String,
         version: String,
-        spec: Arc<WorkflowSpec>,
+        spec: WorkflowSnapshot,
         inputs: Value,
     ) -> Self {
         RunRecord {

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use builder::{Field, Items, Node, NodeRef, Source, WorkflowBuilder};
-pub use spec::{BindingSpec, ConditionSpec, FanOutSpec, NodeSpec, ParamSpec, WorkflowSpec};
+pub use spec::{
+    BindingSpec, ConditionSpec, FanOutSpec, NodeSpec, ParamSpec, WorkflowSnapshot, WorkflowSpec,
+};
 pub use validate::{ValidationError, ValidationErrors};
 
 use plan::Plan;
@@ -97,7 +99,7 @@ impl Workflow {
 
     /// Node ids in a topological order (dependencies first).
     pub fn topological_order(&self) -> Vec<&str> {
-        match petgraph::algo::toposort(&self.plan.graph, None) {
+        match petgraph::algo::toposort(&self.plan.graph(), None) {
             Ok(order) => order
                 .into_iter()
                 .map(|i| &*self.plan.nodes[i.index()].id)

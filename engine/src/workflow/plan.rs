@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use petgraph::graph::DiGraph;
+use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Map, Value};
 
 use super::TriggerRule;
@@ -56,6 +56,8 @@ pub(crate) struct Param {
 pub(crate) struct PlanNode {
     pub(crate) id: Arc<str>,
     pub(crate) job: DynJob,
+    /// The job's name, shared by all nodes running the same job.
+    pub(crate) job_name: Arc<str>,
     pub(crate) input: InputPlan,
     pub(crate) fan_out: Option<FanOut>,
     pub(crate) conditions: Vec<Cond>,
@@ -215,8 +217,6 @@ pub(crate) struct Plan {
     pub(crate) nodes: Vec<PlanNode>,
     pub(crate) params: Vec<Param>,
     pub(crate) index: HashMap<Arc<str>, u32>,
-    /// The DAG (edges parent → child), kept for analysis and export.
-    pub(crate) graph: DiGraph<(), ()>,
     child_off: Vec<u32>,
     child: Vec<u32>,
     parent_off: Vec<u32>,
@@ -234,7 +234,6 @@ impl Plan {
         parents: &[Vec<u32>],
         params: Vec<Param>,
         index: HashMap<Arc<str>, u32>,
-        graph: DiGraph<(), ()>,
     ) -> Plan {
         let n = nodes.len();
         let mut parent_off = Vec::with_capacity(n + 1);
@@ -270,7 +269,6 @@ impl Plan {
             nodes,
             params,
             index,
-            graph,
             child_off,
             child,
             parent_off,
@@ -286,6 +284,22 @@ impl Plan {
 
     pub(crate) fn parents(&self, n: u32) -> &[u32] {
         &self.parent[self.parent_off[n as usize] as usize..self.parent_off[n as usize + 1] as usize]
+    }
+
+    /// The DAG as a petgraph graph (edges parent → child), built on demand for
+    /// analysis and export; the orchestrator walks the compact lists above.
+    pub(crate) fn graph(&self) -> DiGraph<(), ()> {
+        let n = self.nodes.len();
+        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(n, self.parent.len());
+        for _ in 0..n {
+            g.add_node(());
+        }
+        for c in 0..n as u32 {
+            for &p in self.parents(c) {
+                g.add_edge(NodeIndex::new(p as usize), NodeIndex::new(c as usize), ());
+            }
+        }
+        g
     }
 
     pub(crate) fn edge_count(&self) -> usize {

@@ -1,6 +1,9 @@
 //! The serializable snapshot of a workflow, stored with every run.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::TriggerRule;
@@ -107,6 +110,70 @@ pub struct ConditionSpec {
     pub on: Option<String>,
     /// The predicate.
     pub predicate: String,
+}
+
+/// The workflow a run was started from, as stored with the run.
+///
+/// Runs started in this process share the built workflow and compute its
+/// [`WorkflowSpec`] only when somebody asks (a 100,000-node spec is tens of megabytes);
+/// runs read back from a durable store carry the stored spec. It serializes as the
+/// spec.
+#[derive(Clone)]
+pub struct WorkflowSnapshot(Snapshot);
+
+#[derive(Clone)]
+enum Snapshot {
+    Live(super::Workflow),
+    Stored(Arc<WorkflowSpec>),
+}
+
+impl WorkflowSnapshot {
+    pub(crate) fn live(workflow: super::Workflow) -> Self {
+        WorkflowSnapshot(Snapshot::Live(workflow))
+    }
+
+    /// A snapshot of an already materialized spec.
+    pub fn stored(spec: Arc<WorkflowSpec>) -> Self {
+        WorkflowSnapshot(Snapshot::Stored(spec))
+    }
+
+    /// The spec (computed on first use for a live workflow, then shared).
+    pub fn spec(&self) -> Arc<WorkflowSpec> {
+        match &self.0 {
+            Snapshot::Live(w) => w.shared_spec(),
+            Snapshot::Stored(s) => Arc::clone(s),
+        }
+    }
+}
+
+impl fmt::Debug for WorkflowSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Snapshot::Live(w) => write!(f, "WorkflowSnapshot({} v{})", w.name(), w.version()),
+            Snapshot::Stored(s) => write!(f, "WorkflowSnapshot({} v{})", s.name, s.version),
+        }
+    }
+}
+
+impl PartialEq for WorkflowSnapshot {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Snapshot::Live(a), Snapshot::Live(b)) if Arc::ptr_eq(&a.plan, &b.plan) => true,
+            _ => self.spec() == other.spec(),
+        }
+    }
+}
+
+impl Serialize for WorkflowSnapshot {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.spec().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkflowSnapshot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(WorkflowSnapshot::stored(Arc::new(WorkflowSpec::deserialize(d)?)))
+    }
 }
 
 impl WorkflowSpec {

@@ -328,6 +328,7 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
         errors: errs,
     };
     let mut plan_nodes = Vec::with_capacity(nodes.len());
+    let mut job_names: HashMap<&'static str, Arc<str>> = HashMap::new();
     let mut all_parents: Vec<Vec<u32>> = Vec::with_capacity(nodes.len());
     for (i, n) in nodes.into_iter().enumerate() {
         let node = n.id.as_str();
@@ -389,8 +390,14 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
         parents.sort_unstable();
         parents.dedup();
         let spec = n.job.spec();
+        let job_name = Arc::clone(
+            job_names
+                .entry(n.job.name())
+                .or_insert_with(|| Arc::from(n.job.name())),
+        );
         plan_nodes.push(PlanNode {
             id: ids[i].clone(),
+            job_name,
             job: n.job,
             input: InputPlan { whole, fields },
             fan_out,
@@ -435,7 +442,6 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
         &all_parents,
         params,
         index,
-        graph,
     )))
 }
 
