@@ -36,7 +36,7 @@ pub(crate) fn measure(cfg: &Config) -> Vec<Peak> {
         if !cfg.workloads.contains(&w) {
             continue;
         }
-        for &e in &cfg.engines {
+        for &e in cfg.engines.iter().filter(|e| e.runs(w)) {
             eprintln!("peak RSS: {w} / {}", e.name());
             out.push(Peak {
                 workload: Some(w),
