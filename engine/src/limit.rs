@@ -5,7 +5,6 @@
 //! always takes its waiter-list mutex. Only an orchestrator that found no permit waits,
 //! and it is woken through a `Notify` when permits come back.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -63,25 +62,23 @@ impl Limiter {
     }
 
     /// Waits for a permit.
-    pub(crate) fn acquire(self: Arc<Self>) -> impl Future<Output = Permit> + Send + 'static {
-        async move {
-            loop {
-                let notified = self.notify.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                self.waiters.fetch_add(1, Ordering::SeqCst);
-                // Re-check after announcing ourselves: a release that happened before
-                // the announcement left its permit for us to see here; one after it
-                // will notify.
-                if let Some(p) = self.try_acquire() {
-                    self.waiters.fetch_sub(1, Ordering::SeqCst);
-                    return p;
-                }
-                notified.await;
+    pub(crate) async fn acquire(self: Arc<Self>) -> Permit {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            // Re-check after announcing ourselves: a release that happened before
+            // the announcement left its permit for us to see here; one after it
+            // will notify.
+            if let Some(p) = self.try_acquire() {
                 self.waiters.fetch_sub(1, Ordering::SeqCst);
-                if let Some(p) = self.try_acquire() {
-                    return p;
-                }
+                return p;
+            }
+            notified.await;
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            if let Some(p) = self.try_acquire() {
+                return p;
             }
         }
     }

@@ -172,7 +172,9 @@ impl Serialize for WorkflowSnapshot {
 
 impl<'de> Deserialize<'de> for WorkflowSnapshot {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(WorkflowSnapshot::stored(Arc::new(WorkflowSpec::deserialize(d)?)))
+        Ok(WorkflowSnapshot::stored(Arc::new(
+            WorkflowSpec::deserialize(d)?,
+        )))
     }
 }
 
