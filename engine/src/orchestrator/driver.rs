@@ -458,17 +458,28 @@ impl Driver {
         if self.batch.is_empty() {
             return;
         }
-        let batch: Arc<[Event]> = self.batch.drain(..).collect();
-        let mut delay = Duration::from_millis(50);
-        while let Err(e) = self.sh.store.append(self.run, &batch).await {
-            tracing::warn!(run_id = %self.run, error = %e, retry_in = ?delay, "store append failed; retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+        let written = match self.sh.store.append_now(self.run, &self.batch) {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                tracing::warn!(run_id = %self.run, error = %e, "store append failed; retrying");
+                false
+            }
+            None => false,
+        };
+        if !written {
+            let mut delay = Duration::from_millis(50);
+            while let Err(e) = self.sh.store.append(self.run, &self.batch).await {
+                tracing::warn!(run_id = %self.run, error = %e, retry_in = ?delay, "store append failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
         }
         if self.sh.events.receiver_count() > 0 {
-            for e in batch.iter() {
-                let _ = self.sh.events.send(e.clone());
+            for e in self.batch.drain(..) {
+                let _ = self.sh.events.send(e);
             }
+        } else {
+            self.batch.clear();
         }
     }
 

@@ -2,7 +2,6 @@
 //! process.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::events::{Event, EventKind};
@@ -11,27 +10,52 @@ use crate::state::RunState;
 
 use super::{ExecutionRecord, Page, RunQuery, RunRecord, Store, StoreError};
 
+/// Events per storage chunk: appends never move stored events, and the log grows by
+/// one allocation per this many events.
+const CHUNK: usize = 4096;
+
 #[derive(Debug)]
 struct Entry {
     record: RunRecord,
-    /// The event log in the batches it was appended in (no large reallocations);
-    /// `starts[i]` is the index of the first event of `chunks[i]`.
-    chunks: Vec<Arc<[Event]>>,
-    starts: Vec<usize>,
+    /// The event log; every chunk but the last holds exactly `CHUNK` events.
+    chunks: Vec<Vec<Event>>,
     len: usize,
 }
 
 impl Entry {
+    fn push(&mut self, e: &Event) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(e.clone()),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(e.clone());
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
     fn iter_from(&self, from: usize) -> impl Iterator<Item = &Event> {
-        let first = self
-            .starts
-            .partition_point(|&s| s <= from)
-            .saturating_sub(1);
-        let skip = from.saturating_sub(self.starts.get(first).copied().unwrap_or(0));
-        self.chunks[first.min(self.chunks.len())..]
+        let first = from / CHUNK;
+        self.chunks
             .iter()
+            .skip(first)
             .flat_map(|c| c.iter())
-            .skip(skip)
+            .skip(from % CHUNK)
+    }
+
+    fn apply(&mut self, events: &[Event]) {
+        for e in events {
+            if let EventKind::Run { to, .. } = e.kind {
+                self.record.state = to;
+                match to {
+                    RunState::Running => self.record.started_at = Some(e.at),
+                    s if s.is_terminal() => self.record.finished_at = Some(e.at),
+                    _ => {}
+                }
+            }
+            self.push(e);
+        }
     }
 }
 
@@ -53,6 +77,13 @@ impl MemoryStore {
         Self::default()
     }
 
+    fn append_sync(&self, run: RunId, events: &[Event]) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        let entry = runs.get_mut(&run).ok_or(StoreError::UnknownRun(run))?;
+        entry.apply(events);
+        Ok(())
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<RunId, Entry>> {
         // A panic while holding the lock cannot leave an entry half-written (every
         // mutation is a push or a field store), so a poisoned lock is still usable.
@@ -72,33 +103,18 @@ impl Store for MemoryStore {
             Entry {
                 record: run.clone(),
                 chunks: Vec::new(),
-                starts: Vec::new(),
                 len: 0,
             },
         );
         Ok(())
     }
 
-    async fn append(&self, run: RunId, events: &Arc<[Event]>) -> Result<(), StoreError> {
-        let mut runs = self.lock();
-        let entry = runs.get_mut(&run).ok_or(StoreError::UnknownRun(run))?;
-        if events.is_empty() {
-            return Ok(());
-        }
-        for e in events.iter() {
-            if let EventKind::Run { to, .. } = e.kind {
-                entry.record.state = to;
-                match to {
-                    RunState::Running => entry.record.started_at = Some(e.at),
-                    s if s.is_terminal() => entry.record.finished_at = Some(e.at),
-                    _ => {}
-                }
-            }
-        }
-        entry.starts.push(entry.len);
-        entry.len += events.len();
-        entry.chunks.push(Arc::clone(events));
-        Ok(())
+    async fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError> {
+        self.append_sync(run, events)
+    }
+
+    fn append_now(&self, run: RunId, events: &[Event]) -> Option<Result<(), StoreError>> {
+        Some(self.append_sync(run, events))
     }
 
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {

@@ -6,7 +6,6 @@
 
 mod memory;
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -171,8 +170,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError>;
 
     /// Appends a batch of events to a run's log, in order, and applies them (run state,
-    /// node executions). The batch is shared, so a store may keep it without copying.
-    async fn append(&self, run: RunId, events: &Arc<[Event]>) -> Result<(), StoreError>;
+    /// node executions). The batch is written atomically: all of it or none.
+    async fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError>;
+
+    /// Appends without waiting, when the store can (an in-memory store can; a database
+    /// cannot). `None` means "use [`append`](Store::append)". The orchestrator calls this
+    /// first on its hot path to skip the boxed future of the async call.
+    fn append_now(&self, run: RunId, events: &[Event]) -> Option<Result<(), StoreError>> {
+        let _ = (run, events);
+        None
+    }
 
     /// One run.
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError>;
