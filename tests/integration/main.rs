@@ -9,5 +9,6 @@ mod fanout;
 mod macros;
 mod property;
 mod retries;
+mod spans;
 mod triggers;
 mod validation;
