@@ -1,4 +1,8 @@
-//! The user guide, from the repository's `docs/guide/`. Its examples are compiled and run
-//! as doctests.
-#![doc = ""]
-#![doc = include_str!("../../docs/guide/writing-jobs-and-workflows.md")]
+//! The user guide, from the repository's `docs/guide/`. Every example in it is
+//! compiled and run as a doctest.
+
+#[doc = include_str!("../../docs/guide/writing-jobs-and-workflows.md")]
+pub mod writing_jobs_and_workflows {}
+
+#[doc = include_str!("../../docs/guide/running-workflows.md")]
+pub mod running_workflows {}
