@@ -76,6 +76,11 @@ pub use workflow::{Field, Items, NodeRef, Source, TriggerRule, Workflow, Workflo
 #[doc(inline)]
 pub use dagforge_macros::{job, workflow};
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 /// The types most programs need.
 pub mod prelude {
     pub use crate::store::MemoryStore;

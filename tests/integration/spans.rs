@@ -11,11 +11,14 @@ use tracing::{Event as TEvent, Metadata, Subscriber};
 
 use crate::common::*;
 
+/// A span's name and its fields.
+type SeenSpan = (String, Vec<(String, String)>);
+
 /// Records every span's name and fields.
 #[derive(Clone, Default)]
 struct Spans {
     next: Arc<AtomicU64>,
-    seen: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>,
+    seen: Arc<Mutex<Vec<SeenSpan>>>,
     events: Arc<Mutex<Vec<String>>>,
 }
 
