@@ -47,6 +47,7 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+pub mod artifact;
 mod context;
 mod error;
 mod events;

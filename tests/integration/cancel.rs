@@ -101,3 +101,26 @@ async fn cancel_during_fan_out_and_retry_backoff() {
     assert_eq!(each.attempts, 2, "only the two running items had started");
     assert_eq!(state(&r, "flaky"), NodeState::Cancelled);
 }
+
+#[tokio::test(start_paused = true)]
+async fn cancel_reaches_a_lone_node_too() {
+    // A node with nothing else to run beside it may execute inside the run's own task;
+    // cancellation and its grace period must work the same.
+    let sleep = Sleep {
+        cooperative: true,
+        ..Sleep::default()
+    };
+    let mut wf = Workflow::builder("lone");
+    let first = wf.add("first", sleep.clone()).input(10).handle();
+    wf.add("second", sleep.clone()).input(60_000).after(&first);
+    let engine = Engine::new();
+    let run = engine.start(&wf.build().unwrap(), ()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t = tokio::time::Instant::now();
+    run.cancel();
+    let r = run.wait().await.unwrap();
+    assert!(t.elapsed() < Duration::from_millis(10));
+    assert_eq!(state(&r, "first"), NodeState::Succeeded);
+    assert_eq!(state(&r, "second"), NodeState::Cancelled);
+    assert_eq!(r.state, RunState::Cancelled);
+}

@@ -17,4 +17,8 @@ impl Executor for InProcess {
     fn start(&self, execution: Execution) -> ExecutionHandle {
         execution.spawn_task()
     }
+
+    fn runs_inline(&self) -> bool {
+        true
+    }
 }

@@ -186,6 +186,10 @@ pub(crate) struct Driver {
     state: RunState,
     cancelling: bool,
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Retry timers that have not fired yet.
+    retry_timers: usize,
+    /// Set by an inline attempt: the next step starts without waiting.
+    continue_step: bool,
     now: SystemTime,
     tick: Instant,
     started: Instant,
@@ -252,6 +256,8 @@ impl Driver {
             state: RunState::Pending,
             cancelling: false,
             deadline: None,
+            retry_timers: 0,
+            continue_step: false,
             now: SystemTime::now(),
             tick: now,
             started: now,
@@ -269,16 +275,20 @@ impl Driver {
         self.drain_work(&plan);
         self.dispatch(&plan);
         self.flush().await;
-        self.start_dispatched();
+        self.start_dispatched(&plan).await;
 
         while self.unsettled > 0 || !self.running.is_empty() {
-            match self.wait().await {
-                Wake::Signals => {}
-                Wake::Permit(p) => self.spare = Some(p),
-                Wake::Deadline => {
-                    self.clock();
-                    self.deadline = None;
-                    self.abort_all(&plan);
+            // After an inline attempt the step continues at once: its outcome is
+            // already applied and nothing else was running.
+            if !std::mem::take(&mut self.continue_step) {
+                match self.wait().await {
+                    Wake::Signals => {}
+                    Wake::Permit(p) => self.spare = Some(p),
+                    Wake::Deadline => {
+                        self.clock();
+                        self.deadline = None;
+                        self.abort_all(&plan);
+                    }
                 }
             }
             // Other attempts are still out: let the tasks that are ready run first and
@@ -302,7 +312,7 @@ impl Driver {
             self.drain_work(&plan);
             self.dispatch(&plan);
             self.flush().await;
-            self.start_dispatched();
+            self.start_dispatched(&plan).await;
         }
 
         let end = if self.cancelling {
@@ -458,7 +468,13 @@ impl Driver {
         if self.batch.is_empty() {
             return;
         }
-        let written = match self.sh.store.append_now(self.run, &self.batch) {
+        // Subscribers get copies; the store may take the originals.
+        let publish: Vec<Event> = if self.sh.events.receiver_count() > 0 {
+            self.batch.clone()
+        } else {
+            Vec::new()
+        };
+        let written = match self.sh.store.append_now(self.run, &mut self.batch) {
             Some(Ok(())) => true,
             Some(Err(e)) => {
                 tracing::warn!(run_id = %self.run, error = %e, "store append failed; retrying");
@@ -474,12 +490,9 @@ impl Driver {
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
-        if self.sh.events.receiver_count() > 0 {
-            for e in self.batch.drain(..) {
-                let _ = self.sh.events.send(e);
-            }
-        } else {
-            self.batch.clear();
+        self.batch.clear();
+        for e in publish {
+            let _ = self.sh.events.send(e);
         }
     }
 
@@ -759,11 +772,78 @@ impl Driver {
         self.to_start.push((key, exec));
     }
 
-    fn start_dispatched(&mut self) {
+    async fn start_dispatched(&mut self, plan: &Plan) {
+        // A sequential stretch: this is the only thing the run can do right now, so run
+        // it in this task (see `Executor::runs_inline`).
+        if self.to_start.len() == 1
+            && self.running.len() == 1
+            && self.ready.is_empty()
+            && self.retry_timers == 0
+            && !self.cancelling
+            && self.sh.executor.runs_inline()
+            && let Some((key, exec)) = self.to_start.pop()
+        {
+            self.run_inline(plan, key, exec).await;
+            return;
+        }
         for (key, exec) in self.to_start.drain(..) {
             let handle = self.sh.executor.start(exec);
             if let Some(r) = self.running.get_mut(key) {
                 r.handle = handle;
+            }
+        }
+    }
+
+    /// Runs one attempt inside the driver task while still serving the run's signals
+    /// (log lines, progress, cancellation and its grace deadline), then applies its
+    /// outcome.
+    async fn run_inline(&mut self, plan: &Plan, key: usize, exec: Execution) {
+        let attempt = exec.run_inline();
+        tokio::pin!(attempt);
+        loop {
+            tokio::select! {
+                biased;
+                outcome = &mut attempt => {
+                    // Log lines the attempt sent just before finishing come first.
+                    while let Ok((k, signal)) = self.rx.try_recv() {
+                        self.signals.push((k, signal));
+                    }
+                    self.clock();
+                    let mut signals = std::mem::take(&mut self.signals);
+                    for (k, signal) in signals.drain(..) {
+                        self.on_signal(plan, k, signal);
+                    }
+                    self.signals = signals;
+                    self.on_signal(plan, key as u32, Signal::Done(outcome));
+                    self.continue_step = true;
+                    return;
+                }
+                () = async {
+                    match self.deadline.as_mut() {
+                        Some(d) => d.as_mut().await,
+                        None => std::future::pending().await,
+                    }
+                }, if self.deadline.is_some() => {
+                    self.clock();
+                    self.deadline = None;
+                    // Dropping the attempt's future stops it, as aborting a task would.
+                    let e = ErrorInfo::new(
+                        ErrorKind::Cancelled,
+                        format!("stopped after the cancellation grace period ({:?})", self.sh.grace),
+                    );
+                    self.on_signal(plan, key as u32, Signal::Done(Err(e)));
+                    self.continue_step = true;
+                    return;
+                }
+                _ = self.rx.recv_many(&mut self.signals, 1024) => {
+                    self.clock();
+                    let mut signals = std::mem::take(&mut self.signals);
+                    for (k, signal) in signals.drain(..) {
+                        self.on_signal(plan, k, signal);
+                    }
+                    self.signals = signals;
+                    self.flush().await;
+                }
             }
         }
     }
@@ -810,7 +890,10 @@ impl Driver {
                     self.push_event(kind);
                 }
             }
-            Signal::Retry { node, item } => self.retry_due(plan, node, item),
+            Signal::Retry { node, item } => {
+                self.retry_timers -= 1;
+                self.retry_due(plan, node, item);
+            }
             Signal::Cancel => self.begin_cancel(plan),
         }
     }
@@ -833,7 +916,8 @@ impl Driver {
         }
     }
 
-    fn schedule_retry(&self, node: u32, item: Option<u32>, delay: Duration) {
+    fn schedule_retry(&mut self, node: u32, item: Option<u32>, delay: Duration) {
+        self.retry_timers += 1;
         let tx = self.tx.clone();
         if delay.is_zero() {
             let _ = tx.send((CONTROL, Signal::Retry { node, item }));

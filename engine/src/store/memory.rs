@@ -23,16 +23,34 @@ struct Entry {
 }
 
 impl Entry {
-    fn push(&mut self, e: &Event) {
+    fn push(&mut self, e: Event) {
         match self.chunks.last_mut() {
-            Some(c) if c.len() < CHUNK => c.push(e.clone()),
+            Some(c) if c.len() < CHUNK => c.push(e),
             _ => {
                 let mut c = Vec::with_capacity(CHUNK);
-                c.push(e.clone());
+                c.push(e);
                 self.chunks.push(c);
             }
         }
         self.len += 1;
+    }
+
+    fn note(&mut self, e: &Event) {
+        if let EventKind::Run { to, .. } = e.kind {
+            self.record.state = to;
+            match to {
+                RunState::Running => self.record.started_at = Some(e.at),
+                s if s.is_terminal() => self.record.finished_at = Some(e.at),
+                _ => {}
+            }
+        }
+    }
+
+    fn apply_owned(&mut self, events: &mut Vec<Event>) {
+        for e in events.drain(..) {
+            self.note(&e);
+            self.push(e);
+        }
     }
 
     fn iter_from(&self, from: usize) -> impl Iterator<Item = &Event> {
@@ -46,15 +64,8 @@ impl Entry {
 
     fn apply(&mut self, events: &[Event]) {
         for e in events {
-            if let EventKind::Run { to, .. } = e.kind {
-                self.record.state = to;
-                match to {
-                    RunState::Running => self.record.started_at = Some(e.at),
-                    s if s.is_terminal() => self.record.finished_at = Some(e.at),
-                    _ => {}
-                }
-            }
-            self.push(e);
+            self.note(e);
+            self.push(e.clone());
         }
     }
 }
@@ -113,8 +124,13 @@ impl Store for MemoryStore {
         self.append_sync(run, events)
     }
 
-    fn append_now(&self, run: RunId, events: &[Event]) -> Option<Result<(), StoreError>> {
-        Some(self.append_sync(run, events))
+    fn append_now(&self, run: RunId, events: &mut Vec<Event>) -> Option<Result<(), StoreError>> {
+        let mut runs = self.lock();
+        let Some(entry) = runs.get_mut(&run) else {
+            return Some(Err(StoreError::UnknownRun(run)));
+        };
+        entry.apply_owned(events);
+        Some(Ok(()))
     }
 
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {

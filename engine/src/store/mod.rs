@@ -174,9 +174,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError>;
 
     /// Appends without waiting, when the store can (an in-memory store can; a database
-    /// cannot). `None` means "use [`append`](Store::append)". The orchestrator calls this
-    /// first on its hot path to skip the boxed future of the async call.
-    fn append_now(&self, run: RunId, events: &[Event]) -> Option<Result<(), StoreError>> {
+    /// cannot), and may take the events out of `events` instead of copying them. `None`
+    /// means "use [`append`](Store::append)" (and `events` must be left untouched). The
+    /// orchestrator calls this first on its hot path to skip the boxed future of the
+    /// async call and the copy.
+    fn append_now(&self, run: RunId, events: &mut Vec<Event>) -> Option<Result<(), StoreError>> {
         let _ = (run, events);
         None
     }
