@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::artifact::{ArtifactStore, Artifacts, Scope};
 use crate::ids::RunId;
 use crate::signal::{Signal, SignalSender};
 
@@ -57,6 +58,7 @@ pub struct JobContext {
     attempt: u32,
     cancel: CancellationToken,
     sink: Option<SignalSender>,
+    artifacts: Option<ArtifactStore>,
 }
 
 impl JobContext {
@@ -75,6 +77,7 @@ impl JobContext {
             attempt,
             cancel,
             sink,
+            artifacts: None,
         }
     }
 
@@ -97,6 +100,29 @@ impl JobContext {
             CancellationToken::new(),
             None,
         )
+        .with_artifacts(ArtifactStore::memory())
+    }
+
+    /// Uses `store` for this context's artifacts (a detached context starts with a
+    /// new memory store; an engine's contexts use the engine's store).
+    pub fn with_artifacts(mut self, store: ArtifactStore) -> Self {
+        self.artifacts = Some(store);
+        self
+    }
+
+    /// The artifact store as this attempt sees it: saves go under
+    /// `runs/<run>/<node>[/item-<i>]/attempt-<n>/`. The shortcuts
+    /// [`save_json`](Self::save_json), [`load`](Self::load), … call it.
+    pub fn artifacts(&self) -> Artifacts {
+        let scope = Scope::new(self.run, self.node.clone(), self.item, self.attempt);
+        self.artifact_store().scoped(scope)
+    }
+
+    /// The artifact store itself (see [`EngineBuilder::artifacts`](crate::EngineBuilder::artifacts)).
+    pub fn artifact_store(&self) -> &ArtifactStore {
+        self.artifacts
+            .as_ref()
+            .unwrap_or_else(|| crate::artifact::process_default())
     }
 
     /// The run this attempt belongs to.

@@ -32,7 +32,7 @@
 
 mod config;
 mod error;
-// WIRING mod job_context;
+mod job_context;
 mod key;
 mod provider;
 mod reference;

@@ -767,7 +767,8 @@ impl Driver {
             attempt,
             self.job_cancel.clone(),
             Some(sink),
-        );
+        )
+        .with_artifacts(self.sh.artifacts.clone());
         let exec = Execution::new(node.job.clone(), input, ctx, node.timeout, Some(permit));
         self.to_start.push((key, exec));
     }

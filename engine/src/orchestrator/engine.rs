@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::driver::Driver;
 use super::result::RunResult;
+use crate::artifact::ArtifactStore;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventStream};
 use crate::executor::{Executor, InProcess};
@@ -29,6 +30,7 @@ pub(crate) struct Shared {
     pub(crate) permits: Arc<Limiter>,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) grace: Duration,
+    pub(crate) artifacts: ArtifactStore,
     active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
 }
 
@@ -75,6 +77,7 @@ pub struct EngineBuilder {
     concurrency: usize,
     grace: Duration,
     event_capacity: usize,
+    artifacts: Option<ArtifactStore>,
 }
 
 impl Default for EngineBuilder {
@@ -85,6 +88,7 @@ impl Default for EngineBuilder {
             concurrency: Engine::DEFAULT_CONCURRENCY,
             grace: Duration::from_secs(10),
             event_capacity: 4096,
+            artifacts: None,
         }
     }
 }
@@ -127,6 +131,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Where jobs save and load artifacts (default:
+    /// [`ArtifactStore::default_local`], a directory under the system's temporary
+    /// directory). `ArtifactStore::from_env()?` honours `DAGFORGE_ARTIFACTS`.
+    pub fn artifacts(mut self, store: ArtifactStore) -> Self {
+        self.artifacts = Some(store);
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Engine {
         let (events, _) = broadcast::channel(self.event_capacity);
@@ -137,6 +149,7 @@ impl EngineBuilder {
                 permits: Limiter::new(self.concurrency),
                 events,
                 grace: self.grace,
+                artifacts: self.artifacts.unwrap_or_default(),
                 active: Mutex::new(HashMap::new()),
             }),
         }
@@ -166,6 +179,12 @@ impl Engine {
     /// The engine's store, for queries.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.sh.store
+    }
+
+    /// The engine's artifact store: list or delete a run's artifacts
+    /// ([`ArtifactStore::list_run_artifacts`], [`ArtifactStore::delete_run_artifacts`]).
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.sh.artifacts
     }
 
     /// Subscribes to the events of every run started from now on.
