@@ -78,7 +78,7 @@ struct NodeRt {
     start: Option<Instant>,
     end: Option<Instant>,
     output: Option<Arc<Value>>,
-    error: Option<ErrorInfo>,
+    error: Option<Box<ErrorInfo>>,
     reason: Option<Arc<str>>,
     fan: Option<Box<FanRt>>,
 }
@@ -401,7 +401,7 @@ impl Driver {
             rt.output.clone_from(&d.output);
         }
         if d.error.is_some() {
-            rt.error.clone_from(&d.error);
+            rt.error = d.error.clone().map(Box::new);
         }
         if d.reason.is_some() {
             rt.reason.clone_from(&d.reason);
@@ -1225,7 +1225,7 @@ impl Driver {
                     attempts: rt.attempts,
                     duration,
                     output,
-                    error: rt.error.take(),
+                    error: rt.error.take().map(|e| *e),
                     reason: rt.reason.as_deref().map(str::to_owned),
                     items,
                 }

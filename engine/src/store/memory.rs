@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use crate::events::{Event, EventKind};
 use crate::ids::RunId;
@@ -14,16 +15,27 @@ use super::{ExecutionRecord, Page, RunQuery, RunRecord, Store, StoreError};
 /// one allocation per this many events.
 const CHUNK: usize = 4096;
 
+/// An event as kept here: its run is the entry's and its sequence number its position.
+#[derive(Debug)]
+struct Stored {
+    at: SystemTime,
+    kind: EventKind,
+}
+
 #[derive(Debug)]
 struct Entry {
     record: RunRecord,
     /// The event log; every chunk but the last holds exactly `CHUNK` events.
-    chunks: Vec<Vec<Event>>,
+    chunks: Vec<Vec<Stored>>,
     len: usize,
 }
 
 impl Entry {
     fn push(&mut self, e: Event) {
+        let e = Stored {
+            at: e.at,
+            kind: e.kind,
+        };
         match self.chunks.last_mut() {
             Some(c) if c.len() < CHUNK => c.push(e),
             _ => {
@@ -53,13 +65,16 @@ impl Entry {
         }
     }
 
-    fn iter_from(&self, from: usize) -> impl Iterator<Item = &Event> {
+    /// Stored events from index `from`, with their sequence numbers.
+    fn iter_from(&self, from: usize) -> impl Iterator<Item = (u64, &Stored)> {
         let first = from / CHUNK;
         self.chunks
             .iter()
             .skip(first)
             .flat_map(|c| c.iter())
             .skip(from % CHUNK)
+            .zip(from as u64 + 1..)
+            .map(|(e, seq)| (seq, e))
     }
 
     fn apply(&mut self, events: &[Event]) {
@@ -172,7 +187,7 @@ impl Store for MemoryStore {
         let entry = runs.get(&run).ok_or(StoreError::UnknownRun(run))?;
         let mut out: Vec<ExecutionRecord> = Vec::new();
         let mut index: HashMap<(&str, Option<u32>, u32), usize> = HashMap::new();
-        for e in entry.iter_from(0) {
+        for (_, e) in entry.iter_from(0) {
             let EventKind::Node(n) = &e.kind else {
                 continue;
             };
@@ -215,6 +230,15 @@ impl Store for MemoryStore {
         let entry = runs.get(&run).ok_or(StoreError::UnknownRun(run))?;
         // Sequence numbers are dense from 1, so `seq = index + 1`.
         let start = usize::try_from(after).unwrap_or(usize::MAX).min(entry.len);
-        Ok(entry.iter_from(start).take(limit).cloned().collect())
+        Ok(entry
+            .iter_from(start)
+            .take(limit)
+            .map(|(seq, e)| Event {
+                run,
+                seq,
+                at: e.at,
+                kind: e.kind.clone(),
+            })
+            .collect())
     }
 }

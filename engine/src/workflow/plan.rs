@@ -29,8 +29,8 @@ pub(crate) enum Src {
 
 #[derive(Clone, Debug)]
 pub(crate) struct InputPlan {
-    pub(crate) whole: Option<Src>,
-    pub(crate) fields: Vec<(Arc<str>, Src)>,
+    pub(crate) whole: Option<Box<Src>>,
+    pub(crate) fields: Box<[(Arc<str>, Src)]>,
 }
 
 #[derive(Clone, Debug)]
@@ -59,11 +59,12 @@ pub(crate) struct PlanNode {
     /// The job's name, shared by all nodes running the same job.
     pub(crate) job_name: Arc<str>,
     pub(crate) input: InputPlan,
-    pub(crate) fan_out: Option<FanOut>,
-    pub(crate) conditions: Vec<Cond>,
+    pub(crate) fan_out: Option<Box<FanOut>>,
+    pub(crate) conditions: Box<[Cond]>,
     pub(crate) trigger: TriggerRule,
     pub(crate) retries: u32,
-    pub(crate) backoff: Backoff,
+    /// Shared with every node that uses the same policy (usually the job's default).
+    pub(crate) backoff: Arc<Backoff>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) priority: i32,
     pub(crate) concurrency: Option<u32>,

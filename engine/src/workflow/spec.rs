@@ -217,7 +217,7 @@ impl WorkflowSpec {
                     id: String::from(&*n.id),
                     job: n.job.name().to_owned(),
                     depends_on: plan.parents(i as u32).iter().map(|&p| id(p)).collect(),
-                    input: n.input.whole.as_ref().map(binding),
+                    input: n.input.whole.as_deref().map(binding),
                     fields: n
                         .input
                         .fields
@@ -238,7 +238,7 @@ impl WorkflowSpec {
                         .collect(),
                     trigger: n.trigger,
                     retries: n.retries,
-                    backoff: n.backoff.clone(),
+                    backoff: (*n.backoff).clone(),
                     timeout_ms: n
                         .timeout
                         .map(|d| d.as_millis().min(u64::MAX as u128) as u64),

@@ -12,6 +12,7 @@ use super::Workflow;
 use super::builder::{SelDef, SourceDef, Target, WorkflowBuilder};
 use super::path::{JsonPath, Predicate};
 use super::plan::{Cond, FanOut, InputPlan, Param, Plan, PlanNode, Sel, Src};
+use crate::job::Backoff;
 
 /// One problem found by [`WorkflowBuilder::build`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -329,6 +330,7 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
     };
     let mut plan_nodes = Vec::with_capacity(nodes.len());
     let mut job_names: HashMap<&'static str, Arc<str>> = HashMap::new();
+    let mut backoffs: Vec<Arc<Backoff>> = Vec::new();
     let mut all_parents: Vec<Vec<u32>> = Vec::with_capacity(nodes.len());
     for (i, n) in nodes.into_iter().enumerate() {
         let node = n.id.as_str();
@@ -357,10 +359,10 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
         }
         let fan_out = n.fan_outs.first().and_then(|f| {
             let items = cx.source(node, "fan-out", &f.items, &mut parents)?;
-            Some(FanOut {
+            Some(Box::new(FanOut {
                 field: f.field.as_deref().map(Arc::from),
                 items,
-            })
+            }))
         });
         let mut conditions = Vec::with_capacity(n.conditions.len());
         for c in &n.conditions {
@@ -399,12 +401,15 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
             id: ids[i].clone(),
             job_name,
             job: n.job,
-            input: InputPlan { whole, fields },
+            input: InputPlan {
+                whole: whole.map(Box::new),
+                fields: fields.into_boxed_slice(),
+            },
             fan_out,
-            conditions,
+            conditions: conditions.into_boxed_slice(),
             trigger: n.trigger,
             retries: n.retries.unwrap_or(spec.retries),
-            backoff: n.backoff.unwrap_or(spec.backoff),
+            backoff: intern_backoff(&mut backoffs, n.backoff.unwrap_or(spec.backoff)),
             timeout: n.timeout.unwrap_or(spec.timeout),
             priority: n.priority.unwrap_or(spec.priority),
             concurrency: n.concurrency,
@@ -443,6 +448,18 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
         params,
         index,
     )))
+}
+
+/// Shares equal backoff policies between nodes (there are few distinct ones).
+fn intern_backoff(known: &mut Vec<Arc<Backoff>>, b: Backoff) -> Arc<Backoff> {
+    if let Some(k) = known.iter().find(|k| ***k == b) {
+        return Arc::clone(k);
+    }
+    let b = Arc::new(b);
+    if known.len() < 64 {
+        known.push(Arc::clone(&b));
+    }
+    b
 }
 
 /// One cycle per strongly connected component that has one, starting at the
