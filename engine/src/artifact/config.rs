@@ -300,7 +300,11 @@ mod tests {
             ("az://container/p", Provider::Azure),
         ];
         for (url, provider) in cases {
-            assert_eq!(ArtifactConfig::new(url).unwrap().provider(), provider, "{url}");
+            assert_eq!(
+                ArtifactConfig::new(url).unwrap().provider(),
+                provider,
+                "{url}"
+            );
         }
     }
 

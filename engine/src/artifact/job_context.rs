@@ -50,7 +50,11 @@ impl JobContext {
 
     /// Saves a stream of chunks as the artifact `name` of this attempt, in bounded
     /// memory (multipart past one part).
-    pub async fn save_stream<S, E>(&self, name: &str, stream: S) -> ArtifactResult<ArtifactRef<Blob>>
+    pub async fn save_stream<S, E>(
+        &self,
+        name: &str,
+        stream: S,
+    ) -> ArtifactResult<ArtifactRef<Blob>>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<BoxError>,

@@ -165,7 +165,14 @@ mod tests {
             assert_eq!(err.key(), Some(key));
         }
         assert!(validate(&"x".repeat(901)).is_err());
-        for ok in ["a", "a/b.json", "runs/x/y/attempt-1/data.bin", "..a", "a..", "%2E%2E"] {
+        for ok in [
+            "a",
+            "a/b.json",
+            "runs/x/y/attempt-1/data.bin",
+            "..a",
+            "a..",
+            "%2E%2E",
+        ] {
             validate(ok).unwrap();
         }
     }

@@ -60,7 +60,11 @@ fn no_options(config: &ArtifactConfig, display: &str) -> ArtifactResult<()> {
     match config.options.first() {
         Some((key, _)) => Err(ArtifactError::Config {
             store: display.to_owned(),
-            source: format!("option `{key}` does not apply to {} stores", config.provider).into(),
+            source: format!(
+                "option `{key}` does not apply to {} stores",
+                config.provider
+            )
+            .into(),
         }),
         None => Ok(()),
     }
@@ -70,7 +74,10 @@ fn no_options(config: &ArtifactConfig, display: &str) -> ArtifactResult<()> {
 fn client_retry(config: &ArtifactConfig) -> object_store::RetryConfig {
     object_store::RetryConfig {
         backoff: object_store::BackoffConfig {
-            init_backoff: config.retry.initial().max(std::time::Duration::from_millis(1)),
+            init_backoff: config
+                .retry
+                .initial()
+                .max(std::time::Duration::from_millis(1)),
             max_backoff: config.retry.max().max(config.retry.initial()),
             base: 2.0,
         },

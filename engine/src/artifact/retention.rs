@@ -93,7 +93,8 @@ impl ArtifactStore {
         }
         if let Some(dir) = &inner.local_dir {
             let run_dir = dir.join(key::RUNS).join(run.to_string());
-            let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(run_dir)).await;
+            let removed =
+                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(run_dir)).await;
             match removed {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -181,7 +181,10 @@ mod tests {
         // Two waits: ~1 s and ~2 s, each less at most 20 %.
         assert!(started.elapsed() >= Duration::from_millis(2400));
         let err = classify(failure, "runs/x/a", "get", "memory://");
-        assert!(matches!(err, ArtifactError::Unavailable { attempts: 3, .. }));
+        assert!(matches!(
+            err,
+            ArtifactError::Unavailable { attempts: 3, .. }
+        ));
         assert!(err.is_retryable());
         assert_eq!(
             err.to_string(),

@@ -61,7 +61,11 @@ impl Artifacts {
 
     /// Saves a stream of chunks in bounded memory (see
     /// [`ArtifactStore::save_stream`]).
-    pub async fn save_stream<S, E>(&self, name: &str, stream: S) -> ArtifactResult<ArtifactRef<Blob>>
+    pub async fn save_stream<S, E>(
+        &self,
+        name: &str,
+        stream: S,
+    ) -> ArtifactResult<ArtifactRef<Blob>>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<BoxError>,

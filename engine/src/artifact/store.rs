@@ -16,11 +16,11 @@ use tokio::io::AsyncRead;
 use super::config::{ArtifactConfig, Provider};
 use super::error::{ArtifactError, ArtifactResult, BoxError};
 use super::key;
+use super::key::Scope;
 use super::provider;
 use super::reference::{ArtifactRef, Blob, JSON, OCTET_STREAM};
 use super::retry::{RetryPolicy, classify, retry};
 use super::scoped::Artifacts;
-use super::key::Scope;
 use super::stream::{self, ArtifactStream};
 
 /// Where artifacts are saved and loaded: an object store chosen by URL at run time
@@ -167,7 +167,13 @@ impl ArtifactStore {
         key::join(&self.inner.root, key)
     }
 
-    fn make_ref<T>(&self, key: &str, size: u64, hash: super::ContentHash, ct: &str) -> ArtifactRef<T> {
+    fn make_ref<T>(
+        &self,
+        key: &str,
+        size: u64,
+        hash: super::ContentHash,
+        ct: &str,
+    ) -> ArtifactRef<T> {
         ArtifactRef::new(self.inner.provider, key.to_owned(), size, hash, ct)
     }
 
@@ -199,9 +205,11 @@ impl ArtifactStore {
         let path = self.path(key)?;
         let (size, hash) = stream::digest(&data);
         let payload = PutPayload::from_bytes(data);
-        retry(self.inner.retry, || self.inner.store.put(&path, payload.clone()))
-            .await
-            .map_err(|f| classify(f, key, "put", &self.inner.display))?;
+        retry(self.inner.retry, || {
+            self.inner.store.put(&path, payload.clone())
+        })
+        .await
+        .map_err(|f| classify(f, key, "put", &self.inner.display))?;
         Ok(self.make_ref(key, size, hash, ct))
     }
 
@@ -296,7 +304,11 @@ impl ArtifactStore {
 
     /// The bytes `range` of the artifact (not checked against the hash, which
     /// covers the whole content).
-    pub async fn load_range<T>(&self, r: &ArtifactRef<T>, range: Range<u64>) -> ArtifactResult<Bytes> {
+    pub async fn load_range<T>(
+        &self,
+        r: &ArtifactRef<T>,
+        range: Range<u64>,
+    ) -> ArtifactResult<Bytes> {
         if range.start > range.end || range.end > r.size() {
             return Err(ArtifactError::Range {
                 key: r.key().to_owned(),
@@ -309,9 +321,11 @@ impl ArtifactStore {
             return Ok(Bytes::new());
         }
         let path = self.locate(r)?;
-        let data = retry(self.inner.retry, || self.inner.store.get_range(&path, range.clone()))
-            .await
-            .map_err(|f| classify(f, r.key(), "get", &self.inner.display))?;
+        let data = retry(self.inner.retry, || {
+            self.inner.store.get_range(&path, range.clone())
+        })
+        .await
+        .map_err(|f| classify(f, r.key(), "get", &self.inner.display))?;
         if data.len() as u64 != range.end - range.start {
             return Err(ArtifactError::Corrupt {
                 key: r.key().to_owned(),

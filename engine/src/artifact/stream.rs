@@ -31,7 +31,10 @@ impl Digester {
     }
 
     pub(crate) fn finish(self) -> (u64, ContentHash) {
-        (self.size, ContentHash::from_digest(self.hasher.finalize().into()))
+        (
+            self.size,
+            ContentHash::from_digest(self.hasher.finalize().into()),
+        )
     }
 }
 
@@ -235,7 +238,10 @@ impl Stream for ArtifactStream {
                     return this.corrupt(reason);
                 }
                 if hash != this.expected_hash {
-                    let reason = format!("content hash {hash}, its reference records {}", this.expected_hash);
+                    let reason = format!(
+                        "content hash {hash}, its reference records {}",
+                        this.expected_hash
+                    );
                     return this.corrupt(reason);
                 }
                 Poll::Ready(None)
