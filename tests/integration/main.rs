@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod artifacts;
 mod cancel;
 mod common;
 mod concurrency;
