@@ -6,3 +6,6 @@ pub mod writing_jobs_and_workflows {}
 
 #[doc = include_str!("../../docs/guide/running-workflows.md")]
 pub mod running_workflows {}
+
+#[doc = include_str!("../../docs/guide/artifacts.md")]
+pub mod artifacts {}

@@ -130,7 +130,7 @@ async fn a_retry_never_sees_the_failed_attempts_partial_artifact() {
         .retries(1)
         .backoff(Backoff::none())
         .handle();
-    wf.add("check", Check).bind(CheckInput::PAYLOAD, &flaky);
+    wf.add("check", Check).bind(CheckInput::PAYLOAD, flaky);
     let store = ArtifactStore::memory();
     let engine = Engine::builder().artifacts(store.clone()).build();
     let run = engine.run(&wf.build().unwrap(), ()).await.unwrap();
