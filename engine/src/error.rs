@@ -211,6 +211,9 @@ pub enum ErrorKind {
     FanOut,
     /// The executor could not run the attempt.
     Executor,
+    /// The engine running the attempt stopped (crash, kill, lost lease); the attempt's
+    /// outcome is unknown and it runs again.
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -218,7 +221,11 @@ impl ErrorKind {
     pub const fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorKind::Failed | ErrorKind::Panicked | ErrorKind::TimedOut | ErrorKind::Executor
+            ErrorKind::Failed
+                | ErrorKind::Panicked
+                | ErrorKind::TimedOut
+                | ErrorKind::Executor
+                | ErrorKind::Interrupted
         )
     }
 }

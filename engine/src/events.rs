@@ -27,6 +27,53 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// An event (for store implementations and their tests; the engine makes its own).
+    pub fn new(run: RunId, seq: u64, at: SystemTime, kind: EventKind) -> Self {
+        Event { run, seq, at, kind }
+    }
+}
+
+impl NodeEvent {
+    /// A node (or item, with `item`) moving `from` → `to` in `attempt`.
+    pub fn new(
+        node: impl Into<Arc<str>>,
+        item: Option<u32>,
+        attempt: u32,
+        from: NodeState,
+        to: NodeState,
+    ) -> Self {
+        NodeEvent {
+            node: node.into(),
+            item,
+            attempt,
+            from,
+            to,
+            output: None,
+            error: None,
+            reason: None,
+        }
+    }
+
+    /// With an output.
+    pub fn with_output(mut self, output: Value) -> Self {
+        self.output = Some(Arc::new(output));
+        self
+    }
+
+    /// With an error.
+    pub fn with_error(mut self, error: ErrorInfo) -> Self {
+        self.error = Some(Box::new(error));
+        self
+    }
+
+    /// With a reason.
+    pub fn with_reason(mut self, reason: impl Into<Arc<str>>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]

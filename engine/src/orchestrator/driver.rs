@@ -29,6 +29,7 @@ use crate::ids::RunId;
 use crate::limit::Permit;
 use crate::signal::{CONTROL, Signal, SignalSender};
 use crate::state::{NodeState, RunState};
+use crate::store::{Lease, StoreError};
 use crate::workflow::TriggerRule;
 use crate::workflow::plan::{Plan, PlanNode, Values};
 
@@ -126,6 +127,15 @@ impl ReadyQueue {
     }
 }
 
+/// A recorded item transition: item, attempt, new state, output, error.
+type ItemEvent = (
+    u32,
+    u32,
+    NodeState,
+    Option<Arc<Value>>,
+    Option<Box<ErrorInfo>>,
+);
+
 /// Wraps an output for sharing; the common `null` output shares one allocation.
 fn shared_output(v: Value) -> Arc<Value> {
     static NULL: std::sync::LazyLock<Arc<Value>> =
@@ -141,6 +151,7 @@ enum Wake {
     Signals,
     Permit(Permit),
     Deadline,
+    Renew,
 }
 
 /// Changes attached to a node transition.
@@ -190,11 +201,27 @@ pub(crate) struct Driver {
     retry_timers: usize,
     /// Set by an inline attempt: the next step starts without waiting.
     continue_step: bool,
+    /// When the run's lease is renewed next.
+    renew: Pin<Box<Sleep>>,
+    /// This engine's lease on the run; every store write presents it.
+    lease: Lease,
+    /// Set when the lease was lost: the run stops at once without recording more.
+    lost: Option<StoreError>,
     now: SystemTime,
     tick: Instant,
     started: Instant,
     work: Vec<u32>,
     signals: Vec<(u32, Signal)>,
+}
+
+impl Drop for Driver {
+    /// A driver that goes away (run finished, lease lost, task aborted) takes the
+    /// attempts it started with it.
+    fn drop(&mut self) {
+        for (_, r) in self.running.iter() {
+            r.handle.abort();
+        }
+    }
 }
 
 impl Values for Driver {
@@ -220,7 +247,9 @@ impl Driver {
         sh: Arc<Shared>,
         tx: UnboundedSender<(u32, Signal)>,
         rx: UnboundedReceiver<(u32, Signal)>,
+        lease: Lease,
     ) -> Self {
+        let renew_every = sh.lease_ttl / 3;
         let nodes = (0..plan.nodes.len() as u32)
             .map(|i| NodeRt {
                 state: NodeState::Pending,
@@ -258,6 +287,9 @@ impl Driver {
             deadline: None,
             retry_timers: 0,
             continue_step: false,
+            renew: Box::pin(tokio::time::sleep(renew_every)),
+            lease,
+            lost: None,
             now: SystemTime::now(),
             tick: now,
             started: now,
@@ -266,18 +298,20 @@ impl Driver {
         }
     }
 
-    pub(crate) async fn run(mut self) -> RunResult {
+    pub(crate) async fn run(mut self) -> Result<RunResult, StoreError> {
         let plan = Arc::clone(&self.plan);
-        self.set_run(RunState::Running);
-        for &r in &plan.roots {
-            self.evaluate(&plan, r);
+        if self.state == RunState::Pending {
+            self.set_run(RunState::Running);
+            for &r in &plan.roots {
+                self.evaluate(&plan, r);
+            }
         }
         self.drain_work(&plan);
         self.dispatch(&plan);
         self.flush().await;
         self.start_dispatched(&plan).await;
 
-        while self.unsettled > 0 || !self.running.is_empty() {
+        while (self.unsettled > 0 || !self.running.is_empty()) && self.lost.is_none() {
             // After an inline attempt the step continues at once: its outcome is
             // already applied and nothing else was running.
             if !std::mem::take(&mut self.continue_step) {
@@ -288,6 +322,10 @@ impl Driver {
                         self.clock();
                         self.deadline = None;
                         self.abort_all(&plan);
+                    }
+                    Wake::Renew => {
+                        self.renew_lease().await;
+                        continue;
                     }
                 }
             }
@@ -315,6 +353,15 @@ impl Driver {
             self.start_dispatched(&plan).await;
         }
 
+        if let Some(lost) = self.lost.take() {
+            // Another engine owns the run now: stop everything, record nothing.
+            tracing::warn!(run_id = %self.run, error = %lost, "lease lost; stopping this engine's copy of the run");
+            for (_, r) in self.running.iter() {
+                r.handle.abort();
+            }
+            self.job_cancel.cancel();
+            return Err(lost);
+        }
         let end = if self.cancelling {
             RunState::Cancelled
         } else if self.nodes.iter().any(|n| n.state.is_failure()) {
@@ -325,7 +372,213 @@ impl Driver {
         self.clock();
         self.set_run(end);
         self.flush().await;
-        self.result()
+        if let Some(lost) = self.lost.take() {
+            return Err(lost);
+        }
+        Ok(self.result())
+    }
+
+    /// Rebuilds the run's state from its recorded events (a resumed run); with no
+    /// events this is a new run and nothing changes.
+    ///
+    /// Terminal nodes keep their state and output and never run again. What was in
+    /// flight when the previous engine stopped is picked up: Ready nodes are queued;
+    /// Retrying ones retry now (their timer died with the engine); an attempt that was
+    /// Running is recorded as interrupted and runs again as a new attempt, whatever its
+    /// retry budget (the crash was not the job's failure).
+    pub(crate) fn restore(mut self, events: Vec<Event>) -> Self {
+        if events.is_empty() {
+            return self;
+        }
+        let plan = Arc::clone(&self.plan);
+        let mut items: std::collections::HashMap<u32, Vec<ItemEvent>> = Default::default();
+        for e in events {
+            self.seq = e.seq;
+            match e.kind {
+                EventKind::Run { to, .. } => self.state = to,
+                EventKind::Node(n) => {
+                    let Some(&i) = plan.index.get(&*n.node) else {
+                        continue;
+                    };
+                    match n.item {
+                        Some(item) => items
+                            .entry(i)
+                            .or_default()
+                            .push((item, n.attempt, n.to, n.output, n.error)),
+                        None => {
+                            let rt = &mut self.nodes[i as usize];
+                            rt.state = n.to;
+                            if n.item.is_none() && plan.nodes[i as usize].fan_out.is_none() {
+                                rt.attempts = rt.attempts.max(n.attempt);
+                            }
+                            if n.output.is_some() {
+                                rt.output = n.output;
+                            }
+                            if n.error.is_some() {
+                                rt.error = n.error;
+                            }
+                            if n.reason.is_some() {
+                                rt.reason = n.reason;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.clock();
+        self.unsettled = self.nodes.iter().filter(|n| !n.state.is_terminal()).count();
+        for n in 0..self.nodes.len() as u32 {
+            if self.nodes[n as usize].state.is_terminal() {
+                self.nodes[n as usize].end = Some(self.tick);
+            }
+            let waiting = plan
+                .parents(n)
+                .iter()
+                .filter(|&&p| !self.nodes[p as usize].state.is_terminal())
+                .count() as u32;
+            self.nodes[n as usize].waiting = waiting;
+        }
+        let interrupted = || {
+            ErrorInfo::new(
+                ErrorKind::Interrupted,
+                "interrupted: the engine running this attempt stopped",
+            )
+        };
+        for n in 0..self.nodes.len() as u32 {
+            let state = self.nodes[n as usize].state;
+            let is_fan = plan.nodes[n as usize].fan_out.is_some();
+            match state {
+                NodeState::Pending if self.nodes[n as usize].waiting == 0 => {
+                    self.evaluate(&plan, n);
+                }
+                NodeState::Ready => self.enqueue(&plan, n),
+                NodeState::Retrying => self.schedule_retry(n, None, Duration::ZERO),
+                NodeState::Running if !is_fan => {
+                    let attempt = self.nodes[n as usize].attempts;
+                    self.nodes[n as usize].start = Some(self.tick);
+                    self.set_node(
+                        &plan,
+                        n,
+                        NodeState::Retrying,
+                        attempt,
+                        Detail::error(interrupted()),
+                    );
+                    self.schedule_retry(n, None, Duration::ZERO);
+                }
+                NodeState::Running => {
+                    let recorded = items.remove(&n).unwrap_or_default();
+                    self.restore_fan(&plan, n, recorded);
+                }
+                _ => {}
+            }
+        }
+        self.drain_work(&plan);
+        self
+    }
+
+    /// Rebuilds a running fan-out node: items are recomputed from the (recorded)
+    /// upstream outputs, their states come from the events.
+    fn restore_fan(&mut self, plan: &Plan, n: u32, recorded: Vec<ItemEvent>) {
+        let node = &plan.nodes[n as usize];
+        let expanded = node
+            .build_input(&*self)
+            .and_then(|base| node.fan_out_items(plan, &*self).map(|items| (base, items)));
+        let (base, items) = match expanded {
+            Ok(x) => x,
+            Err(msg) => {
+                let e = ErrorInfo::new(
+                    ErrorKind::FanOut,
+                    format!("cannot resume the fan-out: {msg}"),
+                );
+                self.set_node(plan, n, NodeState::Failed, 0, Detail::error(e));
+                self.work.push(n);
+                return;
+            }
+        };
+        let mut st: Vec<ItemRt> = std::iter::repeat_with(ItemRt::default)
+            .take(items.len())
+            .collect();
+        for (item, attempt, to, output, error) in recorded {
+            let Some(it) = st.get_mut(item as usize) else {
+                continue;
+            };
+            it.state = Some(to);
+            it.attempts = it.attempts.max(attempt);
+            if output.is_some() {
+                it.output = output;
+            }
+            if let Some(e) = error {
+                it.error = Some(*e);
+            }
+        }
+        let mut fan = FanRt {
+            base,
+            items,
+            st,
+            next: 0,
+            retry: VecDeque::new(),
+            running: 0,
+            settled: 0,
+            failed: 0,
+            cancelled: 0,
+        };
+        fan.next = fan.items.len() as u32;
+        let mut interrupted = Vec::new();
+        let mut retrying = Vec::new();
+        for (i, it) in fan.st.iter().enumerate() {
+            let s = it.state();
+            if s.is_terminal() {
+                fan.settled += 1;
+                if s.is_failure() {
+                    fan.failed += 1;
+                } else if s == NodeState::Cancelled {
+                    fan.cancelled += 1;
+                }
+            } else if s == NodeState::Running {
+                interrupted.push((i as u32, it.attempts));
+            } else if s == NodeState::Retrying {
+                retrying.push(i as u32);
+            } else {
+                fan.retry.push_back(i as u32);
+            }
+        }
+        self.nodes[n as usize].attempts = fan.st.iter().map(|it| it.attempts).sum();
+        self.nodes[n as usize].start = Some(self.tick);
+        self.nodes[n as usize].fan = Some(Box::new(fan));
+        for (i, attempt) in interrupted {
+            let e = ErrorInfo::new(
+                ErrorKind::Interrupted,
+                "interrupted: the engine running this attempt stopped",
+            );
+            self.set_item(plan, n, i, NodeState::Retrying, attempt, Detail::error(e));
+            self.schedule_retry(n, Some(i), Duration::ZERO);
+        }
+        for i in retrying {
+            self.schedule_retry(n, Some(i), Duration::ZERO);
+        }
+        if self.nodes[n as usize]
+            .fan
+            .as_deref()
+            .is_some_and(FanRt::has_work)
+        {
+            self.enqueue(plan, n);
+        }
+        self.maybe_finish_fan(plan, n);
+    }
+
+    async fn renew_lease(&mut self) {
+        let ttl = self.sh.lease_ttl;
+        self.renew
+            .as_mut()
+            .reset(tokio::time::Instant::now() + ttl / 3);
+        match self.sh.store.renew(self.run, &self.lease, ttl).await {
+            Ok(()) => {}
+            Err(e @ (StoreError::Fenced { .. } | StoreError::UnknownRun(_))) => self.lost = Some(e),
+            Err(e) => {
+                tracing::warn!(run_id = %self.run, error = %e, "lease renewal failed; retrying at the next tick");
+            }
+        }
     }
 
     fn clock(&mut self) {
@@ -335,6 +588,9 @@ impl Driver {
 
     async fn wait(&mut self) -> Wake {
         poll_fn(|cx| {
+            if self.renew.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Renew);
+            }
             if let Some(d) = self.deadline.as_mut()
                 && d.as_mut().poll(cx).is_ready()
             {
@@ -474,8 +730,21 @@ impl Driver {
         } else {
             Vec::new()
         };
-        let written = match self.sh.store.append_now(self.run, &mut self.batch) {
+        if self.lost.is_some() {
+            self.batch.clear();
+            return;
+        }
+        let written = match self
+            .sh
+            .store
+            .append_now(self.run, &self.lease, &mut self.batch)
+        {
             Some(Ok(())) => true,
+            Some(Err(e @ (StoreError::Fenced { .. } | StoreError::UnknownRun(_)))) => {
+                self.lost = Some(e);
+                self.batch.clear();
+                return;
+            }
             Some(Err(e)) => {
                 tracing::warn!(run_id = %self.run, error = %e, "store append failed; retrying");
                 false
@@ -484,10 +753,25 @@ impl Driver {
         };
         if !written {
             let mut delay = Duration::from_millis(50);
-            while let Err(e) = self.sh.store.append(self.run, &self.batch).await {
-                tracing::warn!(run_id = %self.run, error = %e, retry_in = ?delay, "store append failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+            loop {
+                match self
+                    .sh
+                    .store
+                    .append(self.run, &self.lease, &self.batch)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e @ (StoreError::Fenced { .. } | StoreError::UnknownRun(_))) => {
+                        self.lost = Some(e);
+                        self.batch.clear();
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(run_id = %self.run, error = %e, retry_in = ?delay, "store append failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
             }
         }
         self.batch.clear();
@@ -836,6 +1120,12 @@ impl Driver {
                     self.continue_step = true;
                     return;
                 }
+                () = self.renew.as_mut() => {
+                    self.renew_lease().await;
+                    if self.lost.is_some() {
+                        return;
+                    }
+                }
                 _ = self.rx.recv_many(&mut self.signals, 1024) => {
                     self.clock();
                     let mut signals = std::mem::take(&mut self.signals);
@@ -844,6 +1134,9 @@ impl Driver {
                     }
                     self.signals = signals;
                     self.flush().await;
+                    if self.lost.is_some() {
+                        return;
+                    }
                 }
             }
         }

@@ -19,7 +19,7 @@ use crate::executor::{Executor, InProcess};
 use crate::ids::RunId;
 use crate::limit::Limiter;
 use crate::signal::{CONTROL, Signal};
-use crate::store::{MemoryStore, RunRecord, Store};
+use crate::store::{Lease, MemoryStore, RunRecord, Store, StoreError};
 use crate::workflow::Workflow;
 
 /// What every run of an engine shares.
@@ -31,6 +31,12 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) grace: Duration,
     pub(crate) artifacts: ArtifactStore,
+    /// This engine's name in leases.
+    pub(crate) owner: Arc<str>,
+    /// How long a run's lease lasts without renewal.
+    pub(crate) lease_ttl: Duration,
+    /// Workflows this engine can resume runs of, by (name, version).
+    workflows: HashMap<(String, String), Workflow>,
     active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
 }
 
@@ -78,6 +84,9 @@ pub struct EngineBuilder {
     grace: Duration,
     event_capacity: usize,
     artifacts: Option<ArtifactStore>,
+    id: Option<String>,
+    lease_ttl: Duration,
+    workflows: HashMap<(String, String), Workflow>,
 }
 
 impl Default for EngineBuilder {
@@ -89,6 +98,9 @@ impl Default for EngineBuilder {
             grace: Duration::from_secs(10),
             event_capacity: 4096,
             artifacts: None,
+            id: None,
+            lease_ttl: Duration::from_secs(30),
+            workflows: HashMap::new(),
         }
     }
 }
@@ -139,6 +151,30 @@ impl EngineBuilder {
         self
     }
 
+    /// The engine's name in run leases (default: `engine-<pid>-<random>`). Engines
+    /// sharing a store must have distinct names.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// How long a run's lease lasts without renewal (default 30 s, minimum 1 s). The
+    /// engine renews it every third of that; a run whose engine stopped is resumed by
+    /// another engine (see [`Engine::resume`]) once its lease expired.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Registers a workflow whose runs this engine may resume after a restart.
+    pub fn workflow(mut self, workflow: &Workflow) -> Self {
+        self.workflows.insert(
+            (workflow.name().to_owned(), workflow.version().to_owned()),
+            workflow.clone(),
+        );
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Engine {
         let (events, _) = broadcast::channel(self.event_capacity);
@@ -150,6 +186,9 @@ impl EngineBuilder {
                 events,
                 grace: self.grace,
                 artifacts: self.artifacts.unwrap_or_default(),
+                owner: self.id.unwrap_or_else(default_engine_id).into(),
+                lease_ttl: self.lease_ttl,
+                workflows: self.workflows,
                 active: Mutex::new(HashMap::new()),
             }),
         }
@@ -202,18 +241,41 @@ impl Engine {
         })?;
         let params = bind_params(workflow, &inputs)?;
         let id = RunId::new();
-        let spec = crate::workflow::WorkflowSnapshot::live(workflow.clone());
+        let spec = crate::workflow::WorkflowSnapshot::of(workflow);
         let record = RunRecord::new(id, plan.name.clone(), plan.version.clone(), spec, inputs);
-        self.sh.store.create_run(&record).await?;
+        let lease = Lease::new(Arc::clone(&self.sh.owner), 1);
+        self.sh
+            .store
+            .create_run(&record, &lease, self.sh.lease_ttl)
+            .await?;
+        Ok(self.drive(id, plan, params, lease, Vec::new()))
+    }
 
+    /// Spawns the driver of a run (new, or resumed from its recorded `events`).
+    fn drive(
+        &self,
+        id: RunId,
+        plan: Arc<crate::workflow::plan::Plan>,
+        params: Vec<Value>,
+        lease: Lease,
+        events: Vec<Event>,
+    ) -> RunHandle {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.active().insert(id, tx.clone());
         let span = tracing::info_span!("run", run_id = %id, workflow = %plan.name);
-        let driver = Driver::new(id, plan, params, Arc::clone(&self.sh), tx.clone(), rx);
+        let driver = Driver::new(
+            id,
+            plan,
+            params,
+            Arc::clone(&self.sh),
+            tx.clone(),
+            rx,
+            lease,
+        );
         let sh = Arc::clone(&self.sh);
         let task = tokio::spawn(
             async move {
-                let result = driver.run().await;
+                let result = driver.restore(events).run().await;
                 sh.active
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -222,7 +284,51 @@ impl Engine {
             }
             .instrument(span),
         );
-        Ok(RunHandle { id, tx, task })
+        RunHandle { id, tx, task }
+    }
+
+    /// Claims the unfinished runs whose engine stopped (their lease expired) and drives
+    /// them on from where their events leave off: nodes that succeeded keep their
+    /// outputs and never run again; attempts that were running when the engine stopped
+    /// are recorded as interrupted and run again (a new attempt). Runs of workflows this
+    /// engine does not know (see [`EngineBuilder::workflow`]) are left to other engines.
+    pub async fn resume(&self) -> Result<Vec<RunHandle>> {
+        let mut handles = Vec::new();
+        loop {
+            let claimed = self
+                .sh
+                .store
+                .claim(&self.sh.owner, self.sh.lease_ttl, 64)
+                .await?;
+            if claimed.is_empty() {
+                return Ok(handles);
+            }
+            for c in claimed {
+                let (run, lease) = (c.run, c.lease);
+                let key = (run.workflow.clone(), run.version.clone());
+                let Some(workflow) = self.sh.workflows.get(&key) else {
+                    tracing::warn!(run_id = %run.id, workflow = %run.workflow, version = %run.version,
+                        "cannot resume: workflow not registered with this engine");
+                    self.sh.store.release(run.id, &lease).await?;
+                    continue;
+                };
+                let params = bind_params(workflow, &run.inputs)?;
+                let mut events = Vec::new();
+                loop {
+                    let page = self
+                        .sh
+                        .store
+                        .events(run.id, events.len() as u64, 10_000)
+                        .await?;
+                    if page.is_empty() {
+                        break;
+                    }
+                    events.extend(page);
+                }
+                tracing::info!(run_id = %run.id, events = events.len(), "resuming run");
+                handles.push(self.drive(run.id, Arc::clone(&workflow.plan), params, lease, events));
+            }
+        }
     }
 
     /// Runs `workflow` to completion.
@@ -281,12 +387,16 @@ fn bind_params(workflow: &Workflow, inputs: &Value) -> Result<Vec<Value>> {
         .collect()
 }
 
+fn default_engine_id() -> String {
+    format!("engine-{}-{:08x}", std::process::id(), fastrand::u32(..))
+}
+
 /// A started run: wait for it or cancel it.
 #[derive(Debug)]
 pub struct RunHandle {
     id: RunId,
     tx: UnboundedSender<(u32, Signal)>,
-    task: tokio::task::JoinHandle<RunResult>,
+    task: tokio::task::JoinHandle<Result<RunResult, StoreError>>,
 }
 
 impl RunHandle {
@@ -302,10 +412,18 @@ impl RunHandle {
         let _ = self.tx.send((CONTROL, Signal::Cancel));
     }
 
+    /// Stops driving the run in this engine at once, recording nothing more, as if the
+    /// process had died: its in-process attempts are aborted and its lease is left to
+    /// expire, after which an engine calling [`Engine::resume`] takes the run over.
+    pub fn abandon(self) {
+        self.task.abort();
+    }
+
     /// Waits for the run to finish.
     pub async fn wait(self) -> Result<RunResult> {
         self.task
             .await
-            .map_err(|e| Error::Orchestrator(e.to_string()))
+            .map_err(|e| Error::Orchestrator(e.to_string()))?
+            .map_err(Error::Store)
     }
 }

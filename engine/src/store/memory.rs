@@ -2,14 +2,17 @@
 //! process.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use crate::events::{Event, EventKind};
 use crate::ids::RunId;
 use crate::state::RunState;
 
-use super::{ExecutionRecord, Page, RunQuery, RunRecord, Store, StoreError};
+use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
 
 /// Events per storage chunk: appends never move stored events, and the log grows by
 /// one allocation per this many events.
@@ -25,6 +28,10 @@ struct Stored {
 #[derive(Debug)]
 struct Entry {
     record: RunRecord,
+    /// Current lease: owner and expiry (on tokio's clock: the store lives in one
+    /// process, and tests can pause time). `None` once the run finished.
+    lease: Option<(Arc<str>, Instant)>,
+    fence: u64,
     /// The event log; every chunk but the last holds exactly `CHUNK` events.
     chunks: Vec<Vec<Stored>>,
     len: usize,
@@ -52,9 +59,23 @@ impl Entry {
             self.record.state = to;
             match to {
                 RunState::Running => self.record.started_at = Some(e.at),
-                s if s.is_terminal() => self.record.finished_at = Some(e.at),
+                s if s.is_terminal() => {
+                    self.record.finished_at = Some(e.at);
+                    self.lease = None;
+                }
                 _ => {}
             }
+        }
+    }
+
+    fn check(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+        match &self.lease {
+            Some((owner, _)) if *owner == lease.owner && self.fence == lease.fence => Ok(()),
+            _ => Err(StoreError::Fenced {
+                run,
+                owner: lease.owner.to_string(),
+                fence: lease.fence,
+            }),
         }
     }
 
@@ -103,13 +124,6 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn append_sync(&self, run: RunId, events: &[Event]) -> Result<(), StoreError> {
-        let mut runs = self.lock();
-        let entry = runs.get_mut(&run).ok_or(StoreError::UnknownRun(run))?;
-        entry.apply(events);
-        Ok(())
-    }
-
     fn lock(&self) -> MutexGuard<'_, BTreeMap<RunId, Entry>> {
         // A panic while holding the lock cannot leave an entry half-written (every
         // mutation is a push or a field store), so a poisoned lock is still usable.
@@ -119,7 +133,12 @@ impl MemoryStore {
 
 #[async_trait::async_trait]
 impl Store for MemoryStore {
-    async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+    async fn create_run(
+        &self,
+        run: &RunRecord,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         let mut runs = self.lock();
         if runs.contains_key(&run.id) {
             return Err(StoreError::RunExists(run.id));
@@ -128,6 +147,8 @@ impl Store for MemoryStore {
             run.id,
             Entry {
                 record: run.clone(),
+                lease: Some((Arc::clone(&lease.owner), Instant::now() + ttl)),
+                fence: lease.fence,
                 chunks: Vec::new(),
                 len: 0,
             },
@@ -135,17 +156,75 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError> {
-        self.append_sync(run, events)
+    async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        let entry = runs.get_mut(&run).ok_or(StoreError::UnknownRun(run))?;
+        entry.check(run, lease)?;
+        entry.apply(events);
+        Ok(())
     }
 
-    fn append_now(&self, run: RunId, events: &mut Vec<Event>) -> Option<Result<(), StoreError>> {
+    fn append_now(
+        &self,
+        run: RunId,
+        lease: &Lease,
+        events: &mut Vec<Event>,
+    ) -> Option<Result<(), StoreError>> {
         let mut runs = self.lock();
         let Some(entry) = runs.get_mut(&run) else {
             return Some(Err(StoreError::UnknownRun(run)));
         };
+        if let Err(e) = entry.check(run, lease) {
+            return Some(Err(e));
+        }
         entry.apply_owned(events);
         Some(Ok(()))
+    }
+
+    async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        let entry = runs.get_mut(&run).ok_or(StoreError::UnknownRun(run))?;
+        entry.check(run, lease)?;
+        entry.lease = Some((Arc::clone(&lease.owner), Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        let entry = runs.get_mut(&run).ok_or(StoreError::UnknownRun(run))?;
+        entry.check(run, lease)?;
+        if let Some((_, until)) = &mut entry.lease {
+            *until = Instant::now();
+        }
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let now = Instant::now();
+        let owner: Arc<str> = owner.into();
+        let mut runs = self.lock();
+        let mut out = Vec::new();
+        for entry in runs.values_mut() {
+            if out.len() >= limit {
+                break;
+            }
+            let expired = matches!(&entry.lease, Some((_, until)) if *until <= now);
+            if entry.record.state.is_terminal() || !expired {
+                continue;
+            }
+            entry.fence += 1;
+            entry.lease = Some((Arc::clone(&owner), now + ttl));
+            out.push(Claimed {
+                run: entry.record.clone(),
+                lease: Lease::new(Arc::clone(&owner), entry.fence),
+            });
+        }
+        Ok(out)
     }
 
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {

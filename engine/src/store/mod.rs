@@ -6,7 +6,8 @@
 
 mod memory;
 
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -29,6 +30,17 @@ pub enum StoreError {
     /// No run with this id exists.
     #[error("run {0} does not exist")]
     UnknownRun(RunId),
+    /// The caller's lease on the run is no longer valid: another engine claimed the run
+    /// (or it finished). Whatever the caller wanted to record was not recorded.
+    #[error("lease on run {run} lost: fence {fence} of `{owner}` is stale")]
+    Fenced {
+        /// The run.
+        run: RunId,
+        /// The stale lease's owner.
+        owner: String,
+        /// The stale lease's fencing token.
+        fence: u64,
+    },
     /// The backend failed.
     #[error("{message}")]
     Backend {
@@ -85,6 +97,39 @@ impl RunRecord {
             finished_at: None,
         }
     }
+}
+
+/// The right to drive a run, held by one engine at a time.
+///
+/// Every claim of a run increments its fencing token; the store accepts writes only
+/// from the holder of the current token, so an engine that lost its lease (paused, cut
+/// off, presumed dead) can never record anything after another engine took over.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Lease {
+    /// The engine holding the lease.
+    pub owner: Arc<str>,
+    /// The fencing token, from 1.
+    pub fence: u64,
+}
+
+impl Lease {
+    /// A lease held by `owner` with token `fence`.
+    pub fn new(owner: impl Into<Arc<str>>, fence: u64) -> Self {
+        Lease {
+            owner: owner.into(),
+            fence,
+        }
+    }
+}
+
+/// A run an engine claimed to resume.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Claimed {
+    /// The run.
+    pub run: RunRecord,
+    /// The new lease on it.
+    pub lease: Lease,
 }
 
 /// One attempt of one node (or fan-out item), as derived from the event log.
@@ -166,22 +211,51 @@ pub struct Page<T> {
 /// tasks and must apply each `append` atomically and in order.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Records a new run.
-    async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// Records a new run, leased to `lease.owner` (with `lease.fence`) for `ttl`.
+    async fn create_run(
+        &self,
+        run: &RunRecord,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
 
     /// Appends a batch of events to a run's log, in order, and applies them (run state,
-    /// node executions). The batch is written atomically: all of it or none.
-    async fn append(&self, run: RunId, events: &[Event]) -> Result<(), StoreError>;
+    /// node executions). The batch is written atomically — all of it or none — and only
+    /// if `lease` is still the run's current lease ([`StoreError::Fenced`] otherwise).
+    /// An event that ends the run also releases its lease.
+    async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError>;
 
     /// Appends without waiting, when the store can (an in-memory store can; a database
     /// cannot), and may take the events out of `events` instead of copying them. `None`
     /// means "use [`append`](Store::append)" (and `events` must be left untouched). The
     /// orchestrator calls this first on its hot path to skip the boxed future of the
     /// async call and the copy.
-    fn append_now(&self, run: RunId, events: &mut Vec<Event>) -> Option<Result<(), StoreError>> {
-        let _ = (run, events);
+    fn append_now(
+        &self,
+        run: RunId,
+        lease: &Lease,
+        events: &mut Vec<Event>,
+    ) -> Option<Result<(), StoreError>> {
+        let _ = (run, lease, events);
         None
     }
+
+    /// Extends `lease` on `run` to `ttl` from now ([`StoreError::Fenced`] if it was
+    /// lost).
+    async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Gives `lease` up at once, so another engine may claim the run.
+    async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` unfinished runs whose lease expired (their engine stopped
+    /// or lost touch), for `owner`, for `ttl`. Each claim gets a new fencing token.
+    /// Two engines never claim the same run with the same token.
+    async fn claim(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError>;
 
     /// One run.
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError>;

@@ -128,8 +128,9 @@ enum Snapshot {
 }
 
 impl WorkflowSnapshot {
-    pub(crate) fn live(workflow: super::Workflow) -> Self {
-        WorkflowSnapshot(Snapshot::Live(workflow))
+    /// A snapshot of a built workflow (its spec is materialized on first use).
+    pub fn of(workflow: &super::Workflow) -> Self {
+        WorkflowSnapshot(Snapshot::Live(workflow.clone()))
     }
 
     /// A snapshot of an already materialized spec.
