@@ -177,3 +177,22 @@ async fn registry_runs_jobs_by_name() {
         Err(dagforge::Error::DuplicateJob(_))
     ));
 }
+
+#[tokio::test]
+async fn outputs_over_the_size_limit_fail_without_retry() {
+    let mut wf = Workflow::builder("big");
+    wf.add("big", Emit(json!("x".repeat(2000)))).retries(3);
+    wf.add("small", Emit(json!("x".repeat(100))));
+    let engine = Engine::builder().max_output_bytes(1024).build();
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    let big = r.node("big").unwrap();
+    assert_eq!((big.state, big.attempts), (NodeState::Failed, 1));
+    let e = big.error.as_ref().unwrap();
+    assert_eq!(e.kind, dagforge::ErrorKind::Output);
+    assert!(
+        e.message.contains("1024-byte limit") && e.message.contains("artifact"),
+        "{}",
+        e.message
+    );
+    assert_eq!(state(&r, "small"), NodeState::Succeeded);
+}

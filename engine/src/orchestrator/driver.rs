@@ -127,6 +127,31 @@ impl ReadyQueue {
     }
 }
 
+/// Whether `v` serialized as JSON is longer than `limit` bytes (stops counting there).
+fn json_len_exceeds(v: &Value, limit: usize) -> bool {
+    struct Counter {
+        n: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.n += b.len();
+            if self.n > self.limit {
+                Err(std::io::Error::other("over the limit"))
+            } else {
+                Ok(b.len())
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    if v.is_null() {
+        return limit < 4;
+    }
+    serde_json::to_writer(&mut Counter { n: 0, limit }, v).is_err()
+}
+
 /// A recorded item transition: item, attempt, new state, output, error.
 type ItemEvent = (
     u32,
@@ -1150,6 +1175,7 @@ impl Driver {
                 let Some(r) = self.running.try_remove(key as usize) else {
                     return;
                 };
+                let outcome = self.limit_output(plan, r.node, outcome);
                 match r.item {
                     None => self.node_finished(plan, r.node, r.attempt, outcome),
                     Some(i) => {
@@ -1189,6 +1215,27 @@ impl Driver {
                 self.retry_due(plan, node, item);
             }
             Signal::Cancel => self.begin_cancel(plan),
+        }
+    }
+
+    /// Refuses outputs over the engine's size limit.
+    fn limit_output(
+        &self,
+        plan: &Plan,
+        n: u32,
+        outcome: Result<Value, ErrorInfo>,
+    ) -> Result<Value, ErrorInfo> {
+        let limit = self.sh.max_output;
+        match outcome {
+            Ok(v) if json_len_exceeds(&v, limit) => Err(ErrorInfo::new(
+                ErrorKind::Output,
+                format!(
+                    "the output of node `{}` is larger than the {limit}-byte limit: save it as an \
+                     artifact and return the artifact's reference instead",
+                    plan.nodes[n as usize].id
+                ),
+            )),
+            other => other,
         }
     }
 

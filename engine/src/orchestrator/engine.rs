@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) owner: Arc<str>,
     /// How long a run's lease lasts without renewal.
     pub(crate) lease_ttl: Duration,
+    /// Largest JSON output an attempt may return.
+    pub(crate) max_output: usize,
     /// Workflows this engine can resume runs of, by (name, version).
     workflows: HashMap<(String, String), Workflow>,
     active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
@@ -87,6 +89,7 @@ pub struct EngineBuilder {
     id: Option<String>,
     lease_ttl: Duration,
     workflows: HashMap<(String, String), Workflow>,
+    max_output: usize,
 }
 
 impl Default for EngineBuilder {
@@ -101,6 +104,7 @@ impl Default for EngineBuilder {
             id: None,
             lease_ttl: Duration::from_secs(30),
             workflows: HashMap::new(),
+            max_output: 1 << 20,
         }
     }
 }
@@ -166,6 +170,15 @@ impl EngineBuilder {
         self
     }
 
+    /// The largest output, as JSON, an attempt may return (default 1 MiB). Outputs are
+    /// stored with the run and passed to dependents; anything bigger belongs in an
+    /// artifact. A larger output fails the attempt (not retried) with a message saying
+    /// so.
+    pub fn max_output_bytes(mut self, limit: usize) -> Self {
+        self.max_output = limit;
+        self
+    }
+
     /// Registers a workflow whose runs this engine may resume after a restart.
     pub fn workflow(mut self, workflow: &Workflow) -> Self {
         self.workflows.insert(
@@ -188,6 +201,7 @@ impl EngineBuilder {
                 artifacts: self.artifacts.unwrap_or_default(),
                 owner: self.id.unwrap_or_else(default_engine_id).into(),
                 lease_ttl: self.lease_ttl,
+                max_output: self.max_output,
                 workflows: self.workflows,
                 active: Mutex::new(HashMap::new()),
             }),
