@@ -294,7 +294,7 @@ impl ArtifactStore {
             .await
             .map_err(|f| classify(f, r.key(), "get", &self.inner.display))?;
         Ok(ArtifactStream::new(
-            result.into_stream(),
+            stream::body(result),
             r.key().to_owned(),
             self.inner.display.clone(),
             r.size(),
