@@ -1,7 +1,6 @@
 //! The event stream and what the store records.
 
 use dagforge::prelude::*;
-use dagforge::store::RunQuery;
 use serde_json::json;
 
 use crate::common::*;
@@ -136,51 +135,4 @@ async fn store_has_the_run_its_executions_and_events() {
             .unwrap()
             .is_empty()
     );
-}
-
-#[tokio::test]
-async fn list_runs_filters_and_pages_newest_first() {
-    let engine = Engine::new();
-    let mut ok = Workflow::builder("ok");
-    ok.add("n", Noop);
-    let ok = ok.build().unwrap();
-    let mut bad = Workflow::builder("bad");
-    bad.add("n", Fail);
-    let bad = bad.build().unwrap();
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let wf = if i % 2 == 0 { &ok } else { &bad };
-        ids.push(engine.run(wf, ()).await.unwrap().id);
-    }
-    let store = engine.store();
-    let page = store.list_runs(&RunQuery::new().limit(2)).await.unwrap();
-    assert_eq!(
-        page.items.iter().map(|r| r.id).collect::<Vec<_>>(),
-        vec![ids[4], ids[3]]
-    );
-    let next = page.next.unwrap();
-    let page2 = store
-        .list_runs(&RunQuery::new().limit(2).before(next))
-        .await
-        .unwrap();
-    assert_eq!(
-        page2.items.iter().map(|r| r.id).collect::<Vec<_>>(),
-        vec![ids[2], ids[1]]
-    );
-    let page3 = store
-        .list_runs(&RunQuery::new().limit(2).before(page2.next.unwrap()))
-        .await
-        .unwrap();
-    assert_eq!(page3.items.len(), 1);
-    assert_eq!(page3.next, None);
-    let failed = store
-        .list_runs(&RunQuery::new().state(RunState::Failed))
-        .await
-        .unwrap();
-    assert_eq!(failed.items.len(), 2);
-    let by_name = store
-        .list_runs(&RunQuery::new().workflow("ok"))
-        .await
-        .unwrap();
-    assert_eq!(by_name.items.len(), 3);
 }

@@ -91,17 +91,9 @@ impl Execution {
     /// Runs the attempt in the current task: decodes the input, runs the job under
     /// its timeout, turns a panic into a failed attempt, and reports the outcome.
     pub async fn run_here(self) {
-        let Execution {
-            job,
-            input,
-            ctx,
-            timeout,
-            permit,
-        } = self;
-        let report = ctx.clone();
-        let outcome = guarded(job.call(ctx, input), timeout).await;
-        drop(permit);
-        report.report_done(outcome);
+        let ctx = self.ctx.clone();
+        let outcome = self.run_inline().await;
+        ctx.report_done(outcome);
     }
 
     /// Runs the attempt in the current task inside its `node` tracing span and returns

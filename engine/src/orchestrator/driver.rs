@@ -65,6 +65,24 @@ struct FanRt {
 }
 
 impl FanRt {
+    /// A fan-out whose items have not started.
+    fn new(base: Value, items: Vec<Value>) -> Self {
+        let st = std::iter::repeat_with(ItemRt::default)
+            .take(items.len())
+            .collect();
+        FanRt {
+            base,
+            items,
+            st,
+            next: 0,
+            retry: VecDeque::new(),
+            running: 0,
+            settled: 0,
+            failed: 0,
+            cancelled: 0,
+        }
+    }
+
     fn has_work(&self) -> bool {
         !self.retry.is_empty() || (self.next as usize) < self.items.len()
     }
@@ -521,11 +539,9 @@ impl Driver {
                 return;
             }
         };
-        let mut st: Vec<ItemRt> = std::iter::repeat_with(ItemRt::default)
-            .take(items.len())
-            .collect();
+        let mut fan = FanRt::new(base, items);
         for (item, attempt, to, output, error) in recorded {
-            let Some(it) = st.get_mut(item as usize) else {
+            let Some(it) = fan.st.get_mut(item as usize) else {
                 continue;
             };
             it.state = Some(to);
@@ -537,17 +553,6 @@ impl Driver {
                 it.error = Some(*e);
             }
         }
-        let mut fan = FanRt {
-            base,
-            items,
-            st,
-            next: 0,
-            retry: VecDeque::new(),
-            running: 0,
-            settled: 0,
-            failed: 0,
-            cancelled: 0,
-        };
         fan.next = fan.items.len() as u32;
         let mut interrupted = Vec::new();
         let mut retrying = Vec::new();
@@ -999,20 +1004,7 @@ impl Driver {
                 self.work.push(n);
                 return;
             }
-            let st = std::iter::repeat_with(ItemRt::default)
-                .take(items.len())
-                .collect();
-            self.nodes[n as usize].fan = Some(Box::new(FanRt {
-                base,
-                items,
-                st,
-                next: 0,
-                retry: VecDeque::new(),
-                running: 0,
-                settled: 0,
-                failed: 0,
-                cancelled: 0,
-            }));
+            self.nodes[n as usize].fan = Some(Box::new(FanRt::new(base, items)));
         }
         let cap = node.concurrency.unwrap_or(u32::MAX);
         let Some(fan) = self.nodes[n as usize].fan.as_deref_mut() else {
