@@ -5,6 +5,12 @@
 //! SQLite and PostgreSQL stores implement the same trait.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,6 +25,10 @@ use crate::state::{NodeState, RunState};
 use crate::workflow::WorkflowSnapshot;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{Notification, NotificationKind, Notifications, PostgresOptions, PostgresStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +51,56 @@ pub enum StoreError {
         /// The stale lease's fencing token.
         fence: u64,
     },
-    /// The backend failed.
+    /// The database cannot be reached or opened: no server at the address, no such
+    /// directory, permission denied, a connection timeout.
+    #[error("{message}")]
+    Unreachable {
+        /// What was being done.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+    /// The database file is not a database, or is damaged.
+    #[error("{message}")]
+    Corrupt {
+        /// What was being done.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+    /// Another process holds the database locked (longer than the busy timeout).
+    #[error("{message}")]
+    Locked {
+        /// What was being done.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+    /// The database was written by a newer dagforge: its schema version is higher than
+    /// this build understands. Nothing was changed; upgrade dagforge.
+    #[error("store schema version {found} is newer than the {supported} this dagforge supports")]
+    SchemaTooNew {
+        /// The database's schema version.
+        found: i64,
+        /// The newest version this build supports.
+        supported: i64,
+    },
+    /// The database has no dagforge schema, or an older one, and migrations were turned
+    /// off.
+    #[error(
+        "store schema version {} found, {supported} needed, and migrations are off",
+        found.map_or_else(|| "none".to_owned(), |v| v.to_string())
+    )]
+    SchemaOutdated {
+        /// The database's schema version, if it has one.
+        found: Option<i64>,
+        /// The version this build needs.
+        supported: i64,
+    },
+    /// The backend failed (possibly for a moment: a lost connection, a busy database).
     #[error("{message}")]
     Backend {
         /// What was being done.

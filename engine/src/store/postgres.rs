@@ -1,0 +1,952 @@
+//! The PostgreSQL store: for several engine processes sharing one database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+
+use crate::events::Event;
+use crate::ids::RunId;
+use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
+
+use super::sql::{
+    Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, from_json, from_micros,
+    micros, millis, parse_run_id, parse_state, to_json,
+};
+use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Columns of a run row, in [`RunRow`] order.
+const RUN_COLUMNS: &str = "id::text, workflow_id, workflow, version, inputs::text, state, \
+                           created_at, started_at, finished_at";
+
+type RunRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// Keeps runs, executions and events in a PostgreSQL database, in a schema of its own
+/// (`dagforge` unless told otherwise), so that several engine processes can share the
+/// work.
+///
+/// * Leases expire on the database's clock (`now()`), so engines' clocks need not
+///   agree.
+/// * [`claim`](Store::claim) picks expired runs with `FOR UPDATE SKIP LOCKED`: engines
+///   claiming at once never wait for nor take each other's runs, and each claim bumps
+///   the run's fencing token.
+/// * Every write checks the lease in the same statement (`WHERE id = … AND
+///   lease_owner = … AND fence = …`), so a stale engine's late write is refused with
+///   [`StoreError::Fenced`] and changes nothing.
+/// * Creating a run, appending to it and releasing it send a notification on the
+///   schema's channel: [`subscribe`](PostgresStore::subscribe) to wake up on them
+///   instead of polling.
+///
+/// ```no_run
+/// # use dagforge::store::PostgresStore;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), dagforge::store::StoreError> {
+/// let store = PostgresStore::options("postgres://postgres@127.0.0.1:5432/test")
+///     .schema("dagforge")
+///     .connect()
+///     .await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: Arc<str>,
+    channel: Arc<str>,
+    specs: Arc<SpecCache>,
+}
+
+/// How to connect a [`PostgresStore`]: from [`PostgresStore::options`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PostgresOptions {
+    url: String,
+    schema: String,
+    migrate: bool,
+    max_connections: u32,
+    connect_timeout: Duration,
+}
+
+impl PostgresOptions {
+    /// The schema holding the tables (default `dagforge`): letters, digits and `_`,
+    /// not starting with a digit, at most 48 characters. Created if missing.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Whether to apply the schema migrations on connect (default `true`). With
+    /// `false`, a schema that is missing or older is refused with
+    /// [`StoreError::SchemaOutdated`].
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Connections in the pool (default 10).
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long to wait for a connection before giving up with
+    /// [`StoreError::Unreachable`] (at connect) or [`StoreError::Backend`] (later).
+    /// Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects, creates the schema if missing, checks its version and migrates it.
+    pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        let schema = &self.schema;
+        let valid = !schema.is_empty()
+            && schema.len() <= 48
+            && !schema.starts_with(|c: char| c.is_ascii_digit())
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(StoreError::Backend {
+                message: format!(
+                    "store: `{schema}` is not a valid schema name (letters, digits, `_`; at \
+                     most 48 characters)"
+                ),
+                source: None,
+            });
+        }
+        let opts: PgConnectOptions = self.url.parse().map_err(|e| StoreError::Unreachable {
+            message: "store: not a PostgreSQL URL".to_owned(),
+            source: Some(Box::new(e)),
+        })?;
+        let opts = opts.options([("search_path", schema.as_str())]);
+        // The schema must exist before pooled connections use it as their search path.
+        let mut conn =
+            tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&opts))
+                .await
+                .map_err(|_| StoreError::Unreachable {
+                    message: format!(
+                        "store: no PostgreSQL connection within {:?}",
+                        self.connect_timeout
+                    ),
+                    source: None,
+                })?
+                .map_err(connect_error)?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+             WHERE table_schema = $1 AND table_name = 'dagforge_schema')",
+        )
+        .bind(schema)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(connect_error)?;
+        let found: Option<i64> = if exists {
+            Some(
+                sqlx::query_scalar("SELECT version::bigint FROM dagforge_schema WHERE id = 1")
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(connect_error)?,
+            )
+        } else {
+            None
+        };
+        match found {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(SCHEMA_VERSION) if !self.migrate => {}
+            _ if !self.migrate => {
+                return Err(StoreError::SchemaOutdated {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            _ => {
+                sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(connect_error)?;
+                MIGRATOR.run(&mut conn).await.map_err(migrate_error)?;
+            }
+        }
+        // Best effort: the connection is no longer needed.
+        let _ = conn.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.connect_timeout)
+            .connect_lazy_with(opts);
+        Ok(PostgresStore {
+            pool,
+            channel: format!("dagforge_{schema}").into(),
+            schema: schema.as_str().into(),
+            specs: Arc::default(),
+        })
+    }
+}
+
+/// Classifies an error met while connecting.
+fn connect_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Configuration(_) => StoreError::Unreachable {
+            message: "store: cannot reach the PostgreSQL server".to_owned(),
+            source: Some(Box::new(e)),
+        },
+        sqlx::Error::Database(ref db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("28") || c.starts_with("08") || c == "3D000") =>
+        {
+            // Authorization (28…), connection (08…), no such database.
+            StoreError::Unreachable {
+                message: "store: the PostgreSQL server refused the connection".to_owned(),
+                source: Some(Box::new(e)),
+            }
+        }
+        e => backend("connecting to PostgreSQL", e),
+    }
+}
+
+fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
+    match e {
+        sqlx::migrate::MigrateError::Execute(e)
+        | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => connect_error(e),
+        e => StoreError::Backend {
+            message: "store: migrating the PostgreSQL schema failed".to_owned(),
+            source: Some(Box::new(e)),
+        },
+    }
+}
+
+fn fence(lease: &Lease) -> i64 {
+    i64::try_from(lease.fence).unwrap_or(i64::MAX)
+}
+
+/// What a [`Notification`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotificationKind {
+    /// A run was created.
+    Created,
+    /// Events were appended to a run.
+    Appended,
+    /// A run's lease was released: it can be claimed now.
+    Released,
+}
+
+/// A change to a run, from [`Notifications`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Notification {
+    /// The run.
+    pub run: RunId,
+    /// What happened.
+    pub kind: NotificationKind,
+}
+
+/// Notifications of creates, appends and releases in one store's schema, by any engine
+/// process: from [`PostgresStore::subscribe`].
+///
+/// Notifications are wake-up calls, not a log: PostgreSQL drops them while the
+/// listening connection is down (it reconnects by itself), so after an error or on a
+/// long silence, re-read the store.
+#[derive(Debug)]
+pub struct Notifications {
+    listener: PgListener,
+}
+
+impl Notifications {
+    /// The next notification. An error means the connection was lost (it reconnects
+    /// on the next call); notifications sent meanwhile are gone.
+    pub async fn next(&mut self) -> Result<Notification, StoreError> {
+        loop {
+            let n = self
+                .listener
+                .recv()
+                .await
+                .map_err(|e| backend("receiving a notification", e))?;
+            let Some((kind, run)) = n.payload().split_once(':') else {
+                continue;
+            };
+            let kind = match kind {
+                "created" => NotificationKind::Created,
+                "appended" => NotificationKind::Appended,
+                "released" => NotificationKind::Released,
+                _ => continue,
+            };
+            if let Ok(run) = run.parse() {
+                return Ok(Notification { run, kind });
+            }
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` with default
+    /// [options](PostgresStore::options) (schema `dagforge`, migrations applied).
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::options(url).connect().await
+    }
+
+    /// Options for connecting to `url`; finish with
+    /// [`connect`](PostgresOptions::connect).
+    pub fn options(url: &str) -> PostgresOptions {
+        PostgresOptions {
+            url: url.to_owned(),
+            schema: "dagforge".to_owned(),
+            migrate: true,
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The schema holding this store's tables.
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+
+    /// Listens for runs created, appended to or released in this store's schema (by
+    /// any process). The engine does not use this yet: it is the wake-up signal for
+    /// idle engines waiting for work.
+    pub async fn subscribe(&self) -> Result<Notifications, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(|e| backend("listening for notifications", e))?;
+        listener
+            .listen(&self.channel)
+            .await
+            .map_err(|e| backend("listening for notifications", e))?;
+        Ok(Notifications { listener })
+    }
+
+    /// Drops this store's schema and everything in it (all runs and events). For
+    /// tests and teardown; the store is unusable afterwards.
+    pub async fn drop_schema(&self) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            self.schema
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend("dropping the schema", e))?;
+        Ok(())
+    }
+
+    /// Closes the connections (waiting for those in use to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn notify(
+        &self,
+        conn: &mut PgConnection,
+        kind: &str,
+        run: RunId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&*self.channel)
+            .bind(format!("{kind}:{run}"))
+            .execute(conn)
+            .await
+            .map_err(|e| backend("notifying", e))?;
+        Ok(())
+    }
+
+    /// The `workflows` row of `spec`, inserting it if new.
+    async fn workflow_row(
+        &self,
+        conn: &mut PgConnection,
+        run: &RunRecord,
+        spec: &Arc<WorkflowSpec>,
+    ) -> Result<(i64, bool), StoreError> {
+        if let Some(id) = self.specs.row_of(spec) {
+            return Ok((id, false));
+        }
+        let enc = EncodedSpec::new(spec)?;
+        // Inserted, or (when another engine got there first) looked up.
+        let id = sqlx::query_scalar(
+            "WITH ins AS (INSERT INTO workflows (name, version, hash, spec) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (name, version, hash) DO NOTHING RETURNING id) \
+             SELECT id FROM ins UNION ALL \
+             SELECT id FROM workflows WHERE name = $1 AND version = $2 AND hash = $3 LIMIT 1",
+        )
+        .bind(&run.workflow)
+        .bind(&run.version)
+        .bind(&enc.hash)
+        .bind(&enc.json)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| backend("storing a workflow spec", e))?;
+        match id {
+            Some(id) => Ok((id, true)),
+            // A concurrent insert not yet visible to this statement's snapshot.
+            None => {
+                let id = sqlx::query_scalar(
+                    "SELECT id FROM workflows WHERE name = $1 AND version = $2 AND hash = $3",
+                )
+                .bind(&run.workflow)
+                .bind(&run.version)
+                .bind(&enc.hash)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| backend("storing a workflow spec", e))?;
+                Ok((id, true))
+            }
+        }
+    }
+
+    /// Run records from rows, with their specs (cached, else read).
+    async fn records(&self, rows: Vec<RunRow>) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, wf, workflow, version, inputs, state, created, started, finished) in rows {
+            let spec = match self.specs.spec(wf) {
+                Some(s) => s,
+                None => {
+                    let json: String =
+                        sqlx::query_scalar("SELECT spec FROM workflows WHERE id = $1")
+                            .bind(wf)
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(|e| backend("reading a workflow spec", e))?;
+                    let spec: Arc<WorkflowSpec> = Arc::new(from_json("workflow spec", &json)?);
+                    self.specs.remember(&spec, wf);
+                    spec
+                }
+            };
+            out.push(RunRecord {
+                id: parse_run_id(&id)?,
+                workflow,
+                version,
+                spec: WorkflowSnapshot::stored(spec),
+                inputs: from_json("run inputs", &inputs)?,
+                state: parse_state("run state", &state)?,
+                created_at: from_micros(created),
+                started_at: started.map(from_micros),
+                finished_at: finished.map(from_micros),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Why a lease check on `run` failed: no such run, or a stale lease.
+    async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
+        match sqlx::query_scalar::<_, i64>("SELECT pk FROM runs WHERE id = $1::uuid")
+            .bind(run.to_uuid_string())
+            .fetch_optional(&self.pool)
+            .await
+        {
+            Ok(None) => StoreError::UnknownRun(run),
+            Ok(Some(_)) => StoreError::Fenced {
+                run,
+                owner: lease.owner.to_string(),
+                fence: lease.fence,
+            },
+            Err(e) => backend("checking a lease", e),
+        }
+    }
+
+    async fn run_pk(&self, run: RunId) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT pk FROM runs WHERE id = $1::uuid")
+            .bind(run.to_uuid_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| backend("reading a run", e))?
+            .ok_or(StoreError::UnknownRun(run))
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn create_run(
+        &self,
+        run: &RunRecord,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let spec = run.spec.spec();
+        let inputs = to_json("encoding run inputs", &run.inputs)?;
+        let finished = run.state.is_terminal();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| backend("creating a run", e))?;
+        let (wf, new) = self.workflow_row(&mut tx, run, &spec).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, created_at, \
+             started_at, finished_at, lease_owner, lease_until, fence) \
+             VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, $8, $9, $10, \
+             CASE WHEN $10 IS NULL THEN NULL ELSE now() + $11 * interval '1 millisecond' END, \
+             $12) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(run.id.to_uuid_string())
+        .bind(wf)
+        .bind(&run.workflow)
+        .bind(&run.version)
+        .bind(inputs)
+        .bind(run.state.as_str())
+        .bind(micros(run.created_at))
+        .bind(run.started_at.map(micros))
+        .bind(run.finished_at.map(micros))
+        .bind((!finished).then_some(&*lease.owner))
+        .bind(millis(ttl))
+        .bind(fence(lease))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| backend("creating a run", e))?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::RunExists(run.id));
+        }
+        self.notify(&mut tx, "created", run.id).await?;
+        tx.commit()
+            .await
+            .map_err(|e| backend("creating a run", e))?;
+        if new {
+            self.specs.remember(&spec, wf);
+        }
+        Ok(())
+    }
+
+    async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
+        // Encode before taking the run's row lock.
+        let batch = Batch::encode(events, 1)?;
+        let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| backend("appending events", e))?;
+        let ends = batch.run.ends_lease;
+        // The lease check and the sequence reservation in one statement; the row lock
+        // it takes orders concurrent appends to one run.
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE runs SET last_seq = last_seq + $1, state = COALESCE($2, state), \
+             started_at = COALESCE($3, started_at), finished_at = COALESCE($4, finished_at), \
+             lease_owner = CASE WHEN $5 THEN NULL ELSE lease_owner END, \
+             lease_until = CASE WHEN $5 THEN NULL ELSE lease_until END \
+             WHERE id = $6::uuid AND lease_owner = $7 AND fence = $8 RETURNING pk, last_seq",
+        )
+        .bind(n)
+        .bind(batch.run.state.map(|s| s.as_str()))
+        .bind(batch.run.started_at)
+        .bind(batch.run.finished_at)
+        .bind(ends)
+        .bind(run.to_uuid_string())
+        .bind(&*lease.owner)
+        .bind(fence(lease))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| backend("appending events", e))?;
+        let Some((pk, last)) = row else {
+            drop(tx);
+            return Err(self.refused(run, lease).await);
+        };
+        let base = last - n;
+        if !batch.events.is_empty() {
+            let (mut seqs, mut ats, mut kinds) = (
+                Vec::with_capacity(batch.events.len()),
+                Vec::with_capacity(batch.events.len()),
+                Vec::with_capacity(batch.events.len()),
+            );
+            for e in batch.events {
+                seqs.push(base + e.seq);
+                ats.push(e.at);
+                kinds.push(e.kind);
+            }
+            sqlx::query(
+                "INSERT INTO events (run_pk, seq, at, kind) \
+                 SELECT $1, s, a, k::json FROM UNNEST($2::bigint[], $3::bigint[], $4::text[]) \
+                 AS t (s, a, k)",
+            )
+            .bind(pk)
+            .bind(seqs)
+            .bind(ats)
+            .bind(kinds)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| backend("appending events", e))?;
+        }
+        if !batch.executions.is_empty() {
+            let len = batch.executions.len();
+            let mut nodes = Vec::with_capacity(len);
+            let mut items = Vec::with_capacity(len);
+            let mut attempts = Vec::with_capacity(len);
+            let mut firsts = Vec::with_capacity(len);
+            let mut states = Vec::with_capacity(len);
+            let mut outputs = Vec::with_capacity(len);
+            let mut errors = Vec::with_capacity(len);
+            let mut reasons = Vec::with_capacity(len);
+            let mut starts = Vec::with_capacity(len);
+            let mut updates = Vec::with_capacity(len);
+            for x in batch.executions {
+                nodes.push(x.node);
+                items.push(x.item);
+                attempts.push(x.attempt);
+                firsts.push(base + x.first_seq);
+                states.push(x.state);
+                outputs.push(x.output);
+                errors.push(x.error);
+                reasons.push(x.reason);
+                starts.push(x.started_at);
+                updates.push(x.updated_at);
+            }
+            sqlx::query(
+                "INSERT INTO executions AS x (run_pk, node, item, attempt, first_seq, state, \
+                 output, error, reason, started_at, updated_at) \
+                 SELECT $1, n, i, a, f, s, o::json, e::json, r, st, u FROM UNNEST(\
+                 $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], \
+                 $8::text[], $9::text[], $10::bigint[], $11::bigint[]) \
+                 AS t (n, i, a, f, s, o, e, r, st, u) \
+                 ON CONFLICT (run_pk, node, item, attempt) DO UPDATE SET \
+                 state = excluded.state, \
+                 output = COALESCE(excluded.output, x.output), \
+                 error = COALESCE(excluded.error, x.error), \
+                 reason = COALESCE(excluded.reason, x.reason), \
+                 started_at = COALESCE(excluded.started_at, x.started_at), \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(pk)
+            .bind(nodes)
+            .bind(items)
+            .bind(attempts)
+            .bind(firsts)
+            .bind(states)
+            .bind(outputs)
+            .bind(errors)
+            .bind(reasons)
+            .bind(starts)
+            .bind(updates)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| backend("recording executions", e))?;
+        }
+        self.notify(&mut tx, "appended", run).await?;
+        tx.commit()
+            .await
+            .map_err(|e| backend("appending events", e))
+    }
+
+    async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET lease_until = now() + $1 * interval '1 millisecond' \
+             WHERE id = $2::uuid AND lease_owner = $3 AND fence = $4",
+        )
+        .bind(millis(ttl))
+        .bind(run.to_uuid_string())
+        .bind(&*lease.owner)
+        .bind(fence(lease))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend("renewing a lease", e))?
+        .rows_affected();
+        if done == 0 {
+            return Err(self.refused(run, lease).await);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| backend("releasing a lease", e))?;
+        let done = sqlx::query(
+            "UPDATE runs SET lease_until = now() \
+             WHERE id = $1::uuid AND lease_owner = $2 AND fence = $3",
+        )
+        .bind(run.to_uuid_string())
+        .bind(&*lease.owner)
+        .bind(fence(lease))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| backend("releasing a lease", e))?
+        .rows_affected();
+        if done == 0 {
+            drop(tx);
+            return Err(self.refused(run, lease).await);
+        }
+        self.notify(&mut tx, "released", run).await?;
+        tx.commit()
+            .await
+            .map_err(|e| backend("releasing a lease", e))
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // SKIP LOCKED: concurrent claimers pass over each other's candidates instead of
+        // waiting for them (and never pick the same run).
+        let rows: Vec<(
+            i64,
+            String,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        )> = sqlx::query_as(
+            "UPDATE runs r SET fence = r.fence + 1, lease_owner = $1, \
+             lease_until = now() + $2 * interval '1 millisecond' \
+             FROM (SELECT pk FROM runs WHERE lease_owner IS NOT NULL AND lease_until <= now() \
+             ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) c \
+             WHERE r.pk = c.pk \
+             RETURNING r.fence, r.id::text, r.workflow_id, r.workflow, r.version, \
+             r.inputs::text, r.state, r.created_at, r.started_at, r.finished_at",
+        )
+        .bind(owner)
+        .bind(millis(ttl))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend("claiming runs", e))?;
+        let owner: Arc<str> = owner.into();
+        let fences: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let records = self
+            .records(
+                rows.into_iter()
+                    .map(|(_, a, b, c, d, e, f, g, h, i)| (a, b, c, d, e, f, g, h, i))
+                    .collect(),
+            )
+            .await?;
+        Ok(records
+            .into_iter()
+            .zip(fences)
+            .map(|(run, f)| Claimed {
+                run,
+                lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
+            })
+            .collect())
+    }
+
+    async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
+        let row: Option<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id = $1::uuid"
+        ))
+        .bind(run.to_uuid_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| backend("reading a run", e))?;
+        Ok(self.records(row.into_iter().collect()).await?.pop())
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
+        let limit = if query.limit == 0 { 50 } else { query.limit };
+        let mut rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs \
+             WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR state = $2) \
+             AND ($3::uuid IS NULL OR id < $3::uuid) ORDER BY id DESC LIMIT $4"
+        ))
+        .bind(query.workflow.as_deref())
+        .bind(query.state.map(|s| s.as_str()))
+        .bind(query.before.map(RunId::to_uuid_string))
+        .bind(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend("listing runs", e))?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let items = self.records(rows).await?;
+        let next = if more {
+            items.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let pk = self.run_pk(run).await?;
+        let rows: Vec<(
+            String,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            i64,
+        )> = sqlx::query_as(
+            "SELECT node, item, attempt, state, output::text, error::text, reason, started_at, \
+             updated_at FROM executions WHERE run_pk = $1 ORDER BY first_seq",
+        )
+        .bind(pk)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend("reading executions", e))?;
+        rows.into_iter()
+            .map(
+                |(node, item, attempt, state, output, error, reason, started_at, updated_at)| {
+                    ExecOut {
+                        node,
+                        item,
+                        attempt,
+                        state,
+                        output,
+                        error,
+                        reason,
+                        started_at,
+                        updated_at,
+                    }
+                    .decode()
+                },
+            )
+            .collect()
+    }
+
+    async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let pk = self.run_pk(run).await?;
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT seq, at, kind::text FROM events WHERE run_pk = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(pk)
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend("reading events", e))?;
+        rows.into_iter()
+            .map(|(seq, at, kind)| {
+                Ok(Event::new(
+                    run,
+                    u64::try_from(seq).unwrap_or(0),
+                    from_micros(at),
+                    from_json("event", &kind)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> String {
+        std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    fn schema() -> String {
+        format!("unit_{}", RunId::new().to_uuid_string().replace('-', ""))
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_reported_at_connect() {
+        // Port 1 on loopback: nothing listens there.
+        let err = PostgresStore::options("postgres://postgres@127.0.0.1:1/test")
+            .connect_timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+        let err = PostgresStore::connect("mysql://nope").await.unwrap_err();
+        assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_schema_name_is_refused() {
+        let err = PostgresStore::options(&url())
+            .schema("x; DROP TABLE y")
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not a valid schema name"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_and_migrations_can_be_off() {
+        let name = schema();
+        let err = PostgresStore::options(&url())
+            .schema(&name)
+            .migrate(false)
+            .connect()
+            .await;
+        assert!(
+            matches!(err, Err(StoreError::SchemaOutdated { found: None, .. })),
+            "{err:?}"
+        );
+        let store = PostgresStore::options(&url())
+            .schema(&name)
+            .connect()
+            .await
+            .unwrap();
+        // Connecting again (migrations already applied) is fine.
+        PostgresStore::options(&url())
+            .schema(&name)
+            .connect()
+            .await
+            .unwrap()
+            .close()
+            .await;
+        sqlx::query("UPDATE dagforge_schema SET version = 99")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = PostgresStore::options(&url())
+            .schema(&name)
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+            "{err:?}"
+        );
+        store.drop_schema().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_fails_appends_as_backend_errors() {
+        let name = schema();
+        let store = PostgresStore::options(&url())
+            .schema(&name)
+            .connect()
+            .await
+            .unwrap();
+        let probe = store.clone();
+        store.close().await;
+        let err = probe
+            .append(RunId::new(), &Lease::new("e", 1), &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        let cleanup = PostgresStore::options(&url())
+            .schema(&name)
+            .connect()
+            .await
+            .unwrap();
+        cleanup.drop_schema().await.unwrap();
+    }
+}

@@ -1,0 +1,363 @@
+//! What the SQL stores share: encoding rows, folding a batch of events into run and
+//! execution updates, and the cache of workflow specs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::events::{Event, EventKind};
+use crate::ids::RunId;
+use crate::state::{NodeState, RunState};
+use crate::workflow::WorkflowSpec;
+
+use super::{ExecutionRecord, StoreError};
+
+/// The schema version this build reads and writes (the `dagforge_schema` row).
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// Rows per multi-row insert (keeps bind parameters well under both databases' limits).
+pub(super) const ROWS_PER_INSERT: usize = 500;
+
+/// A backend failure while doing `what`.
+pub(super) fn backend<E>(what: &str, e: E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StoreError::Backend {
+        message: format!("store: {what} failed"),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// Data in the database that does not decode.
+pub(super) fn bad_row(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend {
+        message: format!("store: {what}: undecodable row ({detail})"),
+        source: None,
+    }
+}
+
+/// Microseconds since the Unix epoch (negative before it).
+pub(super) fn micros(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The inverse of [`micros`].
+pub(super) fn from_micros(us: i64) -> SystemTime {
+    let d = Duration::from_micros(us.unsigned_abs());
+    if us >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH - d
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(super) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// JSON text of a value.
+pub(super) fn to_json<T: Serialize + ?Sized>(what: &str, v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| backend(what, e))
+}
+
+/// A value from its JSON text.
+pub(super) fn from_json<T: DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| bad_row(what, e))
+}
+
+/// A state (or any unit enum serialized as a snake_case string) from its name.
+pub(super) fn parse_state<T: DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
+    serde_json::from_value(Value::String(s.to_owned())).map_err(|e| bad_row(what, e))
+}
+
+/// A run id from its text.
+pub(super) fn parse_run_id(s: &str) -> Result<RunId, StoreError> {
+    s.parse().map_err(|e| bad_row("run id", e))
+}
+
+/// The run-level effect of a batch of events.
+#[derive(Debug, Default)]
+pub(super) struct RunChange {
+    /// The last state the batch moved the run to.
+    pub(super) state: Option<RunState>,
+    /// When the run last became Running in the batch (µs).
+    pub(super) started_at: Option<i64>,
+    /// When the run last finished in the batch (µs).
+    pub(super) finished_at: Option<i64>,
+    /// Whether the batch finished the run (which ends its lease).
+    pub(super) ends_lease: bool,
+}
+
+/// One execution row to upsert: a whole batch's events of one (node, item, attempt)
+/// folded into one row (a statement may touch each row only once).
+#[derive(Debug)]
+pub(super) struct ExecRow {
+    pub(super) node: String,
+    pub(super) item: i64,
+    pub(super) attempt: i64,
+    pub(super) first_seq: i64,
+    pub(super) state: &'static str,
+    pub(super) output: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) reason: Option<String>,
+    pub(super) started_at: Option<i64>,
+    pub(super) updated_at: i64,
+}
+
+/// One event row to insert.
+#[derive(Debug)]
+pub(super) struct EventRow {
+    pub(super) seq: i64,
+    pub(super) at: i64,
+    pub(super) kind: String,
+}
+
+/// A batch of events turned into rows, numbered from `first_seq`.
+#[derive(Debug, Default)]
+pub(super) struct Batch {
+    pub(super) run: RunChange,
+    pub(super) events: Vec<EventRow>,
+    pub(super) executions: Vec<ExecRow>,
+}
+
+impl Batch {
+    /// Encodes `events` (their own `seq` is ignored: the store numbers them from
+    /// `first_seq`).
+    pub(super) fn encode(events: &[Event], first_seq: i64) -> Result<Batch, StoreError> {
+        let mut b = Batch {
+            run: RunChange::default(),
+            events: Vec::with_capacity(events.len()),
+            executions: Vec::new(),
+        };
+        let mut index: HashMap<(&str, Option<u32>, u32), usize> = HashMap::new();
+        for (e, seq) in events.iter().zip(first_seq..) {
+            let at = micros(e.at);
+            b.events.push(EventRow {
+                seq,
+                at,
+                kind: to_json("encoding an event", &e.kind)?,
+            });
+            match &e.kind {
+                EventKind::Run { to, .. } => {
+                    b.run.state = Some(*to);
+                    if *to == RunState::Running {
+                        b.run.started_at = Some(at);
+                    } else if to.is_terminal() {
+                        b.run.finished_at = Some(at);
+                        b.run.ends_lease = true;
+                    }
+                }
+                EventKind::Node(n) => {
+                    let key = (&*n.node, n.item, n.attempt);
+                    let i = *index.entry(key).or_insert_with(|| {
+                        b.executions.push(ExecRow {
+                            node: String::from(&*n.node),
+                            item: n.item.map_or(-1, i64::from),
+                            attempt: i64::from(n.attempt),
+                            first_seq: seq,
+                            state: n.to.as_str(),
+                            output: None,
+                            error: None,
+                            reason: None,
+                            started_at: None,
+                            updated_at: at,
+                        });
+                        b.executions.len() - 1
+                    });
+                    let row = &mut b.executions[i];
+                    row.state = n.to.as_str();
+                    row.updated_at = at;
+                    if n.to == NodeState::Running {
+                        row.started_at = Some(at);
+                    }
+                    if let Some(o) = &n.output {
+                        row.output = Some(to_json("encoding an output", &**o)?);
+                    }
+                    if let Some(err) = &n.error {
+                        row.error = Some(to_json("encoding an error", &**err)?);
+                    }
+                    if let Some(r) = &n.reason {
+                        row.reason = Some(String::from(&**r));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(b)
+    }
+}
+
+/// An execution row as read back.
+#[derive(Debug)]
+pub(super) struct ExecOut {
+    pub(super) node: String,
+    pub(super) item: i64,
+    pub(super) attempt: i64,
+    pub(super) state: String,
+    pub(super) output: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) reason: Option<String>,
+    pub(super) started_at: Option<i64>,
+    pub(super) updated_at: i64,
+}
+
+impl ExecOut {
+    pub(super) fn decode(self) -> Result<ExecutionRecord, StoreError> {
+        Ok(ExecutionRecord {
+            item: if self.item < 0 {
+                None
+            } else {
+                Some(u32::try_from(self.item).map_err(|e| bad_row("execution item", e))?)
+            },
+            attempt: u32::try_from(self.attempt).map_err(|e| bad_row("execution attempt", e))?,
+            state: parse_state("execution state", &self.state)?,
+            output: self
+                .output
+                .as_deref()
+                .map(|s| from_json("execution output", s))
+                .transpose()?,
+            error: self
+                .error
+                .as_deref()
+                .map(|s| from_json("execution error", s))
+                .transpose()?,
+            reason: self.reason,
+            started_at: self.started_at.map(from_micros),
+            updated_at: from_micros(self.updated_at),
+            node: self.node,
+        })
+    }
+}
+
+/// A workflow spec encoded for the `workflows` table.
+#[derive(Debug)]
+pub(super) struct EncodedSpec {
+    pub(super) json: String,
+    pub(super) hash: String,
+}
+
+impl EncodedSpec {
+    pub(super) fn new(spec: &WorkflowSpec) -> Result<Self, StoreError> {
+        let json = to_json("encoding a workflow spec", spec)?;
+        let digest = Sha256::digest(json.as_bytes());
+        let hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(EncodedSpec { json, hash })
+    }
+}
+
+/// Cached specs: which `workflows` row a spec in memory is (so creating many runs of
+/// one workflow serializes its spec once), and decoded specs by row (so reading runs
+/// back parses each spec once).
+#[derive(Debug, Default)]
+pub(super) struct SpecCache {
+    inner: Mutex<SpecCacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct SpecCacheInner {
+    /// Spec address → (the spec, its row id); the weak pointer proves the address was
+    /// not reused.
+    rows: HashMap<usize, (Weak<WorkflowSpec>, i64)>,
+    /// Row id → decoded spec.
+    specs: HashMap<i64, Arc<WorkflowSpec>>,
+}
+
+/// Entries kept per map before it is cleared.
+const SPEC_CACHE_LIMIT: usize = 256;
+
+impl SpecCache {
+    fn lock(&self) -> MutexGuard<'_, SpecCacheInner> {
+        // Every mutation is a single insert or clear: a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The row of `spec`, if this store wrote or read it before.
+    pub(super) fn row_of(&self, spec: &Arc<WorkflowSpec>) -> Option<i64> {
+        let key = Arc::as_ptr(spec) as usize;
+        let inner = self.lock();
+        let (weak, id) = inner.rows.get(&key)?;
+        (weak.upgrade().is_some_and(|s| Arc::ptr_eq(&s, spec))).then_some(*id)
+    }
+
+    /// Remembers that `spec` is row `id`.
+    pub(super) fn remember(&self, spec: &Arc<WorkflowSpec>, id: i64) {
+        let mut inner = self.lock();
+        if inner.rows.len() >= SPEC_CACHE_LIMIT {
+            inner.rows.retain(|_, (w, _)| w.strong_count() > 0);
+            if inner.rows.len() >= SPEC_CACHE_LIMIT {
+                inner.rows.clear();
+            }
+        }
+        inner
+            .rows
+            .insert(Arc::as_ptr(spec) as usize, (Arc::downgrade(spec), id));
+        if inner.specs.len() >= SPEC_CACHE_LIMIT {
+            inner.specs.clear();
+        }
+        inner.specs.insert(id, Arc::clone(spec));
+    }
+
+    /// The decoded spec of row `id`, if cached.
+    pub(super) fn spec(&self, id: i64) -> Option<Arc<WorkflowSpec>> {
+        self.lock().specs.get(&id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::NodeEvent;
+
+    #[test]
+    fn times_round_trip_in_microseconds() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        assert_eq!(from_micros(micros(t)), t);
+        let before = UNIX_EPOCH - Duration::from_micros(5);
+        assert_eq!(from_micros(micros(before)), before);
+    }
+
+    #[test]
+    fn a_batch_folds_into_one_row_per_execution() {
+        use NodeState::*;
+        let run = RunId::new();
+        let at = SystemTime::now();
+        let node = |n: NodeEvent| Event::new(run, 0, at, EventKind::Node(n));
+        let events = [
+            Event::new(
+                run,
+                0,
+                at,
+                EventKind::Run {
+                    from: RunState::Pending,
+                    to: RunState::Running,
+                },
+            ),
+            node(NodeEvent::new("a", None, 1, Ready, Running)),
+            node(NodeEvent::new("a", Some(2), 1, Ready, Running)),
+            node(NodeEvent::new("a", None, 1, Running, Succeeded).with_output(Value::from(7))),
+        ];
+        let b = Batch::encode(&events, 10).unwrap();
+        assert_eq!(
+            b.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [10, 11, 12, 13]
+        );
+        assert_eq!(b.run.state, Some(RunState::Running));
+        assert!(!b.run.ends_lease);
+        assert_eq!(b.executions.len(), 2);
+        assert_eq!(b.executions[0].state, "succeeded");
+        assert_eq!(b.executions[0].first_seq, 11);
+        assert_eq!(b.executions[0].output.as_deref(), Some("7"));
+        assert!(b.executions[0].started_at.is_some());
+        assert_eq!(b.executions[1].item, 2);
+    }
+}

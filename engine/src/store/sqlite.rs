@@ -1,0 +1,805 @@
+//! The SQLite store: the embedded default. One file (WAL mode), survives restarts, for
+//! one engine process at a time (or several on one machine: SQLite serializes writers).
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::events::Event;
+use crate::ids::RunId;
+use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
+
+use super::sql::{
+    Batch, EncodedSpec, ExecOut, ROWS_PER_INSERT, SCHEMA_VERSION, SpecCache, backend, from_json,
+    from_micros, micros, millis, parse_run_id, parse_state, to_json,
+};
+use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Columns of a run row, in [`RunRow`] order.
+const RUN_COLUMNS: &str =
+    "id, workflow_id, workflow, version, inputs, state, created_at, started_at, finished_at";
+
+type RunRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// Keeps runs, executions and events in a SQLite database.
+///
+/// Opens (creating if needed) the file, switches it to WAL with `synchronous=NORMAL`,
+/// turns on foreign keys and a busy timeout, and applies the schema migrations. A
+/// file from a newer dagforge is refused ([`StoreError::SchemaTooNew`]), a file that
+/// is not a database is [`StoreError::Corrupt`], one another process keeps locked is
+/// [`StoreError::Locked`].
+///
+/// ```
+/// # use dagforge::store::SqliteStore;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), dagforge::store::StoreError> {
+/// let store = SqliteStore::open_memory().await?;
+/// // or: SqliteStore::open("sqlite://dagforge.db").await?
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    specs: Arc<SpecCache>,
+}
+
+/// How to open a [`SqliteStore`]: from [`SqliteStore::options`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SqliteOptions {
+    url: String,
+    memory: bool,
+    busy_timeout: Duration,
+    migrate: bool,
+    max_connections: u32,
+}
+
+impl SqliteOptions {
+    /// How long to wait for another connection's or process's lock before giving up
+    /// with [`StoreError::Locked`] (at open) or [`StoreError::Backend`] (later).
+    /// Default 5 s.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Whether to apply the schema migrations on open (default `true`). With `false`,
+    /// a database without the current schema is refused with
+    /// [`StoreError::SchemaOutdated`].
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Connections in the pool (default 4; an in-memory database always uses one).
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Opens the store.
+    pub async fn open(self) -> Result<SqliteStore, StoreError> {
+        let opts = if self.memory {
+            SqliteConnectOptions::from_str("sqlite::memory:")
+        } else if self.url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(&self.url)
+        } else {
+            Ok(SqliteConnectOptions::new().filename(&self.url))
+        }
+        .map_err(|e| StoreError::Unreachable {
+            message: format!("store: `{}` is not a SQLite URL or path", self.url),
+            source: Some(Box::new(e)),
+        })?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(self.busy_timeout);
+        let pool = if self.memory {
+            // Each in-memory connection would be its own database: keep exactly one.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(self.max_connections)
+        }
+        .acquire_timeout(self.busy_timeout + Duration::from_secs(5))
+        .connect_with(opts)
+        .await
+        .map_err(|e| open_error(&self.url, e))?;
+        let found: Option<i64> = match sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dagforge_schema'",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| open_error(&self.url, e))?
+        {
+            0 => None,
+            _ => Some(
+                sqlx::query_scalar("SELECT version FROM dagforge_schema WHERE id = 1")
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(|e| open_error(&self.url, e))?,
+            ),
+        };
+        match found {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(SCHEMA_VERSION) if !self.migrate => {}
+            _ if !self.migrate => {
+                return Err(StoreError::SchemaOutdated {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            _ => MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|e| migrate_error(&self.url, e))?,
+        }
+        Ok(SqliteStore {
+            pool,
+            specs: Arc::default(),
+        })
+    }
+}
+
+/// Classifies an error met while opening `url`.
+fn open_error(url: &str, e: sqlx::Error) -> StoreError {
+    let code = match &e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .map(|c| c & 0xff),
+        _ => None,
+    };
+    let source = Some(Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
+    match code {
+        // SQLITE_CORRUPT, SQLITE_NOTADB
+        Some(11 | 26) => StoreError::Corrupt {
+            message: format!("store: `{url}` is not a SQLite database or is damaged"),
+            source,
+        },
+        // SQLITE_BUSY, SQLITE_LOCKED
+        Some(5 | 6) => StoreError::Locked {
+            message: format!("store: `{url}` is locked by another connection or process"),
+            source,
+        },
+        // SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_AUTH
+        Some(3 | 8 | 10 | 14 | 23) | None => StoreError::Unreachable {
+            message: format!("store: cannot open `{url}`"),
+            source,
+        },
+        Some(_) => StoreError::Backend {
+            message: format!("store: opening `{url}` failed"),
+            source,
+        },
+    }
+}
+
+fn migrate_error(url: &str, e: sqlx::migrate::MigrateError) -> StoreError {
+    match e {
+        sqlx::migrate::MigrateError::Execute(e)
+        | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => open_error(url, e),
+        e => StoreError::Backend {
+            message: format!("store: migrating `{url}` failed"),
+            source: Some(Box::new(e)),
+        },
+    }
+}
+
+fn now_ms() -> i64 {
+    millis(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path/to.db`,
+    /// `sqlite:path`, or a plain path) with default [options](SqliteStore::options).
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        Self::options(url).open().await
+    }
+
+    /// A fresh in-memory database: nothing survives the store.
+    pub async fn open_memory() -> Result<SqliteStore, StoreError> {
+        let mut o = Self::options(":memory:");
+        o.memory = true;
+        o.open().await
+    }
+
+    /// Options for opening the database at `url`; finish with
+    /// [`open`](SqliteOptions::open).
+    pub fn options(url: &str) -> SqliteOptions {
+        SqliteOptions {
+            url: url.to_owned(),
+            memory: false,
+            busy_timeout: Duration::from_secs(5),
+            migrate: true,
+            max_connections: 4,
+        }
+    }
+
+    /// Closes the connections (waiting for those in use to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The `workflows` row of `spec`, inserting it if new.
+    async fn workflow_row(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        run: &RunRecord,
+        spec: &Arc<WorkflowSpec>,
+    ) -> Result<(i64, bool), StoreError> {
+        if let Some(id) = self.specs.row_of(spec) {
+            return Ok((id, false));
+        }
+        let enc = EncodedSpec::new(spec)?;
+        sqlx::query(
+            "INSERT INTO workflows (name, version, hash, spec) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name, version, hash) DO NOTHING",
+        )
+        .bind(&run.workflow)
+        .bind(&run.version)
+        .bind(&enc.hash)
+        .bind(&enc.json)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| backend("storing a workflow spec", e))?;
+        let id = sqlx::query_scalar(
+            "SELECT id FROM workflows WHERE name = ? AND version = ? AND hash = ?",
+        )
+        .bind(&run.workflow)
+        .bind(&run.version)
+        .bind(&enc.hash)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| backend("storing a workflow spec", e))?;
+        Ok((id, true))
+    }
+
+    /// Run records from rows, with their specs (cached, else read).
+    async fn records(&self, rows: Vec<RunRow>) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, wf, workflow, version, inputs, state, created, started, finished) in rows {
+            let spec = match self.specs.spec(wf) {
+                Some(s) => s,
+                None => {
+                    let json: String =
+                        sqlx::query_scalar("SELECT spec FROM workflows WHERE id = ?")
+                            .bind(wf)
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(|e| backend("reading a workflow spec", e))?;
+                    let spec: Arc<WorkflowSpec> = Arc::new(from_json("workflow spec", &json)?);
+                    self.specs.remember(&spec, wf);
+                    spec
+                }
+            };
+            out.push(RunRecord {
+                id: parse_run_id(&id)?,
+                workflow,
+                version,
+                spec: WorkflowSnapshot::stored(spec),
+                inputs: from_json("run inputs", &inputs)?,
+                state: parse_state("run state", &state)?,
+                created_at: from_micros(created),
+                started_at: started.map(from_micros),
+                finished_at: finished.map(from_micros),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Why a lease check on `run` failed: no such run, or a stale lease.
+    async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
+        match sqlx::query_scalar::<_, i64>("SELECT pk FROM runs WHERE id = ?")
+            .bind(run.to_uuid_string())
+            .fetch_optional(&self.pool)
+            .await
+        {
+            Ok(None) => StoreError::UnknownRun(run),
+            Ok(Some(_)) => StoreError::Fenced {
+                run,
+                owner: lease.owner.to_string(),
+                fence: lease.fence,
+            },
+            Err(e) => backend("checking a lease", e),
+        }
+    }
+
+    async fn run_pk(&self, run: RunId) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT pk FROM runs WHERE id = ?")
+            .bind(run.to_uuid_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| backend("reading a run", e))?
+            .ok_or(StoreError::UnknownRun(run))
+    }
+}
+
+fn fence(lease: &Lease) -> i64 {
+    i64::try_from(lease.fence).unwrap_or(i64::MAX)
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn create_run(
+        &self,
+        run: &RunRecord,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let spec = run.spec.spec();
+        let inputs = to_json("encoding run inputs", &run.inputs)?;
+        let finished = run.state.is_terminal();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| backend("creating a run", e))?;
+        let (wf, new) = self.workflow_row(&mut tx, run, &spec).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, created_at, \
+             started_at, finished_at, lease_owner, lease_until, fence) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(run.id.to_uuid_string())
+        .bind(wf)
+        .bind(&run.workflow)
+        .bind(&run.version)
+        .bind(inputs)
+        .bind(run.state.as_str())
+        .bind(micros(run.created_at))
+        .bind(run.started_at.map(micros))
+        .bind(run.finished_at.map(micros))
+        .bind((!finished).then_some(&*lease.owner))
+        .bind((!finished).then(|| now_ms().saturating_add(millis(ttl))))
+        .bind(fence(lease))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| backend("creating a run", e))?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::RunExists(run.id));
+        }
+        tx.commit()
+            .await
+            .map_err(|e| backend("creating a run", e))?;
+        if new {
+            self.specs.remember(&spec, wf);
+        }
+        Ok(())
+    }
+
+    async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
+        // Encode before taking the write lock.
+        let batch = Batch::encode(events, 1)?;
+        let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| backend("appending events", e))?;
+        let ends = batch.run.ends_lease;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE runs SET last_seq = last_seq + ?, state = COALESCE(?, state), \
+             started_at = COALESCE(?, started_at), finished_at = COALESCE(?, finished_at), \
+             lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, \
+             lease_until = CASE WHEN ? THEN NULL ELSE lease_until END \
+             WHERE id = ? AND lease_owner = ? AND fence = ? RETURNING pk, last_seq",
+        )
+        .bind(n)
+        .bind(batch.run.state.map(|s| s.as_str()))
+        .bind(batch.run.started_at)
+        .bind(batch.run.finished_at)
+        .bind(ends)
+        .bind(ends)
+        .bind(run.to_uuid_string())
+        .bind(&*lease.owner)
+        .bind(fence(lease))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| backend("appending events", e))?;
+        let Some((pk, last)) = row else {
+            drop(tx);
+            return Err(self.refused(run, lease).await);
+        };
+        // The batch was numbered from 1; the run's log continues after `base`.
+        let base = last - n;
+        for chunk in batch.events.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO events (run_pk, seq, at, kind) ");
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(pk)
+                    .push_bind(base + e.seq)
+                    .push_bind(e.at)
+                    .push_bind(&e.kind);
+            });
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| backend("appending events", e))?;
+        }
+        for chunk in batch.executions.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO executions (run_pk, node, item, attempt, first_seq, state, output, \
+                 error, reason, started_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, x| {
+                b.push_bind(pk)
+                    .push_bind(&x.node)
+                    .push_bind(x.item)
+                    .push_bind(x.attempt)
+                    .push_bind(base + x.first_seq)
+                    .push_bind(x.state)
+                    .push_bind(&x.output)
+                    .push_bind(&x.error)
+                    .push_bind(&x.reason)
+                    .push_bind(x.started_at)
+                    .push_bind(x.updated_at);
+            });
+            q.push(
+                " ON CONFLICT (run_pk, node, item, attempt) DO UPDATE SET \
+                 state = excluded.state, \
+                 output = COALESCE(excluded.output, executions.output), \
+                 error = COALESCE(excluded.error, executions.error), \
+                 reason = COALESCE(excluded.reason, executions.reason), \
+                 started_at = COALESCE(excluded.started_at, executions.started_at), \
+                 updated_at = excluded.updated_at",
+            );
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| backend("recording executions", e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| backend("appending events", e))
+    }
+
+    async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND fence = ?",
+        )
+        .bind(now_ms().saturating_add(millis(ttl)))
+        .bind(run.to_uuid_string())
+        .bind(&*lease.owner)
+        .bind(fence(lease))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend("renewing a lease", e))?
+        .rows_affected();
+        if done == 0 {
+            return Err(self.refused(run, lease).await);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND fence = ?",
+        )
+        .bind(now_ms())
+        .bind(run.to_uuid_string())
+        .bind(&*lease.owner)
+        .bind(fence(lease))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend("releasing a lease", e))?
+        .rows_affected();
+        if done == 0 {
+            return Err(self.refused(run, lease).await);
+        }
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        // One statement: SQLite runs it under the write lock, so two engines never
+        // pick the same run, and each pick increments the fence.
+        let rows: Vec<(
+            i64,
+            String,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        )> = sqlx::query_as(
+            "UPDATE runs SET fence = fence + 1, lease_owner = ?, lease_until = ? \
+                 WHERE pk IN (SELECT pk FROM runs WHERE lease_owner IS NOT NULL \
+                 AND lease_until <= ? ORDER BY lease_until LIMIT ?) \
+                 RETURNING fence, id, workflow_id, workflow, version, inputs, state, \
+                 created_at, started_at, finished_at",
+        )
+        .bind(owner)
+        .bind(now.saturating_add(millis(ttl)))
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend("claiming runs", e))?;
+        let owner: Arc<str> = owner.into();
+        let fences: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let records = self
+            .records(
+                rows.into_iter()
+                    .map(|(_, a, b, c, d, e, f, g, h, i)| (a, b, c, d, e, f, g, h, i))
+                    .collect(),
+            )
+            .await?;
+        Ok(records
+            .into_iter()
+            .zip(fences)
+            .map(|(run, f)| Claimed {
+                run,
+                lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
+            })
+            .collect())
+    }
+
+    async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
+        let row: Option<RunRow> =
+            sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"))
+                .bind(run.to_uuid_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| backend("reading a run", e))?;
+        Ok(self.records(row.into_iter().collect()).await?.pop())
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
+        let limit = if query.limit == 0 { 50 } else { query.limit };
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1"));
+        if let Some(w) = &query.workflow {
+            q.push(" AND workflow = ").push_bind(w);
+        }
+        if let Some(s) = query.state {
+            q.push(" AND state = ").push_bind(s.as_str());
+        }
+        if let Some(b) = query.before {
+            q.push(" AND id < ").push_bind(b.to_uuid_string());
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX));
+        let mut rows: Vec<RunRow> = q
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend("listing runs", e))?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let items = self.records(rows).await?;
+        let next = if more {
+            items.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let pk = self.run_pk(run).await?;
+        let rows: Vec<(
+            String,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            i64,
+        )> = sqlx::query_as(
+            "SELECT node, item, attempt, state, output, error, reason, started_at, updated_at \
+             FROM executions WHERE run_pk = ? ORDER BY first_seq",
+        )
+        .bind(pk)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend("reading executions", e))?;
+        rows.into_iter()
+            .map(
+                |(node, item, attempt, state, output, error, reason, started_at, updated_at)| {
+                    ExecOut {
+                        node,
+                        item,
+                        attempt,
+                        state,
+                        output,
+                        error,
+                        reason,
+                        started_at,
+                        updated_at,
+                    }
+                    .decode()
+                },
+            )
+            .collect()
+    }
+
+    async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let pk = self.run_pk(run).await?;
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT seq, at, kind FROM events WHERE run_pk = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(pk)
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend("reading events", e))?;
+        rows.into_iter()
+            .map(|(seq, at, kind)| {
+                Ok(Event::new(
+                    run,
+                    u64::try_from(seq).unwrap_or(0),
+                    from_micros(at),
+                    from_json("event", &kind)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "dagforge-{name}-{}-{}.db",
+            std::process::id(),
+            RunId::new().to_uuid_string()
+        ))
+    }
+
+    fn cleanup(path: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_file_is_refused() {
+        let path = temp_path("corrupt");
+        std::fs::write(&path, vec![0xA5_u8; 64 * 1024]).unwrap();
+        let err = SqliteStore::open(&path.to_string_lossy())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        assert!(err.to_string().contains("not a SQLite database"), "{err}");
+        cleanup(&path);
+    }
+
+    #[tokio::test]
+    async fn a_locked_file_is_refused() {
+        let path = temp_path("locked");
+        let url = path.to_string_lossy().into_owned();
+        drop(SqliteStore::open(&url).await.unwrap());
+        // Another process's exclusive lock: nobody else may read or write.
+        let holder = SqliteStore::options(&url)
+            .max_connections(1)
+            .open()
+            .await
+            .unwrap();
+        let mut conn = holder.pool.acquire().await.unwrap();
+        sqlx::query("PRAGMA locking_mode = EXCLUSIVE")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE dagforge_schema SET version = version")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let err = SqliteStore::options(&url)
+            .busy_timeout(Duration::from_millis(100))
+            .open()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        drop(conn);
+        holder.close().await;
+        cleanup(&path);
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_and_migrations_can_be_off() {
+        let path = temp_path("newer");
+        let url = format!("sqlite://{}", path.display());
+        let err = SqliteStore::options(&url).migrate(false).open().await;
+        assert!(
+            matches!(
+                err,
+                Err(StoreError::SchemaOutdated {
+                    found: None,
+                    supported: SCHEMA_VERSION
+                })
+            ),
+            "{err:?}"
+        );
+        let store = SqliteStore::open(&url).await.unwrap();
+        sqlx::query("UPDATE dagforge_schema SET version = 99")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.close().await;
+        let err = SqliteStore::open(&url).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found: 99, supported } if supported == SCHEMA_VERSION),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("newer"), "{err}");
+        cleanup(&path);
+    }
+
+    #[tokio::test]
+    async fn a_missing_directory_is_unreachable() {
+        let path = std::env::temp_dir()
+            .join(format!(
+                "dagforge-missing-{}",
+                RunId::new().to_uuid_string()
+            ))
+            .join("x.db");
+        let err = SqliteStore::open(&path.to_string_lossy())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_pool_fails_appends_as_backend_errors() {
+        let store = SqliteStore::open_memory().await.unwrap();
+        store.close().await;
+        let err = store
+            .append(RunId::new(), &Lease::new("e", 1), &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    }
+}
