@@ -308,6 +308,84 @@ pub(crate) async fn list_runs_filters_and_pages(store: Arc<dyn Store>) {
     assert_eq!(even.items.len(), 3);
 }
 
+pub(crate) async fn appends_in_batches(store: Arc<dyn Store>) {
+    // Not a timed assertion: prints appends/s and events/s for 100-event batches
+    // (`cargo test … appends_in_batches -- --nocapture`).
+    let name = format!("{store:?}");
+    let name = name
+        .split([' ', '(', '{'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let (rec, lease) = started(&*store, "wf").await;
+    let id = rec.id;
+    const BATCHES: u64 = 200;
+    let mut seq = 2;
+    let started_at = std::time::Instant::now();
+    for b in 0..BATCHES {
+        let mut batch = Vec::with_capacity(100);
+        for i in 0..50u32 {
+            let n = format!("n{}", b * 50 + u64::from(i));
+            batch.push(node(
+                id,
+                seq,
+                NodeEvent::new(n.as_str(), None, 1, NodeState::Ready, NodeState::Running),
+            ));
+            batch.push(node(
+                id,
+                seq + 1,
+                NodeEvent::new(
+                    n.as_str(),
+                    None,
+                    1,
+                    NodeState::Running,
+                    NodeState::Succeeded,
+                )
+                .with_output(json!({"i": i})),
+            ));
+            seq += 2;
+        }
+        store.append(id, &lease, &batch).await.unwrap();
+    }
+    let secs = started_at.elapsed().as_secs_f64();
+    println!(
+        "{name}: {BATCHES} appends of 100 events in {secs:.3} s: {:.0} appends/s, {:.0} events/s",
+        BATCHES as f64 / secs,
+        (BATCHES * 100) as f64 / secs
+    );
+    let all = store.events(id, 0, usize::MAX).await.unwrap();
+    assert_eq!(all.len() as u64, 1 + BATCHES * 100);
+    assert_eq!(all.last().unwrap().seq, 1 + BATCHES * 100);
+    let ex = store.executions(id).await.unwrap();
+    assert_eq!(ex.len() as u64, BATCHES * 50);
+    assert!(
+        ex.iter()
+            .all(|e| e.state == NodeState::Succeeded && e.output.is_some())
+    );
+}
+
+pub(crate) async fn specs_are_stored_once_and_read_back(store: Arc<dyn Store>) {
+    // Many runs of one workflow share its spec; a different version is its own.
+    let wf = workflow("shared");
+    let lease = Lease::new("e", 1);
+    let mut ids = Vec::new();
+    for v in ["1", "1", "2"] {
+        let rec = RunRecord::new(
+            RunId::new(),
+            "shared".to_owned(),
+            v.to_owned(),
+            WorkflowSnapshot::of(&wf),
+            json!(null),
+        );
+        store.create_run(&rec, &lease, TTL).await.unwrap();
+        ids.push(rec.id);
+    }
+    for id in ids {
+        let got = store.get_run(id).await.unwrap().unwrap();
+        assert_eq!(got.spec.spec(), WorkflowSnapshot::of(&wf).spec());
+    }
+}
+
 /// Generates the conformance tests for one store.
 macro_rules! conformance {
     ($name:ident, $make:expr) => {
@@ -347,6 +425,14 @@ macro_rules! conformance {
             async fn list_runs_filters_and_pages() {
                 crate::store::list_runs_filters_and_pages(make().await).await;
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn appends_in_batches() {
+                crate::store::appends_in_batches(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn specs_are_stored_once_and_read_back() {
+                crate::store::specs_are_stored_once_and_read_back(make().await).await;
+            }
         }
     };
 }
@@ -355,3 +441,202 @@ conformance!(
     memory,
     std::sync::Arc::new(dagforge::store::MemoryStore::new())
 );
+
+/// A fresh SQLite file for one test (under cargo's per-target temporary directory).
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("store-{}.db", RunId::new().to_uuid_string()))
+}
+
+#[cfg(feature = "sqlite")]
+conformance!(
+    sqlite,
+    std::sync::Arc::new(
+        dagforge::store::SqliteStore::open(&crate::store::sqlite_path().to_string_lossy())
+            .await
+            .unwrap()
+    )
+);
+
+#[cfg(feature = "sqlite")]
+conformance!(
+    sqlite_memory,
+    std::sync::Arc::new(dagforge::store::SqliteStore::open_memory().await.unwrap())
+);
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_reopened_keeps_everything() {
+    use dagforge::store::SqliteStore;
+    let path = sqlite_path();
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let (rec, lease) = started(&store, "wf").await;
+    store
+        .append(
+            rec.id,
+            &lease,
+            &[node(
+                rec.id,
+                2,
+                NodeEvent::new("a", None, 1, NodeState::Ready, NodeState::Running),
+            )],
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    let got = store.get_run(rec.id).await.unwrap().unwrap();
+    assert_eq!(got.state, RunState::Running);
+    assert_eq!(got.spec.spec().nodes.len(), 1);
+    assert_eq!(store.events(rec.id, 0, 10).await.unwrap().len(), 2);
+    assert_eq!(store.executions(rec.id).await.unwrap().len(), 1);
+    // The lease survived too: the old holder may go on; nobody else may claim.
+    store.renew(rec.id, &lease, TTL).await.unwrap();
+    assert!(store.claim("other", TTL, 10).await.unwrap().is_empty());
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) mod pg {
+    //! PostgreSQL at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`),
+    //! one fresh schema per test, dropped when the test's store is dropped.
+
+    use std::time::Duration;
+
+    use dagforge::store::{
+        ExecutionRecord, Lease, Page, PostgresStore, RunQuery, RunRecord, Store, StoreError,
+    };
+    use dagforge::{Event, RunId};
+
+    pub(crate) fn url() -> String {
+        std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    /// A store in a schema of its own; the schema is dropped with the store.
+    #[derive(Debug)]
+    pub(crate) struct TempSchema(pub(crate) PostgresStore);
+
+    impl TempSchema {
+        pub(crate) async fn new() -> TempSchema {
+            let schema = format!("test_{}", RunId::new().to_uuid_string().replace('-', ""));
+            TempSchema(
+                PostgresStore::options(&url())
+                    .schema(schema)
+                    .connect()
+                    .await
+                    .expect("PostgreSQL at DATABASE_URL"),
+            )
+        }
+    }
+
+    impl Drop for TempSchema {
+        fn drop(&mut self) {
+            // A fresh connection on a runtime of its own: this may run inside (and
+            // would block) the test's runtime.
+            let schema = self.0.schema_name().to_owned();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let store = PostgresStore::options(&url())
+                        .schema(schema)
+                        .migrate(false)
+                        .connect()
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    store.drop_schema().await.map_err(std::io::Error::other)
+                })
+            })
+            .join();
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Store for TempSchema {
+        async fn create_run(
+            &self,
+            run: &RunRecord,
+            lease: &Lease,
+            ttl: Duration,
+        ) -> Result<(), StoreError> {
+            self.0.create_run(run, lease, ttl).await
+        }
+        async fn append(
+            &self,
+            run: RunId,
+            lease: &Lease,
+            events: &[Event],
+        ) -> Result<(), StoreError> {
+            self.0.append(run, lease, events).await
+        }
+        async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
+            self.0.renew(run, lease, ttl).await
+        }
+        async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+            self.0.release(run, lease).await
+        }
+        async fn claim(
+            &self,
+            owner: &str,
+            ttl: Duration,
+            limit: usize,
+        ) -> Result<Vec<dagforge::store::Claimed>, StoreError> {
+            self.0.claim(owner, ttl, limit).await
+        }
+        async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
+            self.0.get_run(run).await
+        }
+        async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
+            self.0.list_runs(query).await
+        }
+        async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
+            self.0.executions(run).await
+        }
+        async fn events(
+            &self,
+            run: RunId,
+            after: u64,
+            limit: usize,
+        ) -> Result<Vec<Event>, StoreError> {
+            self.0.events(run, after, limit).await
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+conformance!(
+    postgres,
+    std::sync::Arc::new(crate::store::pg::TempSchema::new().await)
+);
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notifies_creates_appends_and_releases() {
+    use dagforge::store::NotificationKind;
+    let store = pg::TempSchema::new().await;
+    let mut sub = store.0.subscribe().await.unwrap();
+    let (rec, lease) = started(&store, "wf").await;
+    store.release(rec.id, &lease).await.unwrap();
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let n = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("a notification")
+            .unwrap();
+        assert_eq!(n.run, rec.id);
+        kinds.push(n.kind);
+    }
+    assert_eq!(
+        kinds,
+        [
+            NotificationKind::Created,
+            NotificationKind::Appended,
+            NotificationKind::Released
+        ]
+    );
+}
