@@ -123,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         read_s,
         mib / read_s
     );
-    println!("run                 {:.2?}", total);
+    println!("run                 {total:.2?}");
     match (reset, rss_before, rss_after) {
         (true, Some(b), Some(a)) => println!(
             "peak RSS            {} MiB before the run, {} MiB peak during it (+{} MiB)",
