@@ -9,3 +9,6 @@ pub mod running_workflows {}
 
 #[doc = include_str!("../../docs/guide/artifacts.md")]
 pub mod artifacts {}
+
+#[doc = include_str!("../../docs/guide/stores.md")]
+pub mod stores {}
