@@ -4,6 +4,7 @@ mod artifacts;
 mod cancel;
 mod common;
 mod concurrency;
+mod crash;
 mod dag;
 mod events;
 mod fanout;
