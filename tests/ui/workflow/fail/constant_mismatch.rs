@@ -1,8 +1,13 @@
 use dagforge::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A type with no conversions from other types, so the error lists none.
+#[derive(Serialize, Deserialize)]
+pub struct Count(u64);
 
 #[job]
-async fn double(n: u64) -> Result<u64, JobError> {
-    Ok(n * 2)
+async fn double(n: Count) -> Result<u64, JobError> {
+    Ok(n.0 * 2)
 }
 
 #[workflow]
