@@ -72,7 +72,11 @@ pub fn work_time(products: u32) -> Duration {
 
 /// Runs `workflow`, printing every event as it happens and the final table.
 pub async fn run_and_print(workflow: &Workflow) -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::new();
+    // The embedded default store: runs survive the process in `dagforge.db`
+    // (`DAGFORGE_STORE` picks another SQLite file).
+    let url = std::env::var("DAGFORGE_STORE").unwrap_or_else(|_| "sqlite://dagforge.db".to_owned());
+    let store = dagforge::store::SqliteStore::open(&url).await?;
+    let engine = Engine::builder().store(store).workflow(workflow).build();
     let mut events = engine.subscribe();
     let t0 = Instant::now();
     let printer = tokio::spawn(async move {
