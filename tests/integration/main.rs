@@ -9,6 +9,7 @@ mod dag;
 mod events;
 mod fanout;
 mod macros;
+mod outage;
 mod property;
 mod resume;
 mod retries;
