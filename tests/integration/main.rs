@@ -13,6 +13,7 @@ mod outage;
 mod property;
 mod resume;
 mod retries;
+mod serve;
 mod spans;
 mod store;
 mod triggers;

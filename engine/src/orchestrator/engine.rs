@@ -301,6 +301,73 @@ impl Engine {
         RunHandle { id, tx, task }
     }
 
+    /// Records a run without driving it here: any engine serving the same store (see
+    /// [`serve`](Engine::serve)) — this one included — claims and drives it.
+    pub async fn enqueue(&self, workflow: &Workflow, inputs: impl Serialize) -> Result<RunId> {
+        let inputs = serde_json::to_value(inputs).map_err(|e| Error::Input {
+            name: "*".to_owned(),
+            reason: format!("inputs cannot be encoded as JSON: {e}"),
+        })?;
+        bind_params(workflow, &inputs)?;
+        let id = RunId::new();
+        let spec = crate::workflow::WorkflowSnapshot::of(workflow);
+        let record = RunRecord::new(
+            id,
+            workflow.name().to_owned(),
+            workflow.version().to_owned(),
+            spec,
+            inputs,
+        );
+        // A lease that has already expired: claimable by anyone at once.
+        let lease = Lease::new("queue", 0);
+        self.sh
+            .store
+            .create_run(&record, &lease, Duration::ZERO)
+            .await?;
+        Ok(id)
+    }
+
+    /// Serves the store until `shutdown` completes: claims runs that were enqueued or
+    /// whose engine died (see [`resume`](Engine::resume)) and drives them. Wakes on
+    /// the store's notifications when it has them (PostgreSQL LISTEN/NOTIFY, the
+    /// memory store), and re-reads the store every `poll` anyway, since a notification
+    /// can be lost. Runs being driven when `shutdown` fires are left running.
+    pub async fn serve(
+        &self,
+        poll: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        use futures_util::StreamExt;
+        let mut wakeups = self.sh.store.watch().await?;
+        tokio::pin!(shutdown);
+        loop {
+            for handle in self.resume().await? {
+                let id = handle.id();
+                tokio::spawn(async move {
+                    if let Err(e) = handle.wait().await {
+                        tracing::warn!(run_id = %id, error = %e, "run stopped");
+                    }
+                });
+            }
+            let wake = async {
+                match wakeups.as_mut() {
+                    Some(w) => w.next().await.is_some(),
+                    None => std::future::pending().await,
+                }
+            };
+            let mut ended = false;
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                alive = wake => ended = !alive,
+                () = tokio::time::sleep(poll) => {}
+            }
+            if ended {
+                // The store stopped notifying: poll from now on.
+                wakeups = None;
+            }
+        }
+    }
+
     /// Claims the unfinished runs whose engine stopped (their lease expired) and drives
     /// them on from where their events leave off: nodes that succeeded keep their
     /// outputs and never run again; attempts that were running when the engine stopped

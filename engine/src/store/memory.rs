@@ -116,6 +116,8 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     runs: Mutex<BTreeMap<RunId, Entry>>,
+    /// Woken when a run becomes claimable (enqueued, released).
+    claimable: Arc<tokio::sync::Notify>,
 }
 
 impl MemoryStore {
@@ -153,6 +155,10 @@ impl Store for MemoryStore {
                 len: 0,
             },
         );
+        drop(runs);
+        if ttl.is_zero() {
+            self.claimable.notify_waiters();
+        }
         Ok(())
     }
 
@@ -196,7 +202,20 @@ impl Store for MemoryStore {
         if let Some((_, until)) = &mut entry.lease {
             *until = Instant::now();
         }
+        drop(runs);
+        self.claimable.notify_waiters();
         Ok(())
+    }
+
+    async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
+        let notify = Arc::clone(&self.claimable);
+        Ok(Some(Box::pin(futures_util::stream::unfold(
+            notify,
+            |n| async move {
+                n.notified().await;
+                Some(((), n))
+            },
+        ))))
     }
 
     async fn claim(

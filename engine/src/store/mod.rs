@@ -266,6 +266,10 @@ pub struct Page<T> {
     pub next: Option<RunId>,
 }
 
+/// Hints that there may be runs to claim (a run was enqueued, a lease released). A
+/// hint can be spurious or lost; the engine re-reads the store either way.
+pub type Wakeups = std::pin::Pin<Box<dyn futures_util::Stream<Item = ()> + Send + 'static>>;
+
 /// Where runs and their events live. Implementations must be safe to share between
 /// tasks and must apply each `append` atomically and in order.
 #[async_trait::async_trait]
@@ -315,6 +319,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         ttl: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Wake-up hints for engines serving this store ([`Wakeups`]); `None` when the
+    /// store cannot notify, and the engine polls instead.
+    async fn watch(&self) -> Result<Option<Wakeups>, StoreError> {
+        Ok(None)
+    }
 
     /// One run.
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError>;

@@ -749,6 +749,27 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
+        let listener = self.subscribe().await?;
+        Ok(Some(Box::pin(futures_util::stream::unfold(
+            listener,
+            |mut l| async move {
+                loop {
+                    match l.next().await {
+                        Ok(n) if n.kind == NotificationKind::Appended => continue,
+                        Ok(_) => return Some(((), l)),
+                        // Lost connection: wake once so the engine re-reads the store;
+                        // the listener reconnects on the next call.
+                        Err(_) => {
+                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                            return Some(((), l));
+                        }
+                    }
+                }
+            },
+        ))))
+    }
+
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
         let row: Option<RunRow> = sqlx::query_as(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE id = $1::uuid"
