@@ -320,6 +320,32 @@ impl SqliteStore {
     }
 
     /// Why a lease check on `run` failed: no such run, or a stale lease.
+    /// Moves a lease's expiry, if `lease` is still the run's lease (else `Fenced` or
+    /// `UnknownRun`).
+    async fn set_lease_until(
+        &self,
+        run: RunId,
+        lease: &Lease,
+        until_ms: i64,
+        doing: &'static str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND fence = ?",
+        )
+        .bind(until_ms)
+        .bind(run.to_uuid_string())
+        .bind(&*lease.owner)
+        .bind(fence(lease))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend(doing, e))?
+        .rows_affected();
+        if done == 0 {
+            return Err(self.refused(run, lease).await);
+        }
+        Ok(())
+    }
+
     async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
         match sqlx::query_scalar::<_, i64>("SELECT pk FROM runs WHERE id = ?")
             .bind(run.to_uuid_string())
@@ -486,39 +512,18 @@ impl Store for SqliteStore {
     }
 
     async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND fence = ?",
+        self.set_lease_until(
+            run,
+            lease,
+            now_ms().saturating_add(millis(ttl)),
+            "renewing a lease",
         )
-        .bind(now_ms().saturating_add(millis(ttl)))
-        .bind(run.to_uuid_string())
-        .bind(&*lease.owner)
-        .bind(fence(lease))
-        .execute(&self.pool)
         .await
-        .map_err(|e| backend("renewing a lease", e))?
-        .rows_affected();
-        if done == 0 {
-            return Err(self.refused(run, lease).await);
-        }
-        Ok(())
     }
 
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND fence = ?",
-        )
-        .bind(now_ms())
-        .bind(run.to_uuid_string())
-        .bind(&*lease.owner)
-        .bind(fence(lease))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| backend("releasing a lease", e))?
-        .rows_affected();
-        if done == 0 {
-            return Err(self.refused(run, lease).await);
-        }
-        Ok(())
+        self.set_lease_until(run, lease, now_ms(), "releasing a lease")
+            .await
     }
 
     async fn claim(

@@ -521,16 +521,7 @@ impl Driver {
         if d.reason.is_some() {
             rt.reason.clone_from(&d.reason);
         }
-        self.push_event(EventKind::Node(NodeEvent {
-            node: plan.nodes[n as usize].id.clone(),
-            item: None,
-            attempt,
-            from,
-            to,
-            output: d.output,
-            error: d.error.map(Box::new),
-            reason: d.reason,
-        }));
+        self.push_transition(plan, n, None, attempt, from, to, d);
         true
     }
 
@@ -566,9 +557,25 @@ impl Driver {
         if d.error.is_some() {
             it.error.clone_from(&d.error);
         }
+        self.push_transition(plan, n, Some(i), attempt, from, to, d);
+        true
+    }
+
+    /// Records a node or item transition as an event.
+    #[allow(clippy::too_many_arguments)]
+    fn push_transition(
+        &mut self,
+        plan: &Plan,
+        n: u32,
+        item: Option<u32>,
+        attempt: u32,
+        from: NodeState,
+        to: NodeState,
+        d: Detail,
+    ) {
         self.push_event(EventKind::Node(NodeEvent {
             node: plan.nodes[n as usize].id.clone(),
-            item: Some(i),
+            item,
             attempt,
             from,
             to,
@@ -576,7 +583,6 @@ impl Driver {
             error: d.error.map(Box::new),
             reason: d.reason,
         }));
-        true
     }
 
     async fn flush(&mut self) {
