@@ -3,6 +3,7 @@
 mod builder;
 mod path;
 pub(crate) mod plan;
+pub mod render;
 mod spec;
 mod validate;
 
@@ -112,6 +113,27 @@ impl Workflow {
     /// The serializable description of the workflow (for storage, APIs and diffs).
     pub fn spec(&self) -> WorkflowSpec {
         (*self.shared_spec()).clone()
+    }
+
+    /// The workflow's graph as Graphviz DOT ([`render::dot`]).
+    pub fn to_dot(&self) -> String {
+        render::dot(&self.shared_spec())
+    }
+
+    /// The workflow's graph as a Mermaid flowchart ([`render::mermaid`]).
+    pub fn to_mermaid(&self) -> String {
+        render::mermaid(&self.shared_spec())
+    }
+
+    /// The workflow's graph as JSON: nodes with their layers, typed edges
+    /// ([`render::Graph`]).
+    pub fn to_json(&self) -> String {
+        render::Graph::from_spec(&self.shared_spec()).to_json()
+    }
+
+    /// The workflow's graph as a standalone SVG document ([`render::svg`]).
+    pub fn to_svg(&self) -> String {
+        render::svg(&self.shared_spec(), None)
     }
 
     /// The spec, computed once per built workflow and shared by its runs.
