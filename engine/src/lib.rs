@@ -61,6 +61,8 @@ mod registry;
 mod signal;
 pub mod state;
 pub mod store;
+#[cfg(all(feature = "process", unix))]
+pub mod worker;
 pub mod workflow;
 
 pub use context::{JobContext, LogLevel};

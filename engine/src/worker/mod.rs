@@ -1,0 +1,244 @@
+//! Worker mode: the user's binary running one job execution for a
+//! [`ProcessExecutor`](crate::ProcessExecutor) (feature `process`, Unix only).
+//!
+//! The executor starts the binary with the invocation in `DAGFORGE_WORKER_*`
+//! environment variables and the input JSON on stdin. The worker answers with the
+//! line protocol of [`Message`] on stdout (`@dagforge:1 {json}`, see
+//! `docs/protocol.md`); anything else the job prints is console output, which the
+//! executor forwards to the run's log.
+//!
+//! A binary built with [`App`](https://docs.rs/dagforge) gets a hidden `worker`
+//! subcommand that calls [`run`]. A binary without it checks
+//! [`is_worker_invocation`] first thing in `main`:
+//!
+//! ```no_run
+//! use dagforge::prelude::*;
+//!
+//! #[job]
+//! async fn hello(ctx: &JobContext, name: String) -> Result<String, JobError> {
+//!     ctx.info("greeting");
+//!     Ok(format!("hello {name}"))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     if dagforge::worker::is_worker_invocation() {
+//!         let mut registry = Registry::new();
+//!         registry.register(Hello).expect("one job per name");
+//!         return dagforge::worker::run(&registry).await;
+//!     }
+//!     // … the engine side: Engine::builder().executor(
+//!     //     dagforge::ProcessExecutor::builder().args(Vec::<String>::new()).build()) …
+//!     std::process::ExitCode::SUCCESS
+//! }
+//! ```
+
+mod invocation;
+mod protocol;
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio_util::sync::CancellationToken;
+
+use crate::artifact::{ArtifactStore, ENV_URL};
+use crate::context::{JobContext, LogLevel};
+use crate::error::{ErrorInfo, ErrorKind};
+use crate::registry::{Registry, guarded};
+use crate::signal::{Signal, SignalSender};
+
+pub use invocation::{
+    ENV_ATTEMPT, ENV_EXECUTION_ID, ENV_HEARTBEAT_MS, ENV_ITEM, ENV_JOB, ENV_NODE, ENV_RUN_ID,
+    ENV_TIMEOUT_MS, ENV_WORKER, Invocation, InvocationError,
+};
+pub use protocol::{Message, PREFIX, ProtocolError, VERSION, parse_line};
+
+/// Exit code of a worker whose job returned an error, panicked or timed out (an
+/// `error` line was written).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of a worker started without a valid invocation: a missing or invalid
+/// `DAGFORGE_WORKER_*` variable, unreadable or non-JSON input on stdin, or an
+/// artifact store that cannot be opened (an `error` line was written).
+pub const EXIT_INVOCATION: u8 = 64;
+/// Exit code of a worker asked to run a job its registry does not have (an `error`
+/// line was written).
+pub const EXIT_UNKNOWN_JOB: u8 = 65;
+
+/// Every `DAGFORGE_WORKER*` variable, which an executor clears before setting its own.
+pub(crate) fn invocation_vars() -> [&'static str; 9] {
+    invocation::ALL
+}
+
+/// Whether this process was started by a [`ProcessExecutor`](crate::ProcessExecutor)
+/// to run one execution (the `DAGFORGE_WORKER` environment variable is `1`).
+pub fn is_worker_invocation() -> bool {
+    std::env::var_os(ENV_WORKER).is_some_and(|v| v == "1")
+}
+
+/// Runs the one execution this worker process was started for and returns the exit
+/// code to end the process with.
+///
+/// Reads the [`Invocation`] from the environment and the input JSON from stdin (empty
+/// stdin is `null`), finds the job in `registry`, and runs it: log lines and progress
+/// go out as protocol lines on stdout, a heartbeat line every
+/// `DAGFORGE_WORKER_HEARTBEAT_MS`, and finally one `output` or `error` line. SIGTERM
+/// fires the job's cancellation token. A panic or a timeout
+/// (`DAGFORGE_WORKER_TIMEOUT_MS`) is a failed attempt, as in process. Exit codes:
+/// 0 on success, [`EXIT_FAILED`], [`EXIT_INVOCATION`], [`EXIT_UNKNOWN_JOB`].
+///
+/// Call it from inside a tokio runtime with timers and signals enabled (e.g.
+/// `#[tokio::main]`); with a multi-thread runtime the heartbeat keeps going while a
+/// job blocks its thread.
+pub async fn run(registry: &Registry) -> ExitCode {
+    let invocation = match Invocation::from_env() {
+        Ok(i) => i,
+        Err(e) => return refuse(ErrorKind::Executor, e.to_string(), EXIT_INVOCATION),
+    };
+    let Some(job) = registry.get(&invocation.job).cloned() else {
+        let message = format!(
+            "no job named `{}` is registered in this worker binary (it has: {})",
+            invocation.job,
+            registry.names().join(", ")
+        );
+        return refuse(ErrorKind::Executor, message, EXIT_UNKNOWN_JOB);
+    };
+    let input = match read_input() {
+        Ok(v) => v,
+        Err(message) => {
+            let message = format!("job `{}`: {message}", invocation.job);
+            return refuse(ErrorKind::Input, message, EXIT_INVOCATION);
+        }
+    };
+    let artifacts = match std::env::var_os(ENV_URL) {
+        Some(_) => match ArtifactStore::from_env() {
+            Ok(store) => Some(store),
+            Err(e) => {
+                let message = format!("job `{}`: artifact store: {e}", invocation.job);
+                return refuse(ErrorKind::Executor, message, EXIT_INVOCATION);
+            }
+        },
+        None => None,
+    };
+
+    let (tx, rx) = unbounded_channel();
+    let cancel = CancellationToken::new();
+    let mut ctx = JobContext::new(
+        invocation.run,
+        Arc::from(invocation.node.as_str()),
+        invocation.item,
+        invocation.attempt,
+        cancel.clone(),
+        Some(SignalSender::new(tx, 0)),
+    );
+    if let Some(store) = artifacts {
+        ctx = ctx.with_artifacts(store);
+    }
+
+    let hello = Message::Hello {
+        version: VERSION,
+        job: invocation.job.clone(),
+        pid: std::process::id(),
+        dagforge: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let writer = tokio::spawn(write_lines(hello, rx, invocation.heartbeat));
+    let sigterm = tokio::spawn(cancel_on_sigterm(ctx.clone()));
+
+    let outcome = guarded(job.call(ctx.clone(), input), invocation.timeout).await;
+    let succeeded = outcome.is_ok();
+    ctx.report_done(outcome);
+    drop(ctx);
+    let written = writer.await.unwrap_or(false);
+    sigterm.abort();
+    if succeeded && written {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    }
+}
+
+/// Writes an error line and returns `code`: the worker cannot run the job at all.
+fn refuse(kind: ErrorKind, message: String, code: u8) -> ExitCode {
+    let line = Message::Error {
+        error: ErrorInfo::new(kind, message),
+    };
+    let _ = write_line(&mut std::io::stdout().lock(), &line);
+    ExitCode::from(code)
+}
+
+fn read_input() -> Result<Value, String> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read the input from stdin: {e}"))?;
+    if buf.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&buf).map_err(|e| format!("the input on stdin is not JSON: {e}"))
+}
+
+fn write_line(out: &mut impl Write, message: &Message) -> std::io::Result<()> {
+    let mut line = message.encode();
+    line.push('\n');
+    out.write_all(line.as_bytes())?;
+    out.flush()
+}
+
+/// The one writer of protocol lines: hello, then the job's signals and heartbeats in
+/// order, until the outcome. Returns whether every line was written.
+async fn write_lines(
+    hello: Message,
+    mut rx: UnboundedReceiver<(u32, Signal)>,
+    heartbeat: Duration,
+) -> bool {
+    let mut ok = write_line(&mut std::io::stdout().lock(), &hello).is_ok();
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let message = tokio::select! {
+            biased;
+            signal = rx.recv() => match signal {
+                Some((_, Signal::Log { level, message })) => Message::Log { level, message },
+                Some((_, Signal::Progress { percent, message })) => {
+                    Message::Progress { percent, message }
+                }
+                Some((_, Signal::Done(Ok(value)))) => Message::Output { value },
+                Some((_, Signal::Done(Err(error)))) => Message::Error { error },
+                Some((_, Signal::Retry { .. } | Signal::Cancel)) => continue,
+                None => return false,
+            },
+            _ = beat.tick() => Message::Heartbeat,
+        };
+        // After a failed write (the executor is gone) nothing more is written, but the
+        // job still runs to its end.
+        if ok {
+            ok = write_line(&mut std::io::stdout().lock(), &message).is_ok();
+        }
+        if message.is_final() {
+            return ok;
+        }
+    }
+}
+
+/// Fires the job's cancellation token on SIGTERM (instead of dying at once).
+async fn cancel_on_sigterm(ctx: JobContext) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.log(
+                LogLevel::Warn,
+                format!("cannot listen for SIGTERM ({e}); cancellation will kill the job"),
+            );
+            return;
+        }
+    };
+    if term.recv().await.is_some() {
+        ctx.log(LogLevel::Warn, "SIGTERM received: cancelling the job");
+        ctx.cancellation_token().cancel();
+    }
+}
