@@ -58,6 +58,7 @@ mod job;
 mod limit;
 mod orchestrator;
 mod registry;
+pub mod schedule;
 mod signal;
 pub mod state;
 pub mod store;
