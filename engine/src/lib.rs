@@ -70,6 +70,8 @@ pub use context::{JobContext, LogLevel};
 pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
 pub use events::{Event, EventKind, EventStream, NodeEvent};
 pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
+#[cfg(all(feature = "process", unix))]
+pub use executor::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 pub use ids::{ParseRunIdError, RunId};
 pub use job::{Backoff, Job, JobSpec, Resources};
 pub use orchestrator::{Engine, EngineBuilder, ItemReport, NodeReport, RunHandle, RunResult};

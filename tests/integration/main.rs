@@ -10,6 +10,8 @@ mod events;
 mod fanout;
 mod macros;
 mod outage;
+#[cfg(unix)]
+mod process;
 mod property;
 mod resume;
 mod retries;

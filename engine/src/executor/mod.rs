@@ -7,6 +7,8 @@
 //! the execution's [`JobContext`].
 
 mod in_process;
+#[cfg(all(feature = "process", unix))]
+mod process;
 
 use std::time::Duration;
 
@@ -19,6 +21,8 @@ use crate::limit::Permit;
 use crate::registry::{Attempt, DynJob, guarded};
 
 pub use in_process::InProcess;
+#[cfg(all(feature = "process", unix))]
+pub use process::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 
 /// Starts node attempts.
 pub trait Executor: Send + Sync + std::fmt::Debug + 'static {

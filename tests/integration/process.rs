@@ -1,0 +1,442 @@
+//! The process executor: every attempt runs in a `dagforge-test-worker` child process.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dagforge::prelude::*;
+use dagforge::{ErrorKind, ProcessExecutor, ProcessExecutorBuilder, RunHandle};
+use serde_json::{Value, json};
+
+#[path = "../bin/worker_jobs.rs"]
+#[allow(dead_code)]
+mod jobs;
+
+use jobs::{Block, Boom, Echo, Environ, Exit, Garbage, Hang, Sleep};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_dagforge-test-worker");
+const GRACE: Duration = Duration::from_millis(300);
+
+fn executor() -> ProcessExecutorBuilder {
+    ProcessExecutor::builder()
+        .program(WORKER)
+        .args(Vec::<String>::new())
+        .heartbeat_interval(Duration::from_millis(100))
+        .heartbeat_timeout(Duration::from_secs(2))
+        .grace_period(GRACE)
+}
+
+fn engine(executor: ProcessExecutorBuilder) -> Engine {
+    Engine::builder().executor(executor.build()).build()
+}
+
+/// Log lines `(node, level, message)` of every run of an engine.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<(String, LogLevel, String)>>>);
+
+impl Logs {
+    fn collect(engine: &Engine) -> Self {
+        let logs = Logs::default();
+        let sink = logs.clone();
+        let mut events = engine.subscribe();
+        tokio::spawn(async move {
+            while let Some(e) = events.next().await {
+                if let EventKind::Log {
+                    node,
+                    level,
+                    message,
+                    ..
+                } = e.kind
+                {
+                    sink.0
+                        .lock()
+                        .unwrap()
+                        .push((node.to_string(), level, message));
+                }
+            }
+        });
+        logs
+    }
+
+    fn lines(&self) -> Vec<(String, LogLevel, String)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn has(&self, level: LogLevel, text: &str) -> bool {
+        self.lines()
+            .iter()
+            .any(|(_, l, m)| *l == level && m.contains(text))
+    }
+
+    /// The worker pids the jobs logged.
+    fn pids(&self) -> Vec<i32> {
+        self.lines()
+            .iter()
+            .filter_map(|(_, _, m)| m.strip_prefix("pid ")?.parse().ok())
+            .collect()
+    }
+
+    async fn wait_for_pids(&self, n: usize) -> Vec<i32> {
+        for _ in 0..200 {
+            let pids = self.pids();
+            if pids.len() >= n {
+                return pids;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the workers did not log {n} pids: {:?}", self.lines());
+    }
+}
+
+/// The state letter of a process in /proc (`Z` for a zombie); `None` once it is
+/// reaped.
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.trim_start().chars().next()
+}
+
+/// Asserts that `pid` is gone (exited *and* reaped: no zombie) within `within`.
+async fn assert_gone(pid: i32, within: Duration) {
+    let t = Instant::now();
+    loop {
+        match proc_state(pid) {
+            None => return,
+            Some(state) if t.elapsed() > within => {
+                panic!("worker {pid} still exists after {within:?} (state {state})")
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+fn node(r: &RunResult, id: &str) -> dagforge::NodeReport {
+    r.node(id).unwrap_or_else(|| panic!("no node {id}")).clone()
+}
+
+/// The catalog workflow's outputs, with the run id (part of `data-proxy`'s dataset
+/// reference) made neutral.
+fn neutral_outputs(r: &RunResult) -> Vec<(String, NodeState, u32, String)> {
+    let run = r.id.to_string();
+    let mut v: Vec<_> = r
+        .nodes
+        .iter()
+        .map(|n| {
+            let out = serde_json::to_string(&n.output)
+                .unwrap()
+                .replace(&run, "<run>");
+            (n.id.to_string(), n.state, n.attempts, out)
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_outputs_are_identical_to_in_process() {
+    let wf = examples::catalog::macros::catalog().unwrap();
+    let in_process = Engine::new();
+    let process = engine(executor());
+    let logs = Logs::collect(&process);
+    let (a, b) = tokio::join!(in_process.run(&wf, ()), process.run(&wf, ()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(b.is_success(), "{}", b.table());
+    assert_eq!(neutral_outputs(&a), neutral_outputs(&b));
+    assert_eq!(
+        node(&b, "publish").attempts,
+        2,
+        "the retry happened in a worker"
+    );
+    assert_eq!(node(&b, "integration").items.len(), 6);
+    // Log lines and progress travel through the protocol with their levels.
+    assert!(
+        logs.has(LogLevel::Info, "found 6 markets"),
+        "{:?}",
+        logs.lines()
+    );
+    assert!(logs.has(LogLevel::Warn, "catalog API answered 503"));
+}
+
+#[tokio::test]
+async fn echo_fan_out_forwards_logs_and_leaves_no_process_behind() {
+    let mut wf = Workflow::builder("echo");
+    let items: Vec<Value> = (0..6).map(|i| json!({"i": i, "s": "é\n"})).collect();
+    wf.add("each", Echo)
+        .each_input(Source::value(items.clone()));
+    let engine = engine(executor());
+    let logs = Logs::collect(&engine);
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    assert!(r.is_success(), "{}", r.table());
+    assert_eq!(r.output::<Vec<Value>>("each").unwrap(), items);
+    assert!(logs.has(LogLevel::Warn, "echoing"));
+    let pids = logs.pids();
+    assert_eq!(pids.len(), 6);
+    for pid in pids {
+        // Every worker was waited for before its outcome was reported.
+        assert_eq!(proc_state(pid), None, "worker {pid} is left behind");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_job_fails_its_attempt() {
+    let mut wf = Workflow::builder("panic");
+    wf.add("boom", Boom);
+    let engine = engine(executor());
+    let logs = Logs::collect(&engine);
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    let n = node(&r, "boom");
+    assert_eq!(n.state, NodeState::Failed);
+    let e = n.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Panicked);
+    assert!(e.message.contains("boom in a worker"), "{e}");
+    // The panic hook's message went to stderr: console output.
+    assert!(logs.has(LogLevel::Info, "[stderr]"), "{:?}", logs.lines());
+    assert_eq!(proc_state(logs.pids()[0]), None);
+}
+
+#[tokio::test]
+async fn exit_code_without_an_outcome_fails_and_quotes_stderr() {
+    let mut wf = Workflow::builder("exit");
+    wf.add("exit", Exit).input((3, 99));
+    let r = engine(executor())
+        .run(&wf.build().unwrap(), ())
+        .await
+        .unwrap();
+    let n = node(&r, "exit");
+    assert_eq!(n.state, NodeState::Failed);
+    let e = n.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Failed);
+    for part in [
+        "job `exit`",
+        "exited with code 3",
+        "without reporting an outcome",
+        "giving up with exit code 3",
+    ] {
+        assert!(e.message.contains(part), "{part:?} missing in: {e}");
+    }
+}
+
+#[tokio::test]
+async fn worker_failures_are_retried_per_policy() {
+    let mut wf = Workflow::builder("retry");
+    wf.add("exit", Exit)
+        .input((3, 2))
+        .retries(2)
+        .backoff(Backoff::none());
+    let r = engine(executor())
+        .run(&wf.build().unwrap(), ())
+        .await
+        .unwrap();
+    let n = node(&r, "exit");
+    assert_eq!(n.state, NodeState::Succeeded, "{}", r.table());
+    assert_eq!(n.attempts, 3);
+    assert_eq!(r.output::<u32>("exit").unwrap(), 3);
+}
+
+#[tokio::test]
+async fn garbage_output_is_console_and_the_job_still_succeeds() {
+    let mut wf = Workflow::builder("garbage");
+    wf.add("garbage", Garbage);
+    let engine = engine(executor());
+    let logs = Logs::collect(&engine);
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    assert!(r.is_success(), "{}", r.table());
+    assert_eq!(r.output::<u32>("garbage").unwrap(), 7);
+    assert!(logs.has(LogLevel::Info, "[stdout] plain text on stdout"));
+    assert!(logs.has(LogLevel::Info, "[stdout] bytes \u{fffd}\u{fffd} not utf-8"));
+    assert!(logs.has(LogLevel::Info, "[stderr] a warning on stderr"));
+    assert!(logs.has(LogLevel::Warn, "[protocol] malformed protocol message"));
+    assert!(logs.has(LogLevel::Warn, "protocol version 9 is not supported"));
+}
+
+#[tokio::test]
+async fn a_job_past_its_timeout_times_out() {
+    let mut wf = Workflow::builder("timeout");
+    wf.add("sleep", Sleep)
+        .input((10_000, false))
+        .timeout(Duration::from_millis(300));
+    let engine = engine(executor());
+    let logs = Logs::collect(&engine);
+    let t = Instant::now();
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let n = node(&r, "sleep");
+    assert_eq!(n.state, NodeState::TimedOut);
+    assert_eq!(n.error.unwrap().kind, ErrorKind::TimedOut);
+    assert_eq!(proc_state(logs.pids()[0]), None);
+}
+
+#[tokio::test]
+async fn a_worker_deaf_to_its_timeout_is_killed() {
+    let mut wf = Workflow::builder("deaf");
+    wf.add("block", Block)
+        .input(10_000)
+        .timeout(Duration::from_millis(200));
+    let engine = engine(executor());
+    let logs = Logs::collect(&engine);
+    let t = Instant::now();
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    let n = node(&r, "block");
+    assert_eq!(n.state, NodeState::TimedOut);
+    let e = n.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::TimedOut);
+    assert!(e.message.contains("was killed"), "{e}");
+    assert_eq!(proc_state(logs.pids()[0]), None);
+}
+
+async fn start_and_cancel(job_input: (u64, bool)) -> (RunResult, Duration, i32, Logs) {
+    let mut wf = Workflow::builder("cancel");
+    if job_input.1 {
+        wf.add("job", Sleep).input(job_input);
+    } else {
+        wf.add("job", Block).input(job_input.0);
+    }
+    let engine = engine(executor());
+    let logs = Logs::collect(&engine);
+    let run: RunHandle = engine.start(&wf.build().unwrap(), ()).await.unwrap();
+    let pid = logs.wait_for_pids(1).await[0];
+    assert_eq!(
+        proc_state(pid).map(|s| s != 'Z'),
+        Some(true),
+        "the worker runs"
+    );
+    let t = Instant::now();
+    run.cancel();
+    let r = run.wait().await.unwrap();
+    (r, t.elapsed(), pid, logs)
+}
+
+#[tokio::test]
+async fn cancel_mid_run_stops_a_cooperative_worker_with_sigterm() {
+    let (r, took, pid, logs) = start_and_cancel((30_000, true)).await;
+    assert_eq!(r.state, RunState::Cancelled);
+    assert!(
+        took < GRACE,
+        "a cooperative worker stops at SIGTERM: {took:?}"
+    );
+    let n = node(&r, "job");
+    assert_eq!(n.state, NodeState::Cancelled);
+    assert_eq!(n.error.unwrap().kind, ErrorKind::Cancelled);
+    assert!(logs.has(LogLevel::Warn, "SIGTERM received"));
+    assert_gone(pid, GRACE).await;
+}
+
+#[tokio::test]
+async fn cancel_mid_run_kills_a_deaf_worker_after_the_grace_period() {
+    let (r, took, pid, _) = start_and_cancel((30_000, false)).await;
+    assert_eq!(r.state, RunState::Cancelled);
+    assert!(
+        took >= GRACE && took < GRACE + Duration::from_millis(700),
+        "{took:?}"
+    );
+    let n = node(&r, "job");
+    assert_eq!(n.state, NodeState::Cancelled);
+    assert!(
+        n.error.unwrap().message.contains("grace period"),
+        "{}",
+        r.table()
+    );
+    assert_gone(pid, Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn a_worker_that_stops_heartbeating_is_killed_and_retried() {
+    let mut wf = Workflow::builder("hang");
+    wf.add("hang", Hang).retries(1).backoff(Backoff::none());
+    let engine = engine(executor().heartbeat_timeout(Duration::from_millis(400)));
+    let logs = Logs::collect(&engine);
+    let mut events = engine.subscribe();
+    let t = Instant::now();
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let n = node(&r, "hang");
+    assert_eq!(n.state, NodeState::Succeeded, "{}", r.table());
+    assert_eq!(n.attempts, 2);
+    let mut first_error = None;
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(50), events.next()).await {
+        if let EventKind::Node(ev) = e.kind
+            && ev.to == NodeState::Retrying
+        {
+            first_error = ev.error;
+        }
+    }
+    let e = first_error.expect("attempt 1 failed");
+    assert!(e.message.contains("sent no heartbeat"), "{e}");
+    assert_gone(logs.pids()[0], Duration::from_millis(200)).await;
+}
+
+/// A job the test worker does not have.
+struct NotInWorker;
+
+impl Job for NotInWorker {
+    type Input = ();
+    type Output = ();
+    const NAME: &'static str = "not-in-worker";
+
+    async fn run(&self, _: &JobContext, _: ()) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_job_fails_without_retries() {
+    let mut wf = Workflow::builder("unknown");
+    wf.add("x", NotInWorker).retries(3).backoff(Backoff::none());
+    let r = engine(executor())
+        .run(&wf.build().unwrap(), ())
+        .await
+        .unwrap();
+    let n = node(&r, "x");
+    assert_eq!(n.state, NodeState::Failed);
+    assert_eq!(n.attempts, 1);
+    let e = n.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Terminal);
+    assert!(e.message.contains("no job named `not-in-worker`"), "{e}");
+}
+
+#[tokio::test]
+async fn a_program_that_is_no_worker_is_an_executor_error() {
+    let mut wf = Workflow::builder("not-a-worker");
+    wf.add("x", Echo).input(json!(1));
+    let wf = wf.build().unwrap();
+    let r = engine(executor().program("true"))
+        .run(&wf, ())
+        .await
+        .unwrap();
+    let e = node(&r, "x").error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Executor);
+    assert!(e.message.contains("without an output line"), "{e}");
+
+    let r = engine(executor().program("/nonexistent/dagforge-worker"))
+        .run(&wf, ())
+        .await
+        .unwrap();
+    let e = node(&r, "x").error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Executor);
+    assert!(e.message.contains("cannot start the worker"), "{e}");
+}
+
+#[tokio::test]
+async fn per_execution_environment_and_working_directory() {
+    let dir = std::env::temp_dir().canonicalize().unwrap();
+    let mut wf = Workflow::builder("env");
+    wf.add("probe", Environ)
+        .input("DAGFORGE_TEST_NODE".to_owned());
+    let cwd = dir.clone();
+    let exec = executor()
+        .env("DAGFORGE_TEST_NODE", "overridden below")
+        .configure(move |execution, command| {
+            command
+                .current_dir(&cwd)
+                .env("DAGFORGE_TEST_NODE", execution.context().node_id());
+        });
+    let r = engine(exec).run(&wf.build().unwrap(), ()).await.unwrap();
+    assert!(r.is_success(), "{}", r.table());
+    let (wd, value): (String, Option<String>) = r.output("probe").unwrap();
+    assert_eq!(wd, dir.display().to_string());
+    assert_eq!(value.as_deref(), Some("probe"));
+}
