@@ -522,10 +522,16 @@ pub(crate) mod pg {
 
     impl TempSchema {
         pub(crate) async fn new() -> TempSchema {
+            Self::with(|o| o).await
+        }
+
+        /// A store connected with options adjusted by `adjust`.
+        pub(crate) async fn with(
+            adjust: impl FnOnce(dagforge::store::PostgresOptions) -> dagforge::store::PostgresOptions,
+        ) -> TempSchema {
             let schema = format!("test_{}", RunId::new().to_uuid_string().replace('-', ""));
             TempSchema(
-                PostgresStore::options(&url())
-                    .schema(schema)
+                adjust(PostgresStore::options(&url()).schema(schema))
                     .connect()
                     .await
                     .expect("PostgreSQL at DATABASE_URL"),
@@ -618,7 +624,7 @@ conformance!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_notifies_creates_appends_and_releases() {
     use dagforge::store::NotificationKind;
-    let store = pg::TempSchema::new().await;
+    let store = pg::TempSchema::with(|o| o.notify_appends(true)).await;
     let mut sub = store.0.subscribe().await.unwrap();
     let (rec, lease) = started(&store, "wf").await;
     store.release(rec.id, &lease).await.unwrap();
@@ -638,5 +644,23 @@ async fn postgres_notifies_creates_appends_and_releases() {
             NotificationKind::Appended,
             NotificationKind::Released
         ]
+    );
+
+    // Without `notify_appends`, appends are silent.
+    let store = pg::TempSchema::new().await;
+    let mut sub = store.0.subscribe().await.unwrap();
+    let (rec, lease) = started(&store, "wf").await;
+    store.release(rec.id, &lease).await.unwrap();
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let n = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("a notification")
+            .unwrap();
+        kinds.push(n.kind);
+    }
+    assert_eq!(
+        kinds,
+        [NotificationKind::Created, NotificationKind::Released]
     );
 }

@@ -4,6 +4,8 @@
 //! (dispatching, notifying subscribers). The [`MemoryStore`] is always available; the
 //! SQLite and PostgreSQL stores implement the same trait.
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod combine;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -10,11 +10,14 @@ use crate::events::Event;
 use crate::ids::RunId;
 use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
 
+use super::combine::{Append, Combiner};
 use super::sql::{
     Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, from_json, from_micros,
     micros, millis, parse_run_id, parse_state, to_json,
 };
 use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
+
+mod write;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -46,9 +49,12 @@ type RunRow = (
 /// * Every write checks the lease in the same statement (`WHERE id = … AND
 ///   lease_owner = … AND fence = …`), so a stale engine's late write is refused with
 ///   [`StoreError::Fenced`] and changes nothing.
-/// * Creating a run, appending to it and releasing it send a notification on the
-///   schema's channel: [`subscribe`](PostgresStore::subscribe) to wake up on them
-///   instead of polling.
+/// * Creating a run and releasing it send a notification on the schema's channel
+///   (appending too, [when asked](PostgresOptions::notify_appends)):
+///   [`subscribe`](PostgresStore::subscribe) to wake up on them instead of polling.
+/// * Appends are grouped: the appends of all the runs this store's engine drives that
+///   arrive while one write is in flight go together in the next, one statement and one
+///   commit for all of them, each still checked against its own lease.
 ///
 /// ```no_run
 /// # use dagforge::store::PostgresStore;
@@ -68,6 +74,7 @@ pub struct PostgresStore {
     schema: Arc<str>,
     channel: Arc<str>,
     specs: Arc<SpecCache>,
+    writer: Arc<Combiner<write::Writer>>,
 }
 
 /// How to connect a [`PostgresStore`]: from [`PostgresStore::options`].
@@ -79,6 +86,7 @@ pub struct PostgresOptions {
     migrate: bool,
     max_connections: u32,
     connect_timeout: Duration,
+    notify_appends: bool,
 }
 
 impl PostgresOptions {
@@ -108,6 +116,16 @@ impl PostgresOptions {
     /// Default 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Whether every append notifies [subscribers](PostgresStore::subscribe)
+    /// ([`NotificationKind::Appended`]; default `false`). Engines do not need these
+    /// (they wake on creates and releases); a live view of other processes' runs does.
+    /// Each notification costs the writing transaction a turn on PostgreSQL's global
+    /// notification queue lock at commit.
+    pub fn notify_appends(mut self, notify: bool) -> Self {
+        self.notify_appends = notify;
         self
     }
 
@@ -192,9 +210,14 @@ impl PostgresOptions {
             .max_connections(self.max_connections)
             .acquire_timeout(self.connect_timeout)
             .connect_lazy_with(opts);
+        let channel: Arc<str> = format!("dagforge_{schema}").into();
         Ok(PostgresStore {
+            writer: Arc::new(Combiner::new(write::Writer {
+                pool: pool.clone(),
+                notify_appends: self.notify_appends.then(|| Arc::clone(&channel)),
+            })),
             pool,
-            channel: format!("dagforge_{schema}").into(),
+            channel,
             schema: schema.as_str().into(),
             specs: Arc::default(),
         })
@@ -317,6 +340,7 @@ impl PostgresStore {
             migrate: true,
             max_connections: 10,
             connect_timeout: Duration::from_secs(10),
+            notify_appends: false,
         }
     }
 
@@ -450,19 +474,7 @@ impl PostgresStore {
 
     /// Why a lease check on `run` failed: no such run, or a stale lease.
     async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
-        match sqlx::query_scalar::<_, i64>("SELECT pk FROM runs WHERE id = $1::uuid")
-            .bind(run.to_uuid_string())
-            .fetch_optional(&self.pool)
-            .await
-        {
-            Ok(None) => StoreError::UnknownRun(run),
-            Ok(Some(_)) => StoreError::Fenced {
-                run,
-                owner: lease.owner.to_string(),
-                fence: lease.fence,
-            },
-            Err(e) => backend("checking a lease", e),
-        }
+        self.writer.flusher().refused(run, lease).await
     }
 
     async fn run_pk(&self, run: RunId) -> Result<i64, StoreError> {
@@ -529,122 +541,17 @@ impl Store for PostgresStore {
     }
 
     async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
-        // Encode before taking the run's row lock.
+        // Encoded here, written by the store's writer with whatever else is queued.
         let batch = Batch::encode(events, 1)?;
         let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let mut tx = self
-            .pool
-            .begin()
+        self.writer
+            .append(Append {
+                run,
+                lease: lease.clone(),
+                batch,
+                n,
+            })
             .await
-            .map_err(|e| backend("appending events", e))?;
-        let ends = batch.run.ends_lease;
-        // The lease check and the sequence reservation in one statement; the row lock
-        // it takes orders concurrent appends to one run.
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "UPDATE runs SET last_seq = last_seq + $1, state = COALESCE($2, state), \
-             started_at = COALESCE($3, started_at), finished_at = COALESCE($4, finished_at), \
-             lease_owner = CASE WHEN $5 THEN NULL ELSE lease_owner END, \
-             lease_until = CASE WHEN $5 THEN NULL ELSE lease_until END \
-             WHERE id = $6::uuid AND lease_owner = $7 AND fence = $8 RETURNING pk, last_seq",
-        )
-        .bind(n)
-        .bind(batch.run.state.map(|s| s.as_str()))
-        .bind(batch.run.started_at)
-        .bind(batch.run.finished_at)
-        .bind(ends)
-        .bind(run.to_uuid_string())
-        .bind(&*lease.owner)
-        .bind(fence(lease))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| backend("appending events", e))?;
-        let Some((pk, last)) = row else {
-            drop(tx);
-            return Err(self.refused(run, lease).await);
-        };
-        let base = last - n;
-        if !batch.events.is_empty() {
-            let (mut seqs, mut ats, mut kinds) = (
-                Vec::with_capacity(batch.events.len()),
-                Vec::with_capacity(batch.events.len()),
-                Vec::with_capacity(batch.events.len()),
-            );
-            for e in batch.events {
-                seqs.push(base + e.seq);
-                ats.push(e.at);
-                kinds.push(e.kind);
-            }
-            sqlx::query(
-                "INSERT INTO events (run_pk, seq, at, kind) \
-                 SELECT $1, s, a, k::json FROM UNNEST($2::bigint[], $3::bigint[], $4::text[]) \
-                 AS t (s, a, k)",
-            )
-            .bind(pk)
-            .bind(seqs)
-            .bind(ats)
-            .bind(kinds)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| backend("appending events", e))?;
-        }
-        if !batch.executions.is_empty() {
-            let len = batch.executions.len();
-            let mut nodes = Vec::with_capacity(len);
-            let mut items = Vec::with_capacity(len);
-            let mut attempts = Vec::with_capacity(len);
-            let mut firsts = Vec::with_capacity(len);
-            let mut states = Vec::with_capacity(len);
-            let mut outputs = Vec::with_capacity(len);
-            let mut errors = Vec::with_capacity(len);
-            let mut reasons = Vec::with_capacity(len);
-            let mut starts = Vec::with_capacity(len);
-            let mut updates = Vec::with_capacity(len);
-            for x in batch.executions {
-                nodes.push(x.node);
-                items.push(x.item);
-                attempts.push(x.attempt);
-                firsts.push(base + x.first_seq);
-                states.push(x.state);
-                outputs.push(x.output);
-                errors.push(x.error);
-                reasons.push(x.reason);
-                starts.push(x.started_at);
-                updates.push(x.updated_at);
-            }
-            sqlx::query(
-                "INSERT INTO executions AS x (run_pk, node, item, attempt, first_seq, state, \
-                 output, error, reason, started_at, updated_at) \
-                 SELECT $1, n, i, a, f, s, o::json, e::json, r, st, u FROM UNNEST(\
-                 $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], \
-                 $8::text[], $9::text[], $10::bigint[], $11::bigint[]) \
-                 AS t (n, i, a, f, s, o, e, r, st, u) \
-                 ON CONFLICT (run_pk, node, item, attempt) DO UPDATE SET \
-                 state = excluded.state, \
-                 output = COALESCE(excluded.output, x.output), \
-                 error = COALESCE(excluded.error, x.error), \
-                 reason = COALESCE(excluded.reason, x.reason), \
-                 started_at = COALESCE(excluded.started_at, x.started_at), \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(pk)
-            .bind(nodes)
-            .bind(items)
-            .bind(attempts)
-            .bind(firsts)
-            .bind(states)
-            .bind(outputs)
-            .bind(errors)
-            .bind(reasons)
-            .bind(starts)
-            .bind(updates)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| backend("recording executions", e))?;
-        }
-        self.notify(&mut tx, "appended", run).await?;
-        tx.commit()
-            .await
-            .map_err(|e| backend("appending events", e))
     }
 
     async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {

@@ -14,11 +14,14 @@ use crate::events::Event;
 use crate::ids::RunId;
 use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
 
+use super::combine::{Append, Combiner};
 use super::sql::{
-    Batch, EncodedSpec, ExecOut, ROWS_PER_INSERT, SCHEMA_VERSION, SpecCache, backend, from_json,
-    from_micros, micros, millis, parse_run_id, parse_state, to_json,
+    Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, from_json, from_micros,
+    micros, millis, parse_run_id, parse_state, to_json,
 };
 use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
+
+mod write;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -60,6 +63,7 @@ type RunRow = (
 pub struct SqliteStore {
     pool: SqlitePool,
     specs: Arc<SpecCache>,
+    writer: Arc<Combiner<write::Writer>>,
 }
 
 /// How to open a [`SqliteStore`]: from [`SqliteStore::options`].
@@ -163,6 +167,7 @@ impl SqliteOptions {
                 .map_err(|e| migrate_error(&self.url, e))?,
         }
         Ok(SqliteStore {
+            writer: Arc::new(Combiner::new(write::Writer { pool: pool.clone() })),
             pool,
             specs: Arc::default(),
         })
@@ -347,19 +352,7 @@ impl SqliteStore {
     }
 
     async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
-        match sqlx::query_scalar::<_, i64>("SELECT pk FROM runs WHERE id = ?")
-            .bind(run.to_uuid_string())
-            .fetch_optional(&self.pool)
-            .await
-        {
-            Ok(None) => StoreError::UnknownRun(run),
-            Ok(Some(_)) => StoreError::Fenced {
-                run,
-                owner: lease.owner.to_string(),
-                fence: lease.fence,
-            },
-            Err(e) => backend("checking a lease", e),
-        }
+        self.writer.flusher().refused(run, lease).await
     }
 
     async fn run_pk(&self, run: RunId) -> Result<i64, StoreError> {
@@ -427,88 +420,17 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
-        // Encode before taking the write lock.
+        // Encoded here, written by the store's writer with whatever else is queued.
         let batch = Batch::encode(events, 1)?;
         let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let mut tx = self
-            .pool
-            .begin()
+        self.writer
+            .append(Append {
+                run,
+                lease: lease.clone(),
+                batch,
+                n,
+            })
             .await
-            .map_err(|e| backend("appending events", e))?;
-        let ends = batch.run.ends_lease;
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "UPDATE runs SET last_seq = last_seq + ?, state = COALESCE(?, state), \
-             started_at = COALESCE(?, started_at), finished_at = COALESCE(?, finished_at), \
-             lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, \
-             lease_until = CASE WHEN ? THEN NULL ELSE lease_until END \
-             WHERE id = ? AND lease_owner = ? AND fence = ? RETURNING pk, last_seq",
-        )
-        .bind(n)
-        .bind(batch.run.state.map(|s| s.as_str()))
-        .bind(batch.run.started_at)
-        .bind(batch.run.finished_at)
-        .bind(ends)
-        .bind(ends)
-        .bind(run.to_uuid_string())
-        .bind(&*lease.owner)
-        .bind(fence(lease))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| backend("appending events", e))?;
-        let Some((pk, last)) = row else {
-            drop(tx);
-            return Err(self.refused(run, lease).await);
-        };
-        // The batch was numbered from 1; the run's log continues after `base`.
-        let base = last - n;
-        for chunk in batch.events.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO events (run_pk, seq, at, kind) ");
-            q.push_values(chunk, |mut b, e| {
-                b.push_bind(pk)
-                    .push_bind(base + e.seq)
-                    .push_bind(e.at)
-                    .push_bind(&e.kind);
-            });
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| backend("appending events", e))?;
-        }
-        for chunk in batch.executions.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO executions (run_pk, node, item, attempt, first_seq, state, output, \
-                 error, reason, started_at, updated_at) ",
-            );
-            q.push_values(chunk, |mut b, x| {
-                b.push_bind(pk)
-                    .push_bind(&x.node)
-                    .push_bind(x.item)
-                    .push_bind(x.attempt)
-                    .push_bind(base + x.first_seq)
-                    .push_bind(x.state)
-                    .push_bind(&x.output)
-                    .push_bind(&x.error)
-                    .push_bind(&x.reason)
-                    .push_bind(x.started_at)
-                    .push_bind(x.updated_at);
-            });
-            q.push(
-                " ON CONFLICT (run_pk, node, item, attempt) DO UPDATE SET \
-                 state = excluded.state, \
-                 output = COALESCE(excluded.output, executions.output), \
-                 error = COALESCE(excluded.error, executions.error), \
-                 reason = COALESCE(excluded.reason, executions.reason), \
-                 started_at = COALESCE(excluded.started_at, executions.started_at), \
-                 updated_at = excluded.updated_at",
-            );
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| backend("recording executions", e))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| backend("appending events", e))
     }
 
     async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {

@@ -1,0 +1,265 @@
+//! Appends to PostgreSQL: a group of runs' appends in one statement.
+
+use std::sync::Arc;
+
+use sqlx::postgres::PgPool;
+
+use crate::ids::RunId;
+
+use super::super::combine::{Append, Flush};
+use super::super::sql::backend;
+use super::super::{Lease, StoreError};
+
+/// The statement writing a group of appends. One round trip and one commit for any
+/// number of runs:
+///
+/// * `u`: one row per append (run, lease, event count, run-level change);
+/// * `r`: the lease check and the sequence reservation, per run, in one `UPDATE` (the
+///   row lock orders concurrent writers of one run); runs whose lease does not match
+///   are simply not updated, and nothing of theirs is written below;
+/// * `ev`, `ex`: the events and the execution rows of the runs that passed, numbered
+///   after each run's reserved base.
+///
+/// The statement returns the positions (from 1) of the appends that were written.
+macro_rules! write_sql {
+    ($select:literal) => {
+        concat!(
+            "\
+WITH u AS (
+  SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
+                       $6::bigint[], $7::bigint[], $8::bool[])
+    WITH ORDINALITY AS u (id, owner, fence, n, state, started, finished, ends, idx)
+), r AS (
+  UPDATE runs SET last_seq = runs.last_seq + u.n,
+    state = COALESCE(u.state, runs.state),
+    started_at = COALESCE(u.started, runs.started_at),
+    finished_at = COALESCE(u.finished, runs.finished_at),
+    lease_owner = CASE WHEN u.ends THEN NULL ELSE runs.lease_owner END,
+    lease_until = CASE WHEN u.ends THEN NULL ELSE runs.lease_until END
+  FROM u
+  WHERE runs.id = u.id::uuid AND runs.lease_owner = u.owner AND runs.fence = u.fence
+  RETURNING runs.pk, u.idx, runs.last_seq - u.n AS base, u.id
+), ev AS (
+  INSERT INTO events (run_pk, seq, at, kind)
+  SELECT r.pk, r.base + e.s, e.a, e.k::json
+  FROM UNNEST($9::bigint[], $10::bigint[], $11::bigint[], $12::text[]) AS e (idx, s, a, k)
+  JOIN r ON r.idx = e.idx
+), ex AS (
+  INSERT INTO executions AS x (run_pk, node, item, attempt, first_seq, state, output, error,
+                               reason, started_at, updated_at)
+  SELECT r.pk, t.n, t.i, t.a, r.base + t.f, t.s, t.o::json, t.e::json, t.r, t.st, t.u
+  FROM UNNEST($13::bigint[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[],
+              $18::text[], $19::text[], $20::text[], $21::text[], $22::bigint[],
+              $23::bigint[]) AS t (idx, n, i, a, f, s, o, e, r, st, u)
+  JOIN r ON r.idx = t.idx
+  ON CONFLICT (run_pk, node, item, attempt) DO UPDATE SET
+    state = excluded.state,
+    output = COALESCE(excluded.output, x.output),
+    error = COALESCE(excluded.error, x.error),
+    reason = COALESCE(excluded.reason, x.reason),
+    started_at = COALESCE(excluded.started_at, x.started_at),
+    updated_at = excluded.updated_at
+)
+",
+            $select
+        )
+    };
+}
+
+/// [`write_sql`] returning the written appends.
+const WRITE: &str = write_sql!("SELECT r.idx FROM r");
+
+/// [`write_sql`] also notifying each written run's append on channel `$24`.
+const WRITE_NOTIFY: &str =
+    write_sql!("SELECT r.idx FROM r, LATERAL (SELECT pg_notify($24, 'appended:' || r.id)) AS n");
+
+/// Writes appends for a [`PostgresStore`](super::PostgresStore).
+#[derive(Debug)]
+pub(super) struct Writer {
+    pub(super) pool: PgPool,
+    /// The channel to notify appends on, when asked to.
+    pub(super) notify_appends: Option<Arc<str>>,
+}
+
+impl Writer {
+    /// Writes `appends` in one statement; `Ok` holds, per append, whether its lease
+    /// held (and so it was written).
+    async fn write(&self, appends: &[Append]) -> Result<Vec<bool>, sqlx::Error> {
+        let runs = appends.len();
+        let mut ids = Vec::with_capacity(runs);
+        let mut owners = Vec::with_capacity(runs);
+        let mut fences = Vec::with_capacity(runs);
+        let mut ns = Vec::with_capacity(runs);
+        let mut states = Vec::with_capacity(runs);
+        let mut started = Vec::with_capacity(runs);
+        let mut finished = Vec::with_capacity(runs);
+        let mut ends = Vec::with_capacity(runs);
+        let events: usize = appends.iter().map(|a| a.batch.events.len()).sum();
+        let (mut e_idx, mut e_seq, mut e_at, mut e_kind) = (
+            Vec::with_capacity(events),
+            Vec::with_capacity(events),
+            Vec::with_capacity(events),
+            Vec::with_capacity(events),
+        );
+        let execs: usize = appends.iter().map(|a| a.batch.executions.len()).sum();
+        let mut x_idx = Vec::with_capacity(execs);
+        let mut nodes = Vec::with_capacity(execs);
+        let mut items = Vec::with_capacity(execs);
+        let mut attempts = Vec::with_capacity(execs);
+        let mut firsts = Vec::with_capacity(execs);
+        let mut x_states = Vec::with_capacity(execs);
+        let mut outputs = Vec::with_capacity(execs);
+        let mut errors = Vec::with_capacity(execs);
+        let mut reasons = Vec::with_capacity(execs);
+        let mut starts = Vec::with_capacity(execs);
+        let mut updates = Vec::with_capacity(execs);
+        for (a, idx) in appends.iter().zip(1_i64..) {
+            ids.push(a.run.to_uuid_string());
+            owners.push(&*a.lease.owner);
+            fences.push(fence(&a.lease));
+            ns.push(a.n);
+            states.push(a.batch.run.state.map(|s| s.as_str()));
+            started.push(a.batch.run.started_at);
+            finished.push(a.batch.run.finished_at);
+            ends.push(a.batch.run.ends_lease);
+            for e in &a.batch.events {
+                e_idx.push(idx);
+                e_seq.push(e.seq);
+                e_at.push(e.at);
+                e_kind.push(e.kind.as_str());
+            }
+            for x in &a.batch.executions {
+                x_idx.push(idx);
+                nodes.push(x.node.as_str());
+                items.push(x.item);
+                attempts.push(x.attempt);
+                firsts.push(x.first_seq);
+                x_states.push(x.state);
+                outputs.push(x.output.as_deref());
+                errors.push(x.error.as_deref());
+                reasons.push(x.reason.as_deref());
+                starts.push(x.started_at);
+                updates.push(x.updated_at);
+            }
+        }
+        let sql = if self.notify_appends.is_some() {
+            WRITE_NOTIFY
+        } else {
+            WRITE
+        };
+        let q = sqlx::query_as::<_, (i64,)>(sql)
+            .bind(ids)
+            .bind(owners)
+            .bind(fences)
+            .bind(ns)
+            .bind(states)
+            .bind(started)
+            .bind(finished)
+            .bind(ends)
+            .bind(e_idx)
+            .bind(e_seq)
+            .bind(e_at)
+            .bind(e_kind)
+            .bind(x_idx)
+            .bind(nodes)
+            .bind(items)
+            .bind(attempts)
+            .bind(firsts)
+            .bind(x_states)
+            .bind(outputs)
+            .bind(errors)
+            .bind(reasons)
+            .bind(starts)
+            .bind(updates);
+        let q = match self.notify_appends.as_deref() {
+            Some(channel) => q.bind(channel),
+            None => q,
+        };
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut written = vec![false; runs];
+        for (idx,) in rows {
+            if let Some(w) = usize::try_from(idx - 1)
+                .ok()
+                .and_then(|i| written.get_mut(i))
+            {
+                *w = true;
+            }
+        }
+        Ok(written)
+    }
+
+    /// Why a lease check on `run` failed: no such run, or a stale lease.
+    pub(super) async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
+        match sqlx::query_scalar::<_, i64>("SELECT pk FROM runs WHERE id = $1::uuid")
+            .bind(run.to_uuid_string())
+            .fetch_optional(&self.pool)
+            .await
+        {
+            Ok(None) => StoreError::UnknownRun(run),
+            Ok(Some(_)) => StoreError::Fenced {
+                run,
+                owner: lease.owner.to_string(),
+                fence: lease.fence,
+            },
+            Err(e) => backend("checking a lease", e),
+        }
+    }
+}
+
+impl Flush for Writer {
+    async fn flush(&self, appends: &[Append]) -> Vec<Result<(), StoreError>> {
+        match self.write(appends).await {
+            Ok(written) => {
+                let mut out = Vec::with_capacity(appends.len());
+                for (a, ok) in appends.iter().zip(written) {
+                    out.push(if ok {
+                        Ok(())
+                    } else {
+                        Err(self.refused(a.run, &a.lease).await)
+                    });
+                }
+                out
+            }
+            // The database is out of reach: every append waits for it alike.
+            Err(e) if appends.len() > 1 && lost_connection(&e) => {
+                let message = e.to_string();
+                appends
+                    .iter()
+                    .map(|_| {
+                        Err(StoreError::Backend {
+                            message: format!("store: appending events: {message}"),
+                            source: None,
+                        })
+                    })
+                    .collect()
+            }
+            // Something in the group was refused as a whole: write each append alone,
+            // so that one bad append fails only itself.
+            Err(_) if appends.len() > 1 => {
+                let mut out = Vec::with_capacity(appends.len());
+                for a in appends {
+                    out.push(match self.write(std::slice::from_ref(a)).await {
+                        Ok(w) if w.first() == Some(&true) => Ok(()),
+                        Ok(_) => Err(self.refused(a.run, &a.lease).await),
+                        Err(e) => Err(backend("appending events", e)),
+                    });
+                }
+                out
+            }
+            Err(e) => vec![Err(backend("appending events", e))],
+        }
+    }
+}
+
+/// Whether `e` means the database could not be reached (rather than that it refused
+/// this statement).
+fn lost_connection(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+    ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")))
+}
+
+fn fence(lease: &Lease) -> i64 {
+    i64::try_from(lease.fence).unwrap_or(i64::MAX)
+}

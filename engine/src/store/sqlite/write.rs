@@ -1,0 +1,180 @@
+//! Appends to SQLite: a group of runs' appends in one transaction.
+
+use std::collections::HashMap;
+
+use sqlx::sqlite::SqlitePool;
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::ids::RunId;
+
+use super::super::combine::{Append, Flush};
+use super::super::sql::{ROWS_PER_INSERT, backend};
+use super::super::{Lease, StoreError};
+
+/// Runs per lease-checking `UPDATE` (9 parameters each).
+const RUNS_PER_UPDATE: usize = 100;
+
+/// Writes appends for a [`SqliteStore`](super::SqliteStore).
+#[derive(Debug)]
+pub(super) struct Writer {
+    pub(super) pool: SqlitePool,
+}
+
+impl Writer {
+    /// Writes `appends` in one transaction: one lease-checking `UPDATE … FROM` for the
+    /// runs (reserving each run's sequence numbers), then the events and execution rows
+    /// of the runs that passed, in multi-row statements. `Ok` holds, per append,
+    /// whether its lease held (and so it was written).
+    async fn write(&self, appends: &[Append]) -> Result<Vec<bool>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // Run id → (its append's position): ids are unique within a group.
+        let ids: Vec<String> = appends.iter().map(|a| a.run.to_uuid_string()).collect();
+        let position: HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        // Per append: the run's row and the sequence number its events follow.
+        let mut placed: Vec<Option<(i64, i64)>> = vec![None; appends.len()];
+        for (chunk, start) in appends
+            .chunks(RUNS_PER_UPDATE)
+            .zip((0..).step_by(RUNS_PER_UPDATE))
+        {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "WITH u (id, owner, fence, n, state, started, finished, ends) AS (",
+            );
+            q.push_values(chunk.iter().zip(&ids[start..]), |mut b, (a, id)| {
+                b.push_bind(id.as_str())
+                    .push_bind(&*a.lease.owner)
+                    .push_bind(fence(&a.lease))
+                    .push_bind(a.n)
+                    .push_bind(a.batch.run.state.map(|s| s.as_str()))
+                    .push_bind(a.batch.run.started_at)
+                    .push_bind(a.batch.run.finished_at)
+                    .push_bind(a.batch.run.ends_lease);
+            });
+            q.push(
+                ") UPDATE runs SET last_seq = runs.last_seq + u.n, \
+                 state = COALESCE(u.state, runs.state), \
+                 started_at = COALESCE(u.started, runs.started_at), \
+                 finished_at = COALESCE(u.finished, runs.finished_at), \
+                 lease_owner = CASE WHEN u.ends THEN NULL ELSE runs.lease_owner END, \
+                 lease_until = CASE WHEN u.ends THEN NULL ELSE runs.lease_until END \
+                 FROM u WHERE runs.id = u.id AND runs.lease_owner = u.owner \
+                 AND runs.fence = u.fence RETURNING runs.id, runs.pk, runs.last_seq",
+            );
+            let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            for (id, pk, last) in rows {
+                if let Some(&i) = position.get(id.as_str()) {
+                    placed[i] = Some((pk, last - appends[i].n));
+                }
+            }
+        }
+        let events = appends
+            .iter()
+            .zip(&placed)
+            .filter_map(|(a, p)| p.map(|(pk, base)| (a, pk, base)))
+            .flat_map(|(a, pk, base)| a.batch.events.iter().map(move |e| (e, pk, base)));
+        let events: Vec<_> = events.collect();
+        for chunk in events.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO events (run_pk, seq, at, kind) ");
+            q.push_values(chunk, |mut b, (e, pk, base)| {
+                b.push_bind(*pk)
+                    .push_bind(base + e.seq)
+                    .push_bind(e.at)
+                    .push_bind(&e.kind);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let execs: Vec<_> = appends
+            .iter()
+            .zip(&placed)
+            .filter_map(|(a, p)| p.map(|(pk, base)| (a, pk, base)))
+            .flat_map(|(a, pk, base)| a.batch.executions.iter().map(move |x| (x, pk, base)))
+            .collect();
+        for chunk in execs.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO executions (run_pk, node, item, attempt, first_seq, state, output, \
+                 error, reason, started_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, (x, pk, base)| {
+                b.push_bind(*pk)
+                    .push_bind(&x.node)
+                    .push_bind(x.item)
+                    .push_bind(x.attempt)
+                    .push_bind(base + x.first_seq)
+                    .push_bind(x.state)
+                    .push_bind(&x.output)
+                    .push_bind(&x.error)
+                    .push_bind(&x.reason)
+                    .push_bind(x.started_at)
+                    .push_bind(x.updated_at);
+            });
+            q.push(
+                " ON CONFLICT (run_pk, node, item, attempt) DO UPDATE SET \
+                 state = excluded.state, \
+                 output = COALESCE(excluded.output, executions.output), \
+                 error = COALESCE(excluded.error, executions.error), \
+                 reason = COALESCE(excluded.reason, executions.reason), \
+                 started_at = COALESCE(excluded.started_at, executions.started_at), \
+                 updated_at = excluded.updated_at",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(placed.iter().map(Option::is_some).collect())
+    }
+
+    /// Why a lease check on `run` failed: no such run, or a stale lease.
+    pub(super) async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
+        match sqlx::query_scalar::<_, i64>("SELECT pk FROM runs WHERE id = ?")
+            .bind(run.to_uuid_string())
+            .fetch_optional(&self.pool)
+            .await
+        {
+            Ok(None) => StoreError::UnknownRun(run),
+            Ok(Some(_)) => StoreError::Fenced {
+                run,
+                owner: lease.owner.to_string(),
+                fence: lease.fence,
+            },
+            Err(e) => backend("checking a lease", e),
+        }
+    }
+}
+
+impl Flush for Writer {
+    async fn flush(&self, appends: &[Append]) -> Vec<Result<(), StoreError>> {
+        match self.write(appends).await {
+            Ok(written) => {
+                let mut out = Vec::with_capacity(appends.len());
+                for (a, ok) in appends.iter().zip(written) {
+                    out.push(if ok {
+                        Ok(())
+                    } else {
+                        Err(self.refused(a.run, &a.lease).await)
+                    });
+                }
+                out
+            }
+            // The group was refused as a whole (nothing of it was written): write each
+            // append alone, so that one bad append fails only itself.
+            Err(_) if appends.len() > 1 => {
+                let mut out = Vec::with_capacity(appends.len());
+                for a in appends {
+                    out.push(match self.write(std::slice::from_ref(a)).await {
+                        Ok(w) if w.first() == Some(&true) => Ok(()),
+                        Ok(_) => Err(self.refused(a.run, &a.lease).await),
+                        Err(e) => Err(backend("appending events", e)),
+                    });
+                }
+                out
+            }
+            Err(e) => vec![Err(backend("appending events", e))],
+        }
+    }
+}
+
+fn fence(lease: &Lease) -> i64 {
+    i64::try_from(lease.fence).unwrap_or(i64::MAX)
+}
