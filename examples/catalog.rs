@@ -7,12 +7,31 @@
 //! `finalizer` reads a field of `data-proxy`'s output; `notify-failures` only runs
 //! when some market failed, so here it is skipped.
 //!
-//! Run with `cargo run --example catalog`.
+//! The binary is a dagforge [`App`]: `cargo run --example catalog` runs the workflow
+//! and prints its table (the same as `… -- run catalog-integration --wait`);
+//! `cargo run --example catalog -- --help` lists the other commands, e.g.
+//! `… -- run catalog-integration --executor process --wait` (each attempt in a child
+//! process) or `… -- graph catalog-integration --format svg > g.svg`.
 
+use std::process::ExitCode;
+
+use dagforge::App;
 use examples::catalog;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let workflow = catalog::macros::catalog()?;
-    catalog::run_and_print(&workflow).await
+async fn main() -> ExitCode {
+    let workflow = match catalog::macros::catalog() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    App::new()
+        .name("catalog")
+        .about("The catalog-integration demo (#[job]/#[workflow]) as a dagforge app.")
+        .workflow(workflow)
+        .default_args(["run", "catalog-integration", "--wait"])
+        .run()
+        .await
 }

@@ -53,6 +53,34 @@ pub enum Error {
     /// A state machine rule was broken.
     #[error(transparent)]
     Transition(#[from] crate::state::InvalidTransition),
+    /// No workflow with this name (and version) is known here.
+    #[error("no workflow named `{name}`{} is registered{}", version.as_deref().map(|v| format!(" (version {v})")).unwrap_or_default(), if known.is_empty() { String::new() } else { format!(" (known: {})", known.join(", ")) })]
+    UnknownWorkflow {
+        /// The name asked for.
+        name: String,
+        /// The version asked for, if one was.
+        version: Option<String>,
+        /// The names that are registered.
+        known: Vec<String>,
+    },
+    /// The run has not finished, so it cannot be retried.
+    #[error("run {run} is {state}, not finished: only a finished run can be retried")]
+    RunNotFinished {
+        /// The run.
+        run: crate::RunId,
+        /// Its state.
+        state: crate::RunState,
+    },
+    /// A from-failure retry found nothing to re-run: no node failed, timed out, was
+    /// cancelled or was skipped because of one.
+    #[error("run {0} has no failed, timed-out, cancelled or skipped-by-failure node to re-run")]
+    NothingToRetry(crate::RunId),
+    /// Another engine is driving the run (its lease is live), so it cannot be taken
+    /// over from here.
+    #[error(
+        "run {0} is being driven by another engine; cancel it there, or wait until its lease expires"
+    )]
+    RunBusy(crate::RunId),
     /// The engine stopped before the run finished.
     #[error("the run's orchestrator stopped unexpectedly: {0}")]
     Orchestrator(String),

@@ -47,6 +47,8 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+#[cfg(feature = "cli")]
+mod app;
 pub mod artifact;
 mod context;
 mod error;
@@ -66,6 +68,8 @@ pub mod store;
 pub mod worker;
 pub mod workflow;
 
+#[cfg(feature = "cli")]
+pub use app::{App, AppOutput};
 pub use context::{JobContext, LogLevel};
 pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
 pub use events::{Event, EventKind, EventStream, NodeEvent};
@@ -74,7 +78,9 @@ pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
 pub use executor::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 pub use ids::{ParseRunIdError, RunId};
 pub use job::{Backoff, Job, JobSpec, Resources};
-pub use orchestrator::{Engine, EngineBuilder, ItemReport, NodeReport, RunHandle, RunResult};
+pub use orchestrator::{
+    Engine, EngineBuilder, ItemReport, NodeReport, RetryMode, RunHandle, RunResult,
+};
 pub use registry::{DynJob, Registry};
 pub use state::{NodeState, RunState};
 pub use workflow::{Field, Items, NodeRef, Source, TriggerRule, Workflow, WorkflowBuilder};

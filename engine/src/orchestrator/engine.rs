@@ -38,7 +38,7 @@ pub(crate) struct Shared {
     /// Largest JSON output an attempt may return.
     pub(crate) max_output: usize,
     /// Workflows this engine can resume runs of, by (name, version).
-    workflows: HashMap<(String, String), Workflow>,
+    pub(super) workflows: HashMap<(String, String), Workflow>,
     active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
 }
 
@@ -74,7 +74,7 @@ pub(crate) struct Shared {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Engine {
-    sh: Arc<Shared>,
+    pub(super) sh: Arc<Shared>,
 }
 
 /// Configures an [`Engine`].
@@ -266,7 +266,7 @@ impl Engine {
     }
 
     /// Spawns the driver of a run (new, or resumed from its recorded `events`).
-    fn drive(
+    pub(super) fn drive(
         &self,
         id: RunId,
         plan: Arc<crate::workflow::plan::Plan>,
@@ -430,7 +430,8 @@ impl Engine {
     }
 }
 
-fn bind_params(workflow: &Workflow, inputs: &Value) -> Result<Vec<Value>> {
+/// The run's parameter values in the plan's order: `inputs`, else defaults.
+pub(super) fn bind_params(workflow: &Workflow, inputs: &Value) -> Result<Vec<Value>> {
     let plan = &workflow.plan;
     let empty = serde_json::Map::new();
     let given = match inputs {

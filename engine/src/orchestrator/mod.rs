@@ -4,6 +4,8 @@
 mod driver;
 mod engine;
 mod result;
+mod retry;
 
 pub use engine::{Engine, EngineBuilder, RunHandle};
 pub use result::{ItemReport, NodeReport, RunResult};
+pub use retry::RetryMode;

@@ -39,6 +39,12 @@ impl Driver {
                             .push((item, n.attempt, n.to, n.output, n.error)),
                         None => {
                             let rt = &mut self.nodes[i as usize];
+                            if n.to == NodeState::Pending {
+                                // Put back by a retry: what the old attempts left goes.
+                                rt.output = None;
+                                rt.error = None;
+                                rt.reason = None;
+                            }
                             rt.state = n.to;
                             if n.item.is_none() && plan.nodes[i as usize].fan_out.is_none() {
                                 rt.attempts = rt.attempts.max(n.attempt);
@@ -133,6 +139,11 @@ impl Driver {
             let Some(it) = fan.st.get_mut(item as usize) else {
                 continue;
             };
+            if to == NodeState::Pending {
+                // Put back by a retry.
+                it.output = None;
+                it.error = None;
+            }
             it.state = Some(to);
             it.attempts = it.attempts.max(attempt);
             if output.is_some() {

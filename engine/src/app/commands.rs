@@ -1,0 +1,317 @@
+//! The commands that do not deal with recorded runs: serve, run, graph, jobs, worker.
+
+use std::io::{Read, Write};
+
+use serde_json::{Map, Value};
+
+use super::App;
+use super::cli::{Cli, Command, ExecutorKind, GraphArgs, GraphFormat, JobsArgs, RunArgs};
+use super::config::Settings;
+use super::error::CliError;
+use super::{progress, runs};
+use crate::orchestrator::{Engine, RunResult};
+
+/// Runs one parsed command.
+pub(super) async fn dispatch(
+    app: &App,
+    cli: Cli,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+    live: bool,
+) -> Result<(), CliError> {
+    let Some(command) = cli.command else {
+        let mut help = <Cli as clap::CommandFactory>::command();
+        if let Some(name) = &app.name {
+            help = help.name(name.clone()).bin_name(name.clone());
+        }
+        write!(err, "{}", help.render_help())?;
+        return Err(CliError::usage("no command given"));
+    };
+    match command {
+        Command::Graph(a) => graph(app, &a, out),
+        Command::Jobs(a) => jobs(app, &a, out),
+        Command::Worker => worker(app).await,
+        command => {
+            let settings = Settings::resolve(&cli.global)?;
+            match command {
+                Command::Serve(a) => {
+                    let poll = settings.poll(a.poll_secs)?;
+                    let engine = engine(app, &settings).await?;
+                    writeln!(
+                        err,
+                        "serving {} ({} workflow{}, {} executor, concurrency {}); Ctrl-C stops",
+                        settings.store,
+                        app.all_workflows.len(),
+                        if app.all_workflows.len() == 1 {
+                            ""
+                        } else {
+                            "s"
+                        },
+                        executor_name(settings.executor),
+                        settings.concurrency,
+                    )?;
+                    engine
+                        .serve(poll, async {
+                            if tokio::signal::ctrl_c().await.is_err() {
+                                std::future::pending::<()>().await;
+                            }
+                        })
+                        .await?;
+                    writeln!(err, "stopped")?;
+                    Ok(())
+                }
+                Command::Run(a) => run(app, &settings, &a, out, err, live).await,
+                Command::Runs(r) => runs::dispatch(app, &settings, r, out, err, live).await,
+                Command::Graph(_) | Command::Jobs(_) | Command::Worker => Ok(()),
+            }
+        }
+    }
+}
+
+fn executor_name(kind: ExecutorKind) -> &'static str {
+    match kind {
+        ExecutorKind::InProcess => "in-process",
+        ExecutorKind::Process => "process",
+    }
+}
+
+/// An engine over the configured store and executor that knows every workflow.
+pub(super) async fn engine(app: &App, settings: &Settings) -> Result<Engine, CliError> {
+    let store = settings.open_store().await?;
+    let mut b = Engine::builder()
+        .shared_store(store)
+        .concurrency(settings.concurrency);
+    for wf in &app.all_workflows {
+        b = b.workflow(wf);
+    }
+    match settings.executor {
+        ExecutorKind::InProcess => {}
+        #[cfg(all(feature = "process", unix))]
+        ExecutorKind::Process => {
+            b = b.executor(
+                crate::ProcessExecutor::builder()
+                    .concurrency(settings.concurrency)
+                    .build(),
+            );
+        }
+        #[cfg(not(all(feature = "process", unix)))]
+        ExecutorKind::Process => {
+            return Err(CliError::usage(
+                "executor `process` needs dagforge's `process` feature on Unix (use --executor in-process)",
+            ));
+        }
+    }
+    Ok(b.build())
+}
+
+async fn run(
+    app: &App,
+    settings: &Settings,
+    a: &RunArgs,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+    live: bool,
+) -> Result<(), CliError> {
+    let wf = app.find(&a.workflow)?;
+    let inputs = parse_inputs(a)?;
+    let engine = engine(app, settings).await?;
+    if a.wait {
+        let events = engine.subscribe();
+        let handle = engine.start(wf, &inputs).await?;
+        let result = progress::watch(events, handle, wf, &inputs, out, live).await?;
+        finish(&result, out)
+    } else {
+        let id = engine.enqueue(wf, inputs).await?;
+        writeln!(out, "{id}")?;
+        writeln!(
+            err,
+            "enqueued run {id} of `{}`: an engine serving {} runs it (`serve`); `runs show {id}` follows it",
+            wf.name(),
+            settings.store
+        )?;
+        if settings.store.starts_with("memory:") {
+            writeln!(
+                err,
+                "warning: the memory store forgets the run when this process exits; use --wait"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints the final table; a run that did not succeed is a failure (exit code 1).
+pub(super) fn finish(result: &RunResult, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    writeln!(out)?;
+    writeln!(out, "{}", result.table())?;
+    for n in result.nodes.iter().filter(|n| n.state.is_failure()) {
+        if let Some(e) = &n.error {
+            writeln!(out, "  {}: {e}", n.id)?;
+        }
+    }
+    if result.is_success() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "run {} {}",
+            result.id, result.state
+        )))
+    }
+}
+
+/// The run's parameters: `--input-json`'s object, then each `--input KEY=VALUE`.
+fn parse_inputs(a: &RunArgs) -> Result<Value, CliError> {
+    let mut map = match &a.input_json {
+        None => Map::new(),
+        Some(path) => {
+            let shown = path.display().to_string();
+            let text = if shown == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| CliError::usage(format!("--input-json -: {e}")))?;
+                s
+            } else {
+                std::fs::read_to_string(path)
+                    .map_err(|e| CliError::usage(format!("--input-json {shown}: {e}")))?
+            };
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(m)) => m,
+                Ok(other) => {
+                    return Err(CliError::usage(format!(
+                        "--input-json {shown}: expected a JSON object of parameters, found {}",
+                        crate::workflow::plan::kind(&other)
+                    )));
+                }
+                Err(e) => {
+                    return Err(CliError::usage(format!(
+                        "--input-json {shown}: not JSON: {e}"
+                    )));
+                }
+            }
+        }
+    };
+    for kv in &a.inputs {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(CliError::usage(format!(
+                "--input `{kv}`: expected KEY=VALUE"
+            )));
+        };
+        if k.trim().is_empty() {
+            return Err(CliError::usage(format!(
+                "--input `{kv}`: the parameter name is empty"
+            )));
+        }
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+        map.insert(k.trim().to_owned(), value);
+    }
+    Ok(Value::Object(map))
+}
+
+fn graph(app: &App, a: &GraphArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let wf = app.find(&a.workflow)?;
+    let text = match a.format {
+        GraphFormat::Dot => wf.to_dot(),
+        GraphFormat::Mermaid => wf.to_mermaid(),
+        GraphFormat::Svg => wf.to_svg(),
+        GraphFormat::Json => wf.to_json(),
+    };
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn jobs(app: &App, a: &JobsArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let names = app.registry.names();
+    if a.json {
+        let jobs: Map<String, Value> = names
+            .iter()
+            .filter_map(|n| {
+                let spec = app.registry.get(n)?.spec();
+                Some(((*n).to_owned(), serde_json::to_value(spec).ok()?))
+            })
+            .collect();
+        let workflows: Vec<Value> = app
+            .workflows
+            .values()
+            .filter_map(|w| serde_json::to_value(w.spec()).ok())
+            .collect();
+        let doc = serde_json::json!({ "jobs": jobs, "workflows": workflows });
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        )?;
+        return Ok(());
+    }
+    let mut rows = vec![
+        ["job", "retries", "timeout", "priority", "queue"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for n in &names {
+        let Some(job) = app.registry.get(n) else {
+            continue;
+        };
+        let spec = job.spec();
+        rows.push(vec![
+            (*n).to_owned(),
+            spec.retries.to_string(),
+            spec.timeout
+                .map_or_else(|| "-".to_owned(), |t| format!("{t:?}")),
+            spec.priority.to_string(),
+            spec.queue.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    write!(out, "{}", super::table::render(&rows))?;
+    writeln!(out)?;
+    for wf in app.workflows.values() {
+        let spec = wf.spec();
+        writeln!(
+            out,
+            "workflow {} v{}: {} nodes, {} edges",
+            spec.name,
+            spec.version,
+            wf.len(),
+            wf.edge_count()
+        )?;
+        if !spec.params.is_empty() {
+            let params: Vec<String> = spec
+                .params
+                .iter()
+                .map(|p| match &p.default {
+                    Some(d) => format!("{}={d}", p.name),
+                    None => format!("{} (required)", p.name),
+                })
+                .collect();
+            writeln!(out, "  params: {}", params.join(", "))?;
+        }
+        for n in &spec.nodes {
+            let deps = if n.depends_on.is_empty() {
+                String::new()
+            } else {
+                format!(" ← {}", n.depends_on.join(", "))
+            };
+            let fan = if n.fan_out.is_some() {
+                " (fan-out)"
+            } else {
+                ""
+            };
+            writeln!(out, "  {} [{}]{fan}{deps}", n.id, n.job)?;
+        }
+    }
+    Ok(())
+}
+
+/// Worker mode runs from [`App::run`], which hands the process over to
+/// [`worker::run`](crate::worker::run) before parsing anything; reaching this means a
+/// captured run ([`App::run_from`]) or a build without it.
+async fn worker(app: &App) -> Result<(), CliError> {
+    let _ = app;
+    Err(CliError::usage(if cfg!(all(feature = "process", unix)) {
+        "worker mode runs only as a child process of the process executor (through App::run)"
+    } else {
+        "worker mode needs dagforge's `process` feature on Unix"
+    }))
+}

@@ -1,0 +1,324 @@
+//! Following a run as it happens: live bars on a terminal, event lines otherwise.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+
+use super::error::CliError;
+use crate::events::{EventKind, EventStream, NodeEvent};
+use crate::orchestrator::{RunHandle, RunResult};
+use crate::state::NodeState;
+use crate::workflow::Workflow;
+use crate::workflow::plan::Values;
+
+/// Follows the run behind `handle` (whose events `events` receives, subscribed before
+/// it started) until it finishes. With `live`, draws one spinner per running node and
+/// a done/total bar per fan-out node on standard error; otherwise prints each event as
+/// a line on `out`.
+pub(super) async fn watch(
+    mut events: EventStream,
+    handle: RunHandle,
+    wf: &Workflow,
+    inputs: &Value,
+    out: &mut (dyn Write + Send),
+    live: bool,
+) -> Result<RunResult, CliError> {
+    let id = handle.id();
+    if !live {
+        writeln!(out, "run {id} of {} v{}", wf.name(), wf.version())?;
+    }
+    let mut view = View::new(wf, live).with_inputs(inputs);
+    let wait = handle.wait();
+    tokio::pin!(wait);
+    let result = loop {
+        tokio::select! {
+            e = events.next() => match e {
+                Some(e) if e.run == id => view.on(e.kind, out)?,
+                Some(_) => {}
+                None => break (&mut wait).await,
+            },
+            r = &mut wait => break r,
+        }
+    };
+    // Events published just before the run returned.
+    while !view.ended {
+        match tokio::time::timeout(Duration::from_millis(100), events.next()).await {
+            Ok(Some(e)) if e.run == id => view.on(e.kind, out)?,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    view.clear();
+    Ok(result?)
+}
+
+/// What the display knows about the run.
+struct View<'w> {
+    wf: &'w Workflow,
+    t0: Instant,
+    /// Drawn bars; `None` when printing lines.
+    multi: Option<MultiProgress>,
+    bars: HashMap<u32, ProgressBar>,
+    /// Succeeded outputs by node index, to size fan-outs.
+    outputs: Vec<Option<Value>>,
+    params: Vec<Value>,
+    /// Settled items and their total, per fan-out node.
+    fans: HashMap<u32, (u64, u64)>,
+    ended: bool,
+}
+
+impl Values for View<'_> {
+    fn output(&self, n: u32) -> Option<&Value> {
+        self.outputs.get(n as usize).and_then(Option::as_ref)
+    }
+
+    fn param(&self, i: u32) -> &Value {
+        &self.params[i as usize]
+    }
+}
+
+impl<'w> View<'w> {
+    fn new(wf: &'w Workflow, live: bool) -> Self {
+        let multi = live.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        View {
+            wf,
+            t0: Instant::now(),
+            multi,
+            bars: HashMap::new(),
+            outputs: vec![None; wf.len()],
+            params: Vec::new(),
+            fans: HashMap::new(),
+            ended: false,
+        }
+    }
+
+    /// Run parameters as the plan reads them (the run was started with valid inputs;
+    /// an unset parameter reads as null here, only to size fan-outs).
+    fn with_inputs(mut self, inputs: &Value) -> Self {
+        self.params = self
+            .wf
+            .plan
+            .params
+            .iter()
+            .map(|p| {
+                inputs
+                    .get(&*p.name)
+                    .cloned()
+                    .or_else(|| p.default.clone())
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
+        self
+    }
+
+    fn on(&mut self, kind: EventKind, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+        let at = self.t0.elapsed().as_secs_f64();
+        match kind {
+            EventKind::Node(n) => self.on_node(&n, at, out)?,
+            EventKind::Progress {
+                node,
+                item,
+                percent,
+                message,
+                ..
+            } => {
+                let i = self.index(&node);
+                match (&self.multi, i.and_then(|i| self.bars.get(&i))) {
+                    (Some(_), Some(bar)) if item.is_none() => {
+                        if bar.length() != Some(100) {
+                            bar.set_style(bar_style());
+                            bar.set_length(100);
+                        }
+                        bar.set_position(u64::from(percent));
+                        bar.set_message(message);
+                    }
+                    (Some(_), _) => {}
+                    (None, _) => {
+                        let label = label(&node, item);
+                        writeln!(out, "{at:7.3}s  {label:<20} {percent:>3}% {message}")?;
+                    }
+                }
+            }
+            EventKind::Log {
+                node,
+                item,
+                level,
+                message,
+                ..
+            } => {
+                let line = format!("{at:7.3}s  {:<20} {level}: {message}", label(&node, item));
+                match &self.multi {
+                    Some(m) => m.println(line)?,
+                    None => writeln!(out, "{line}")?,
+                }
+            }
+            EventKind::Run { to, .. } => {
+                if self.multi.is_none() {
+                    writeln!(out, "{at:7.3}s  run {to}")?;
+                }
+                if to.is_terminal() {
+                    self.ended = true;
+                }
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn index(&self, node: &str) -> Option<u32> {
+        self.wf.plan.index.get(node).copied()
+    }
+
+    fn on_node(
+        &mut self,
+        n: &NodeEvent,
+        at: f64,
+        out: &mut (dyn Write + Send),
+    ) -> std::io::Result<()> {
+        let Some(i) = self.index(&n.node) else {
+            return Ok(());
+        };
+        if n.item.is_none() && n.to == NodeState::Succeeded {
+            self.outputs[i as usize] = n.output.as_deref().cloned();
+        }
+        let Some(multi) = self.multi.clone() else {
+            let why = n
+                .error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .or_else(|| n.reason.as_ref().map(|r| format!(" ({r})")))
+                .unwrap_or_default();
+            let mut fan = String::new();
+            if let Some(item) = n.item
+                && n.to.is_terminal()
+            {
+                let (done, total) = self.count_item(i);
+                let _ = item;
+                fan = format!("  [{done}/{total}]");
+            }
+            return writeln!(
+                out,
+                "{at:7.3}s  {:<20} {} → {}{why}{fan}",
+                label(&n.node, n.item),
+                n.from,
+                n.to
+            );
+        };
+        let is_fan = self.wf.plan.nodes[i as usize].fan_out.is_some();
+        match (n.item, n.to) {
+            (None, NodeState::Running) => {
+                let bar = multi.add(ProgressBar::new_spinner());
+                if is_fan {
+                    let total = self.fan_total(i);
+                    bar.set_style(bar_style());
+                    bar.set_length(total);
+                    self.fans.insert(i, (0, total));
+                } else {
+                    bar.set_style(spinner_style());
+                }
+                bar.set_prefix(n.node.to_string());
+                let attempt = if is_fan {
+                    String::new()
+                } else {
+                    format!("attempt {}", n.attempt.max(1))
+                };
+                bar.set_message(attempt);
+                bar.enable_steady_tick(Duration::from_millis(100));
+                if let Some(old) = self.bars.insert(i, bar) {
+                    old.finish_and_clear();
+                }
+            }
+            (None, NodeState::Retrying) => {
+                if let Some(bar) = self.bars.get(&i) {
+                    let why = n.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+                    bar.set_message(format!("retrying after attempt {}: {why}", n.attempt));
+                }
+            }
+            (None, to) if to.is_terminal() => {
+                if let Some(bar) = self.bars.remove(&i) {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                }
+                let mark = match to {
+                    NodeState::Succeeded => "✓",
+                    NodeState::Skipped => "-",
+                    NodeState::Cancelled => "⊘",
+                    _ => "✗",
+                };
+                let why = n
+                    .error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .or_else(|| n.reason.as_ref().map(|r| format!(": {r}")))
+                    .unwrap_or_default();
+                multi.println(format!("{mark} {:<20} {to} at {at:.1}s{why}", n.node))?;
+            }
+            (Some(_), to) if to.is_terminal() => {
+                let (done, _) = self.count_item(i);
+                if let Some(bar) = self.bars.get(&i) {
+                    bar.set_position(done);
+                }
+            }
+            (Some(item), NodeState::Running) => {
+                if let Some(bar) = self.bars.get(&i) {
+                    bar.set_message(format!("item {item} running"));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Counts one more settled item of fan-out node `i`.
+    fn count_item(&mut self, i: u32) -> (u64, u64) {
+        if !self.fans.contains_key(&i) {
+            let total = self.fan_total(i);
+            self.fans.insert(i, (0, total));
+        }
+        let e = self.fans.entry(i).or_insert((0, 0));
+        e.0 += 1;
+        e.1 = e.1.max(e.0);
+        *e
+    }
+
+    /// How many items fan-out node `i` runs over, from the outputs seen so far.
+    fn fan_total(&self, i: u32) -> u64 {
+        let plan = &self.wf.plan;
+        plan.nodes[i as usize]
+            .fan_out_items(plan, self)
+            .map_or(0, |items| items.len() as u64)
+    }
+
+    fn clear(&mut self) {
+        for (_, bar) in self.bars.drain() {
+            bar.finish_and_clear();
+        }
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+}
+
+fn label(node: &str, item: Option<u32>) -> String {
+    match item {
+        Some(i) => format!("{node}[{i}]"),
+        None => node.to_owned(),
+    }
+}
+
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner:.cyan} {prefix:<20.bold} {elapsed:>4} {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{spinner:.cyan} {prefix:<20.bold} {elapsed:>4} [{bar:30.cyan/blue}] {pos}/{len} {wide_msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}

@@ -1,0 +1,321 @@
+use std::path::PathBuf;
+
+use super::cli::{ExecutorKind, Global};
+use super::config::Settings;
+use super::*;
+use crate::context::JobContext;
+use crate::error::JobError;
+
+struct Double;
+impl Job for Double {
+    type Input = u32;
+    type Output = u32;
+    const NAME: &'static str = "double";
+    async fn run(&self, ctx: &JobContext, x: u32) -> Result<u32, JobError> {
+        ctx.info(format!("doubling {x}"));
+        Ok(x * 2)
+    }
+}
+
+struct Lonely;
+impl Job for Lonely {
+    type Input = ();
+    type Output = ();
+    const NAME: &'static str = "lonely";
+    async fn run(&self, _: &JobContext, _: ()) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+fn app() -> App {
+    let mut wf = Workflow::builder("twice");
+    let x = wf.param::<u32>("x");
+    let a = wf.add("a", Double).input_from(x).handle();
+    wf.add("b", Double).input_from(a);
+    App::new()
+        .name("t")
+        .workflow(wf.build().unwrap())
+        .job(Lonely)
+}
+
+fn temp_db(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "dagforge-app-{name}-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    format!("sqlite://{}", dir.join("t.db").display())
+}
+
+#[tokio::test]
+async fn graph_formats() {
+    let app = app();
+    let svg = app
+        .run_from(["t", "graph", "twice", "--format", "svg"])
+        .await;
+    assert_eq!(svg.code, 0, "{}", svg.stderr);
+    assert!(svg.stdout.starts_with("<?xml"));
+    let dot = app.run_from(["t", "graph", "twice"]).await;
+    assert!(dot.stdout.contains("\"a\" -> \"b\";"), "{}", dot.stdout);
+    let mermaid = app.run_from(["t", "graph", "twice", "-f", "mermaid"]).await;
+    assert!(mermaid.stdout.starts_with("flowchart TD"));
+    let json = app.run_from(["t", "graph", "twice", "-f", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["edges"][0]["from"], "a");
+}
+
+#[tokio::test]
+async fn jobs_lists_jobs_and_workflows() {
+    let out = app().run_from(["t", "jobs"]).await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("double"));
+    assert!(out.stdout.contains("lonely"));
+    assert!(out.stdout.contains("workflow twice v1: 2 nodes, 1 edges"));
+    assert!(out.stdout.contains("params: x (required)"));
+    let json = app().run_from(["t", "jobs", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["workflows"][0]["name"], "twice");
+    assert!(v["jobs"]["lonely"].is_object());
+}
+
+#[tokio::test]
+async fn bad_input_is_exit_code_two_and_names_the_culprit() {
+    let app = app();
+    let cases: [(&[&str], &str); 7] = [
+        (&["t", "graph", "nope"], "no workflow named `nope`"),
+        (
+            &["t", "run", "nope", "--store", "memory://"],
+            "no workflow named `nope`",
+        ),
+        (
+            &["t", "run", "twice", "-i", "x", "--store", "memory://"],
+            "--input `x`: expected KEY=VALUE",
+        ),
+        (
+            &["t", "run", "twice", "-i", "y=1", "--store", "memory://"],
+            "run input `y`",
+        ),
+        (
+            &["t", "run", "twice", "--store", "memory://"],
+            "run input `x`: required",
+        ),
+        (
+            &["t", "runs", "show", "not-a-run", "--store", "memory://"],
+            "`not-a-run` is not a run id",
+        ),
+        (
+            &[
+                "t",
+                "runs",
+                "list",
+                "--state",
+                "odd",
+                "--store",
+                "memory://",
+            ],
+            "unknown run state `odd`",
+        ),
+    ];
+    for (args, msg) in cases {
+        let out = app.run_from(args.iter().copied()).await;
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(msg), "{args:?}: {}", out.stderr);
+    }
+    let out = app
+        .run_from([
+            "t",
+            "runs",
+            "show",
+            "01a22934-d2da-7053-bcbd-f94c5fc79aa8",
+            "--store",
+            "memory://",
+        ])
+        .await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("not found"), "{}", out.stderr);
+    let out = app.run_from(["t", "bogus"]).await;
+    assert_eq!(out.code, 2);
+    let out = app.run_from(["t", "jobs", "--store", "redis://x"]).await;
+    assert_eq!(out.code, 0, "jobs needs no store");
+    let out = app
+        .run_from(["t", "runs", "list", "--store", "redis://x"])
+        .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("`redis://x` is not supported"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn run_wait_prints_progress_and_table() {
+    let out = app()
+        .run_from([
+            "t",
+            "run",
+            "twice",
+            "-i",
+            "x=21",
+            "--wait",
+            "--store",
+            "memory://",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("a                    info: doubling 21"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("b                    info: doubling 42")
+    );
+    assert!(out.stdout.contains("run succeeded"));
+    assert!(out.stdout.contains("node  state"));
+}
+
+#[tokio::test]
+async fn enqueue_then_list_show_logs() {
+    let db = temp_db("list");
+    let app = app();
+    let out = app
+        .run_from(["t", "run", "twice", "--input", "x=2", "--store", &db])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = out.stdout.trim().to_owned();
+    let list = app.run_from(["t", "runs", "list", "--store", &db]).await;
+    assert!(list.stdout.contains(&id), "{}", list.stdout);
+    assert!(list.stdout.contains("pending"));
+    let done = app
+        .run_from(["t", "run", "twice", "-i", "x=5", "--wait", "--store", &db])
+        .await;
+    assert_eq!(done.code, 0, "{done:?}");
+    let list = app
+        .run_from(["t", "runs", "list", "--state", "succeeded", "--store", &db])
+        .await;
+    assert!(!list.stdout.contains(&id));
+    assert_eq!(list.stdout.lines().count(), 2, "{}", list.stdout);
+    let done_id = list
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let show = app
+        .run_from(["t", "runs", "show", &done_id, "--store", &db])
+        .await;
+    assert_eq!(show.code, 0, "{show:?}");
+    assert!(
+        show.stdout.contains("state     succeeded"),
+        "{}",
+        show.stdout
+    );
+    assert!(show.stdout.contains("inputs    {\"x\":5}"));
+    let logs = app
+        .run_from(["t", "runs", "logs", &done_id, "b", "--store", &db])
+        .await;
+    assert_eq!(logs.code, 0);
+    assert!(
+        logs.stdout.contains("b #1  info: doubling 10"),
+        "{}",
+        logs.stdout
+    );
+    assert!(!logs.stdout.contains("doubling 5"));
+    let bad = app
+        .run_from(["t", "runs", "logs", &done_id, "zz", "--store", &db])
+        .await;
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("node `zz`"));
+}
+
+#[tokio::test]
+async fn no_arguments_use_the_default_args() {
+    let app = app().default_args(["graph", "twice", "--format", "mermaid"]);
+    let out = app.run_from(["t"]).await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.starts_with("flowchart TD"));
+    // Without default args: the help, and a usage error.
+    let out = super::App::new().run_from(["t"]).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("Usage"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn help_is_useful() {
+    let out = app().run_from(["t", "--help"]).await;
+    assert_eq!(out.code, 0);
+    for word in [
+        "serve",
+        "run",
+        "runs",
+        "graph",
+        "jobs",
+        "DAGFORGE_STORE",
+        "Examples:",
+    ] {
+        assert!(out.stdout.contains(word), "{word}: {}", out.stdout);
+    }
+    assert!(
+        !out.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("worker")),
+        "worker mode is hidden: {}",
+        out.stdout
+    );
+    let run = app().run_from(["t", "run", "--help"]).await;
+    assert!(run.stdout.contains("--input-json"), "{}", run.stdout);
+}
+
+#[test]
+fn settings_precedence_flag_over_file_over_default() {
+    let dir = std::env::temp_dir().join(format!(
+        "dagforge-cfg-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dagforge.toml");
+    std::fs::write(
+        &file,
+        "store = \"memory://\"\nconcurrency = 7\nexecutor = \"process\"\npoll_secs = 0.5\n",
+    )
+    .unwrap();
+    let global = Global {
+        config: Some(file.clone()),
+        concurrency: Some(3),
+        ..Global::default()
+    };
+    let s = Settings::resolve(&global).unwrap();
+    assert_eq!(s.store, "memory://");
+    assert_eq!(s.concurrency, 3);
+    assert_eq!(s.executor, ExecutorKind::Process);
+    assert_eq!(s.poll(None).unwrap(), std::time::Duration::from_millis(500));
+    assert_eq!(
+        s.poll(Some(2.0)).unwrap(),
+        std::time::Duration::from_secs(2)
+    );
+    assert!(s.poll(Some(-1.0)).is_err());
+    // Defaults.
+    let none = Global {
+        config: Some(PathBuf::from("/nonexistent/dagforge.toml")),
+        ..Global::default()
+    };
+    let e = Settings::resolve(&none).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("/nonexistent/dagforge.toml"));
+    // A typo in the file is named.
+    std::fs::write(&file, "stor = \"x\"\n").unwrap();
+    let e = Settings::resolve(&Global {
+        config: Some(file),
+        ..Global::default()
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("stor"), "{e}");
+}
