@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod cancel;
+mod cli;
 mod common;
 mod concurrency;
 mod crash;
@@ -15,6 +16,7 @@ mod process;
 mod property;
 mod resume;
 mod retries;
+mod retry_run;
 mod serve;
 mod spans;
 mod store;

@@ -289,7 +289,7 @@ fn reopen(workflow: &Workflow, old: RunId, new: RunId, history: Vec<Event>) -> R
             for (item, s) in items {
                 if s != NodeState::Succeeded {
                     events.push(EventKind::Node(
-                        NodeEvent::new(Arc::clone(&node.id), Some(item), 0, s, NodeState::Pending)
+                        NodeEvent::new(Arc::clone(&node.id), Some(item), 0, s, NodeState::Ready)
                             .with_reason(Arc::clone(&reason)),
                     ));
                     ats.push(now);

@@ -1,0 +1,180 @@
+//! The command-line app: the commands against a temporary SQLite file, through
+//! `App::run_from`, which captures what they print.
+
+use dagforge::App;
+
+use crate::retry_run::{Switch, workflow};
+
+fn db(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "dagforge-cli-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    format!("sqlite://{}", dir.join("cli.db").display())
+}
+
+fn app(s: &Switch) -> App {
+    App::new().name("demo").workflow(workflow(s))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_fail_show_retry_from_failed() {
+    let s = Switch::failing();
+    let app = app(&s);
+    let store = db("retry");
+    let a = |args: &[&str]| {
+        let mut v = vec!["demo"];
+        v.extend_from_slice(args);
+        v.extend_from_slice(&["--store", &store]);
+        v.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    // A failing run: exit code 1, the table and the error.
+    let out = app
+        .run_from(a(&["run", "retry-demo", "-i", "n=3", "--wait"]))
+        .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("flaky ") && l.contains("failed")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("flaky: flaky is down"),
+        "{}",
+        out.stdout
+    );
+    let old = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run ").and_then(|r| r.split(' ').next()))
+        .unwrap()
+        .to_owned();
+
+    let list = app
+        .run_from(a(&["runs", "list", "--state", "failed"]))
+        .await;
+    assert_eq!(list.code, 0);
+    assert!(list.stdout.contains(&old), "{}", list.stdout);
+
+    let show = app.run_from(a(&["runs", "show", &old])).await;
+    assert_eq!(show.code, 0, "{show:?}");
+    assert!(show.stdout.contains("state     failed"));
+    assert!(
+        show.stdout
+            .lines()
+            .any(|l| l.starts_with("flaky") && l.contains("failed") && l.contains("flaky is down")),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout
+            .lines()
+            .any(|l| l.starts_with("items") && l.contains(" 1 ") && l.contains("item 2 is down")),
+        "{}",
+        show.stdout
+    );
+
+    // Retrying an unfinished or unknown run is bad input.
+    let bad = app
+        .run_from(a(&[
+            "runs",
+            "retry",
+            "0194d000-0000-7000-8000-000000000000",
+        ]))
+        .await;
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("not found"), "{}", bad.stderr);
+
+    s.heal();
+    let out = app
+        .run_from(a(&["runs", "retry", &old, "--from-failed", "--wait"]))
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("retries run {old}")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(s.calls("source"), 1, "succeeded nodes are not run again");
+    assert_eq!(s.calls("flaky"), 2);
+    let new = out.stderr.split_whitespace().nth(1).unwrap().to_owned();
+    let show = app.run_from(a(&["runs", "show", &new])).await;
+    assert!(
+        show.stdout.contains("state     succeeded"),
+        "{}",
+        show.stdout
+    );
+    let flaky_rows: Vec<&str> = show
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("flaky"))
+        .collect();
+    assert_eq!(flaky_rows.len(), 2, "{}", show.stdout);
+    assert!(flaky_rows[0].contains("failed") && flaky_rows[1].contains("succeeded"));
+
+    // A fresh retry is enqueued without --wait and printed.
+    let out = app.run_from(a(&["runs", "retry", &new])).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let queued = out.stdout.trim().to_owned();
+    let list = app
+        .run_from(a(&["runs", "list", "--state", "pending"]))
+        .await;
+    assert!(list.stdout.contains(&queued), "{}", list.stdout);
+    // It can be cancelled, since no engine is driving it.
+    let out = app.run_from(a(&["runs", "cancel", &queued])).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("cancelled"), "{}", out.stdout);
+    // Logs of the new run include the node lines, also with --follow (finished run).
+    let logs = app.run_from(a(&["runs", "logs", &new, "--follow"])).await;
+    assert_eq!(logs.code, 0, "{logs:?}");
+}
+
+#[tokio::test]
+async fn catalog_graph_is_valid_svg() {
+    let wf = examples::catalog::macros::catalog().unwrap();
+    let app = App::new().workflow(wf);
+    let out = app
+        .run_from(["catalog", "graph", "catalog-integration", "--format", "svg"])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let svg = out.stdout.trim_end();
+    assert!(svg.starts_with("<?xml"));
+    assert!(svg.ends_with("</svg>"));
+    for id in [
+        "markets",
+        "data-proxy",
+        "integration",
+        "publish",
+        "notify-failures",
+        "finalizer",
+    ] {
+        assert!(svg.contains(&format!("data-id=\"{id}\"")), "{id}");
+    }
+    // Balanced elements (the engine's unit tests parse the SVG with an XML parser).
+    let opens = svg.matches("<g").count();
+    let closes = svg.matches("</g>").count();
+    assert_eq!(opens, closes);
+}
+
+#[tokio::test]
+async fn unknown_workflow_is_named_with_exit_code_two() {
+    let s = Switch::default();
+    let out = app(&s)
+        .run_from(["demo", "run", "retry-dem", "--store", "memory://"])
+        .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("no workflow named `retry-dem` is registered (known: retry-demo)"),
+        "{}",
+        out.stderr
+    );
+}
