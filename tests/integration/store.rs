@@ -170,6 +170,7 @@ pub(crate) async fn stale_leases_are_fenced(store: Arc<dyn Store>) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     let claimed = store.claim("engine-b", TTL, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].events, 0, "a run never started has no log");
     let new = claimed[0].lease.clone();
     assert_eq!(&*new.owner, "engine-b");
     assert!(new.fence > old.fence);
@@ -200,6 +201,7 @@ pub(crate) async fn release_and_finish(store: Arc<dyn Store>) {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].run.id, rec.id);
     assert_eq!(claimed[0].run.state, RunState::Running);
+    assert_eq!(claimed[0].events, 1, "the claim says how long the log is");
     let lease = claimed[0].lease.clone();
     store
         .append(

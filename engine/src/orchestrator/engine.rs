@@ -385,7 +385,7 @@ impl Engine {
                 return Ok(handles);
             }
             for c in claimed {
-                let (run, lease) = (c.run, c.lease);
+                let (run, lease, recorded) = (c.run, c.lease, c.events);
                 let key = (run.workflow.clone(), run.version.clone());
                 let Some(workflow) = self.sh.workflows.get(&key) else {
                     tracing::warn!(run_id = %run.id, workflow = %run.workflow, version = %run.version,
@@ -395,7 +395,8 @@ impl Engine {
                 };
                 let params = bind_params(workflow, &run.inputs)?;
                 let mut events = Vec::new();
-                loop {
+                // A run enqueued and never started has no log to read back.
+                while events.len() < usize::try_from(recorded).unwrap_or(usize::MAX) {
                     let page = self
                         .sh
                         .store

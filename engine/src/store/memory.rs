@@ -241,6 +241,7 @@ impl Store for MemoryStore {
             out.push(Claimed {
                 run: entry.record.clone(),
                 lease: Lease::new(Arc::clone(&owner), entry.fence),
+                events: entry.len as u64,
             });
         }
         Ok(out)

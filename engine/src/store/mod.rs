@@ -191,6 +191,9 @@ pub struct Claimed {
     pub run: RunRecord,
     /// The new lease on it.
     pub lease: Lease,
+    /// How many events the run has recorded (0 for a run enqueued and never started:
+    /// there is no log to read back).
+    pub events: u64,
 }
 
 /// One attempt of one node (or fan-out item), as derived from the event log.

@@ -477,6 +477,46 @@ impl PostgresStore {
         self.writer.flusher().refused(run, lease).await
     }
 
+    /// Inserts `run` (spec row `wf`) and notifies its creation, in one statement;
+    /// `false` if a run with its id exists.
+    async fn insert_run<'e, E: sqlx::PgExecutor<'e>>(
+        &self,
+        conn: E,
+        run: &RunRecord,
+        wf: i64,
+        inputs: String,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let finished = run.state.is_terminal();
+        let inserted: i64 = sqlx::query_scalar(
+            "WITH ins AS (INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, \
+             created_at, started_at, finished_at, lease_owner, lease_until, fence) \
+             VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, $8, $9, $10, \
+             CASE WHEN $10 IS NULL THEN NULL ELSE now() + $11 * interval '1 millisecond' END, \
+             $12) ON CONFLICT (id) DO NOTHING RETURNING id) \
+             SELECT count(*) FROM ins, \
+             LATERAL (SELECT pg_notify($13, 'created:' || ins.id::text)) AS n",
+        )
+        .bind(run.id.to_uuid_string())
+        .bind(wf)
+        .bind(&run.workflow)
+        .bind(&run.version)
+        .bind(inputs)
+        .bind(run.state.as_str())
+        .bind(micros(run.created_at))
+        .bind(run.started_at.map(micros))
+        .bind(run.finished_at.map(micros))
+        .bind((!finished).then_some(&*lease.owner))
+        .bind(millis(ttl))
+        .bind(fence(lease))
+        .bind(&*self.channel)
+        .fetch_one(conn)
+        .await
+        .map_err(|e| backend("creating a run", e))?;
+        Ok(inserted > 0)
+    }
+
     async fn run_pk(&self, run: RunId) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT pk FROM runs WHERE id = $1::uuid")
             .bind(run.to_uuid_string())
@@ -497,40 +537,30 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let spec = run.spec.spec();
         let inputs = to_json("encoding run inputs", &run.inputs)?;
-        let finished = run.state.is_terminal();
+        // The common case, a workflow whose spec row is known: one statement (and one
+        // round trip) inserts the run and notifies serving engines.
+        if let Some(wf) = self.specs.row_of(&spec) {
+            let inserted = self
+                .insert_run(&self.pool, run, wf, inputs, lease, ttl)
+                .await?;
+            return if inserted {
+                Ok(())
+            } else {
+                Err(StoreError::RunExists(run.id))
+            };
+        }
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(|e| backend("creating a run", e))?;
         let (wf, new) = self.workflow_row(&mut tx, run, &spec).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, created_at, \
-             started_at, finished_at, lease_owner, lease_until, fence) \
-             VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, $8, $9, $10, \
-             CASE WHEN $10 IS NULL THEN NULL ELSE now() + $11 * interval '1 millisecond' END, \
-             $12) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(run.id.to_uuid_string())
-        .bind(wf)
-        .bind(&run.workflow)
-        .bind(&run.version)
-        .bind(inputs)
-        .bind(run.state.as_str())
-        .bind(micros(run.created_at))
-        .bind(run.started_at.map(micros))
-        .bind(run.finished_at.map(micros))
-        .bind((!finished).then_some(&*lease.owner))
-        .bind(millis(ttl))
-        .bind(fence(lease))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| backend("creating a run", e))?
-        .rows_affected();
-        if inserted == 0 {
+        if !self
+            .insert_run(&mut *tx, run, wf, inputs, lease, ttl)
+            .await?
+        {
             return Err(StoreError::RunExists(run.id));
         }
-        self.notify(&mut tx, "created", run.id).await?;
         tx.commit()
             .await
             .map_err(|e| backend("creating a run", e))?;
@@ -622,6 +652,7 @@ impl Store for PostgresStore {
             i64,
             Option<i64>,
             Option<i64>,
+            i64,
         )> = sqlx::query_as(
             "UPDATE runs r SET fence = r.fence + 1, lease_owner = $1, \
              lease_until = now() + $2 * interval '1 millisecond' \
@@ -629,7 +660,7 @@ impl Store for PostgresStore {
              ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) c \
              WHERE r.pk = c.pk \
              RETURNING r.fence, r.id::text, r.workflow_id, r.workflow, r.version, \
-             r.inputs::text, r.state, r.created_at, r.started_at, r.finished_at",
+             r.inputs::text, r.state, r.created_at, r.started_at, r.finished_at, r.last_seq",
         )
         .bind(owner)
         .bind(millis(ttl))
@@ -638,20 +669,21 @@ impl Store for PostgresStore {
         .await
         .map_err(|e| backend("claiming runs", e))?;
         let owner: Arc<str> = owner.into();
-        let fences: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.10)).collect();
         let records = self
             .records(
                 rows.into_iter()
-                    .map(|(_, a, b, c, d, e, f, g, h, i)| (a, b, c, d, e, f, g, h, i))
+                    .map(|(_, a, b, c, d, e, f, g, h, i, _)| (a, b, c, d, e, f, g, h, i))
                     .collect(),
             )
             .await?;
         Ok(records
             .into_iter()
             .zip(fences)
-            .map(|(run, f)| Claimed {
+            .map(|(run, (f, last))| Claimed {
                 run,
                 lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
+                events: u64::try_from(last).unwrap_or(0),
             })
             .collect())
     }

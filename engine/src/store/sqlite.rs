@@ -471,12 +471,13 @@ impl Store for SqliteStore {
             i64,
             Option<i64>,
             Option<i64>,
+            i64,
         )> = sqlx::query_as(
             "UPDATE runs SET fence = fence + 1, lease_owner = ?, lease_until = ? \
                  WHERE pk IN (SELECT pk FROM runs WHERE lease_owner IS NOT NULL \
                  AND lease_until <= ? ORDER BY lease_until LIMIT ?) \
                  RETURNING fence, id, workflow_id, workflow, version, inputs, state, \
-                 created_at, started_at, finished_at",
+                 created_at, started_at, finished_at, last_seq",
         )
         .bind(owner)
         .bind(now.saturating_add(millis(ttl)))
@@ -486,20 +487,21 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| backend("claiming runs", e))?;
         let owner: Arc<str> = owner.into();
-        let fences: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.10)).collect();
         let records = self
             .records(
                 rows.into_iter()
-                    .map(|(_, a, b, c, d, e, f, g, h, i)| (a, b, c, d, e, f, g, h, i))
+                    .map(|(_, a, b, c, d, e, f, g, h, i, _)| (a, b, c, d, e, f, g, h, i))
                     .collect(),
             )
             .await?;
         Ok(records
             .into_iter()
             .zip(fences)
-            .map(|(run, f)| Claimed {
+            .map(|(run, (f, last))| Claimed {
                 run,
                 lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
+                events: u64::try_from(last).unwrap_or(0),
             })
             .collect())
     }
