@@ -210,6 +210,13 @@ impl<'w> View<'w> {
         };
         let is_fan = self.wf.plan.nodes[i as usize].fan_out.is_some();
         match (n.item, n.to) {
+            (None, NodeState::Running) if !is_fan && self.bars.contains_key(&i) => {
+                // A retry: the same line, a new attempt.
+                if let Some(bar) = self.bars.get(&i) {
+                    bar.set_style(spinner_style());
+                    bar.set_message(format!("attempt {}", n.attempt.max(1)));
+                }
+            }
             (None, NodeState::Running) => {
                 let bar = multi.add(ProgressBar::new_spinner());
                 if is_fan {
@@ -230,6 +237,7 @@ impl<'w> View<'w> {
                 bar.enable_steady_tick(Duration::from_millis(100));
                 if let Some(old) = self.bars.insert(i, bar) {
                     old.finish_and_clear();
+                    multi.remove(&old);
                 }
             }
             (None, NodeState::Retrying) => {

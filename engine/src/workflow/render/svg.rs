@@ -111,36 +111,15 @@ impl Graph {
         let legend_h = if present.is_empty() { 0.0 } else { 28.0 };
         let total_w = total_w.max(MARGIN * 2.0 + 90.0 * present.len() as f64);
         let total_h = y_top(layers.rows.len()) - GAP_Y + MARGIN + legend_h;
-        let (w, h) = (total_w, total_h);
 
-        let mut s = String::new();
-        s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            s,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" \
-             viewBox=\"0 0 {w:.0} {h:.0}\" font-family=\"Helvetica, Arial, sans-serif\" \
-             font-size=\"{FONT}\">"
-        );
         let title = format!("{} v{}", self.name, self.version);
-        let _ = writeln!(s, "<title>{}</title>", xml(&title));
-        s.push_str(
-            "<defs>\
-             <marker id=\"df-arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" \
-             markerWidth=\"8\" markerHeight=\"8\" orient=\"auto\">\
-             <path d=\"M0,0 L10,5 L0,10 z\" fill=\"#546e7a\"/></marker>\
-             </defs>\n",
-        );
-        let _ = writeln!(
-            s,
-            "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n\
-             <text x=\"{MARGIN}\" y=\"{:.0}\" font-size=\"14\" font-weight=\"bold\" \
-             fill=\"#263238\">{}</text>",
-            MARGIN + 8.0,
-            xml(&title)
-        );
+        let mut s = String::new();
 
-        // Edges: a smooth path through the edge's dummy vertices.
+        // Edges: a smooth path through the edge's dummy vertices. Labels go in their
+        // own group, drawn over the edges.
         s.push_str("<g class=\"edges\" fill=\"none\">\n");
+        let mut edge_labels = String::new();
+        let mut labels: Vec<(f64, f64, f64, f64)> = Vec::new();
         for (e, chain) in edges.iter().zip(&layers.chains) {
             let pts: Vec<(f64, f64)> = chain
                 .iter()
@@ -181,24 +160,34 @@ impl Graph {
                 xml(&e.to),
             );
             if !e.label.is_empty() {
-                // On the last segment, just above the arrow head.
+                // On the last segment, above the arrow head; moved up while it
+                // would cover an earlier label.
                 let (x1, y1) = pts[pts.len() - 1];
                 let (x0, y0) = pts[pts.len() - 2];
-                let (lx, ly) = (x0 + (x1 - x0) * 0.6 + 4.0, y0 + (y1 - y0) * 0.6);
                 let label = shorten(&e.label);
                 let lw = label.chars().count() as f64 * 6.0 + 6.0;
+                let (lx, mut ly) = (x0 + (x1 - x0) * 0.55 + 4.0, y0 + (y1 - y0) * 0.55);
+                let overlaps = |ly: f64, placed: &[(f64, f64, f64, f64)]| {
+                    placed.iter().any(|&(a, b, c, d)| {
+                        lx - 3.0 < c && a < lx - 3.0 + lw && ly - 10.0 < d && b < ly + 4.0
+                    })
+                };
+                while overlaps(ly, &labels) && ly > y0 + 12.0 {
+                    ly -= 15.0;
+                }
+                labels.push((lx - 3.0, ly - 10.0, lx - 3.0 + lw, ly + 4.0));
                 let _ = writeln!(
-                    s,
+                    edge_labels,
                     "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{lw:.1}\" height=\"14\" rx=\"3\" fill=\"#ffffff\" fill-opacity=\"0.85\"/>\
-                     <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#37474f\">{}</text>",
+                     <text x=\"{lx:.1}\" y=\"{ly:.1}\" font-size=\"10\" fill=\"#37474f\">{}</text>",
                     lx - 3.0,
                     ly - 10.0,
-                    lx,
-                    ly,
                     xml(&label)
                 );
             }
         }
+        s.push_str("</g>\n<g class=\"edge-labels\">\n");
+        s.push_str(&edge_labels);
         s.push_str("</g>\n");
 
         // Nodes.
@@ -273,7 +262,34 @@ impl Graph {
             s.push_str("</g>\n");
         }
         s.push_str("</svg>\n");
-        s
+        let label_right = labels.iter().map(|l| l.2).fold(0.0, f64::max);
+        let (w, h) = (total_w.max(label_right + MARGIN), total_h);
+        let mut head = String::with_capacity(s.len() + 1024);
+        head.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            head,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" \
+             viewBox=\"0 0 {w:.0} {h:.0}\" font-family=\"Helvetica, Arial, sans-serif\" \
+             font-size=\"{FONT}\">"
+        );
+        let _ = writeln!(head, "<title>{}</title>", xml(&title));
+        head.push_str(
+            "<defs>\
+             <marker id=\"df-arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" \
+             markerWidth=\"8\" markerHeight=\"8\" orient=\"auto\">\
+             <path d=\"M0,0 L10,5 L0,10 z\" fill=\"#546e7a\"/></marker>\
+             </defs>\n",
+        );
+        let _ = writeln!(
+            head,
+            "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n\
+             <text x=\"{MARGIN}\" y=\"{:.0}\" font-size=\"14\" font-weight=\"bold\" \
+             fill=\"#263238\">{}</text>",
+            MARGIN + 8.0,
+            xml(&title)
+        );
+        head.push_str(&s);
+        head
     }
 }
 
