@@ -178,3 +178,110 @@ async fn unknown_workflow_is_named_with_exit_code_two() {
         out.stderr
     );
 }
+
+/// The test app binary, run in `dir` with the `DAGFORGE_*` variables cleared and
+/// `env` set.
+fn app_bin(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String, u32) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dagforge-cli-app"));
+    cmd.current_dir(dir).args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DAGFORGE_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        pid,
+    )
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "dagforge-cli-bin-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn settings_precedence_flags_env_file_default() {
+    let dir = temp_dir("precedence");
+    let list = ["runs", "list"];
+    // Default: ./dagforge.db.
+    let (code, out, err, _) = app_bin(&dir, &list, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(dir.join("dagforge.db").exists());
+    // The config file over the default.
+    std::fs::write(dir.join("dagforge.toml"), "store = \"sqlite://file.db\"\n").unwrap();
+    app_bin(&dir, &list, &[]);
+    assert!(dir.join("file.db").exists());
+    // The environment over the file.
+    app_bin(&dir, &list, &[("DAGFORGE_STORE", "sqlite://env.db")]);
+    assert!(dir.join("env.db").exists());
+    // A flag over the environment.
+    app_bin(
+        &dir,
+        &["runs", "list", "--store", "sqlite://flag.db"],
+        &[("DAGFORGE_STORE", "sqlite://env2.db")],
+    );
+    assert!(dir.join("flag.db").exists());
+    assert!(!dir.join("env2.db").exists());
+    // A bad value from the environment is named, with exit code 2.
+    let (code, _, err, _) = app_bin(&dir, &list, &[("DAGFORGE_CONCURRENCY", "lots")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("lots"), "{err}");
+    // A broken config file too.
+    std::fs::write(dir.join("dagforge.toml"), "executor = \"threads\"\n").unwrap();
+    let (code, _, err, _) = app_bin(&dir, &list, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("dagforge.toml"), "{err}");
+}
+
+#[test]
+fn the_process_executor_runs_jobs_in_worker_children() {
+    let dir = temp_dir("process");
+    let store = "sqlite://runs.db";
+    for (executor, separate) in [("in-process", false), ("process", true)] {
+        let (code, out, err, pid) = app_bin(
+            &dir,
+            &["run", "cli-echo", "--wait", "--store", store],
+            &[("DAGFORGE_EXECUTOR", executor)],
+        );
+        assert_eq!(code, 0, "{executor}: {out}{err}");
+        let logged: u32 = out
+            .split("info: pid ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{executor}: no pid line in {out}"));
+        assert_eq!(
+            logged != pid,
+            separate,
+            "{executor}: job pid {logged}, app pid {pid}"
+        );
+    }
+    let (code, _, err, _) = app_bin(&dir, &["run", "nope", "--store", store], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no workflow named `nope`"), "{err}");
+}
