@@ -12,3 +12,10 @@ pub mod artifacts {}
 
 #[doc = include_str!("../../docs/guide/stores.md")]
 pub mod stores {}
+
+#[doc = include_str!("../../docs/guide/scheduling.md")]
+pub mod scheduling {}
+
+#[cfg(feature = "cli")]
+#[doc = include_str!("../../docs/guide/cli.md")]
+pub mod cli {}

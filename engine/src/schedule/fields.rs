@@ -219,7 +219,11 @@ mod tests {
     use super::*;
 
     fn set(spec: &FieldSpec, text: &str) -> Vec<u32> {
-        parse_field(spec, text).unwrap().values.into_iter().collect()
+        parse_field(spec, text)
+            .unwrap()
+            .values
+            .into_iter()
+            .collect()
     }
 
     #[test]

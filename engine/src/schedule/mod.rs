@@ -98,13 +98,12 @@ pub struct Schedule {
     matcher: Matcher,
 }
 
-/// The wall-clock times that match, as `cron` crate schedules evaluated on naive local time.
+/// The wall-clock times that match: those of `first`, and for the POSIX day-of-month *or*
+/// day-of-week rule also those of `or`; `cron` crate schedules evaluated on naive local time.
 #[derive(Debug, Clone)]
-enum Matcher {
-    /// Times matched by one schedule.
-    One(cron::Schedule),
-    /// Times matched by either schedule: the POSIX day-of-month *or* day-of-week rule.
-    Either(cron::Schedule, cron::Schedule),
+struct Matcher {
+    first: cron::Schedule,
+    or: Option<Box<cron::Schedule>>,
 }
 
 impl Schedule {
@@ -228,12 +227,10 @@ impl Schedule {
         // The `cron` crate evaluated in UTC is a plain wall-clock calendar: no gaps, no repeats.
         let at = Utc.from_utc_datetime(&after);
         let next = |s: &cron::Schedule| s.after(&at).next().map(|d| d.naive_utc());
-        match &self.matcher {
-            Matcher::One(s) => next(s),
-            Matcher::Either(a, b) => match (next(a), next(b)) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
+        let first = next(&self.matcher.first);
+        match self.matcher.or.as_deref().map(next) {
+            Some(Some(or)) => Some(first.map_or(or, |first| first.min(or))),
+            Some(None) | None => first,
         }
     }
 
@@ -366,11 +363,7 @@ fn posix(expression: &str, parts: &[&str]) -> Result<Matcher, ScheduleError> {
             items.join(",")
         }
     };
-    let head = format!(
-        "0 {} {}",
-        list(&minute, 0, 59),
-        list(&hour, 0, 23),
-    );
+    let head = format!("0 {} {}", list(&minute, 0, 59), list(&hour, 0, 23),);
     let month = list(&month, 1, 12);
     let days = list(&dom, 1, 31);
     let weekdays = list(&dow_quartz, 1, 7);
@@ -379,16 +372,22 @@ fn posix(expression: &str, parts: &[&str]) -> Result<Matcher, ScheduleError> {
             .map_err(|e| invalid_expression(expression, &e.to_string()))
     };
     if !dom.star && !dow.star {
-        Ok(Matcher::Either(build(&days, "*")?, build("*", &weekdays)?))
+        Ok(Matcher {
+            first: build(&days, "*")?,
+            or: Some(Box::new(build("*", &weekdays)?)),
+        })
     } else {
-        Ok(Matcher::One(build(&days, &weekdays)?))
+        Ok(Matcher {
+            first: build(&days, &weekdays)?,
+            or: None,
+        })
     }
 }
 
 /// Gives a 6/7-field expression to the `cron` crate as-is; on failure, finds the culprit field.
 fn quartz(text: &str, parts: &[&str]) -> Result<Matcher, ScheduleError> {
     match cron::Schedule::from_str(text) {
-        Ok(s) => Ok(Matcher::One(s)),
+        Ok(first) => Ok(Matcher { first, or: None }),
         Err(e) => {
             for (spec, part) in QUARTZ.iter().zip(parts) {
                 parse_field(spec, part)?;

@@ -165,9 +165,7 @@ pub fn plan_fires_with_grace(
             next,
         };
     };
-    let on_time = (now - latest)
-        .to_std()
-        .map_or(true, |late| late <= grace);
+    let on_time = (now - latest).to_std().map_or(true, |late| late <= grace);
     let to_fire = match policy {
         MissedFirePolicy::Skip | MissedFirePolicy::CatchUp { max: 0 } => {
             if on_time {
@@ -236,11 +234,20 @@ mod tests {
         let late = at(1, 7, 30);
         let plan = |p| plan_fires(&hourly, last, late, p);
         assert!(plan(MissedFirePolicy::Skip).to_fire.is_empty());
-        assert!(plan(MissedFirePolicy::CatchUp { max: 0 }).to_fire.is_empty());
+        assert!(
+            plan(MissedFirePolicy::CatchUp { max: 0 })
+                .to_fire
+                .is_empty()
+        );
         assert_eq!(plan(MissedFirePolicy::FireOnce).to_fire, [at(1, 7, 0)]);
 
         // Nothing due: nothing to run, whatever the policy.
-        let quiet = plan_fires(&hourly, at(1, 7, 0), at(1, 7, 59), MissedFirePolicy::FireOnce);
+        let quiet = plan_fires(
+            &hourly,
+            at(1, 7, 0),
+            at(1, 7, 59),
+            MissedFirePolicy::FireOnce,
+        );
         assert_eq!(quiet.to_fire, Vec::<DateTime<Utc>>::new());
         assert_eq!(quiet.next, Some(at(1, 8, 0)));
 
@@ -270,9 +277,8 @@ mod tests {
     fn grace_is_configurable() {
         let hourly = Schedule::utc("@hourly").unwrap();
         let now = at(1, 7, 5);
-        let plan = |grace| {
-            plan_fires_with_grace(&hourly, at(1, 6, 0), now, MissedFirePolicy::Skip, grace)
-        };
+        let plan =
+            |grace| plan_fires_with_grace(&hourly, at(1, 6, 0), now, MissedFirePolicy::Skip, grace);
         assert!(plan(Duration::from_secs(60)).to_fire.is_empty());
         assert_eq!(plan(Duration::from_secs(600)).to_fire, [at(1, 7, 0)]);
     }
@@ -307,11 +313,17 @@ mod tests {
         let cases = [
             (MissedFirePolicy::Skip, r#""skip""#),
             (MissedFirePolicy::FireOnce, r#""fire_once""#),
-            (MissedFirePolicy::CatchUp { max: 3 }, r#"{"catch_up":{"max":3}}"#),
+            (
+                MissedFirePolicy::CatchUp { max: 3 },
+                r#"{"catch_up":{"max":3}}"#,
+            ),
         ];
         for (policy, json) in cases {
             assert_eq!(serde_json::to_string(&policy).unwrap(), json);
-            assert_eq!(serde_json::from_str::<MissedFirePolicy>(json).unwrap(), policy);
+            assert_eq!(
+                serde_json::from_str::<MissedFirePolicy>(json).unwrap(),
+                policy
+            );
         }
         for (policy, json) in [
             (OverlapPolicy::Skip, r#""skip""#),
@@ -322,7 +334,10 @@ mod tests {
             assert_eq!(serde_json::from_str::<OverlapPolicy>(json).unwrap(), policy);
         }
         let jitter = Jitter::up_to(Duration::from_millis(1500));
-        assert_eq!(serde_json::to_string(&jitter).unwrap(), r#"{"max_ms":1500}"#);
+        assert_eq!(
+            serde_json::to_string(&jitter).unwrap(),
+            r#"{"max_ms":1500}"#
+        );
         assert_eq!(
             serde_json::from_str::<Jitter>(r#"{"max_ms":1500}"#).unwrap(),
             jitter

@@ -152,18 +152,23 @@ fn reference_fires(expr: &str, zone: Tz) -> Vec<DateTime<Utc>> {
     fires
 }
 
-fn element(min: u32, max: u32, names: &'static [&'static str], name_base: u32) -> BoxedStrategy<String> {
+fn element(
+    min: u32,
+    max: u32,
+    names: &'static [&'static str],
+    name_base: u32,
+) -> BoxedStrategy<String> {
     let num = move || min..=max;
     let name_or_num = move |v: u32| -> String {
         let i = v.wrapping_sub(name_base) as usize;
-        if !names.is_empty() && i < names.len() && v % 2 == 0 {
+        if !names.is_empty() && i < names.len() && v.is_multiple_of(2) {
             names[i].to_uppercase()
         } else {
             v.to_string()
         }
     };
     prop_oneof![
-        2 => num().prop_map(move |v| name_or_num(v)),
+        2 => num().prop_map(name_or_num),
         1 => (num(), num()).prop_map(move |(a, b)| {
             let (a, b) = (a.min(b), a.max(b));
             format!("{}-{}", name_or_num(a), name_or_num(b))

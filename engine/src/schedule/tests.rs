@@ -32,8 +32,7 @@ fn next_n(schedule: &Schedule, after: &str, n: usize) -> Vec<DateTime<Utc>> {
 }
 
 fn check(expr: &str, tz: &str, after: &str, expected: &[&str]) {
-    let schedule =
-        Schedule::parse(expr, tz).unwrap_or_else(|e| panic!("`{expr}` in {tz}: {e}"));
+    let schedule = Schedule::parse(expr, tz).unwrap_or_else(|e| panic!("`{expr}` in {tz}: {e}"));
     let got = next_n(&schedule, after, expected.len() + 1);
     let want: Vec<_> = expected.iter().map(|s| t(s)).collect();
     assert_eq!(
@@ -50,7 +49,11 @@ fn next_fires_table() {
         (
             "0 0 31 * *",
             "2026-01-31T00:00Z",
-            &["2026-03-31T00:00Z", "2026-05-31T00:00Z", "2026-07-31T00:00Z"],
+            &[
+                "2026-03-31T00:00Z",
+                "2026-05-31T00:00Z",
+                "2026-07-31T00:00Z",
+            ],
         ),
         (
             "0 12 30 * *",
@@ -61,12 +64,20 @@ fn next_fires_table() {
         (
             "0 0 29 2 *",
             "2026-01-01T00:00Z",
-            &["2028-02-29T00:00Z", "2032-02-29T00:00Z", "2036-02-29T00:00Z"],
+            &[
+                "2028-02-29T00:00Z",
+                "2032-02-29T00:00Z",
+                "2036-02-29T00:00Z",
+            ],
         ),
         (
             "0 0 28-31 2 *",
             "2027-02-27T00:00Z",
-            &["2027-02-28T00:00Z", "2028-02-28T00:00Z", "2028-02-29T00:00Z"],
+            &[
+                "2027-02-28T00:00Z",
+                "2028-02-28T00:00Z",
+                "2028-02-29T00:00Z",
+            ],
         ),
         // Year rollover.
         (
@@ -93,32 +104,81 @@ fn next_fires_table() {
         (
             "0 0 * * 1-5",
             "2026-12-04T00:00Z",
-            &["2026-12-07T00:00Z", "2026-12-08T00:00Z", "2026-12-09T00:00Z"],
+            &[
+                "2026-12-07T00:00Z",
+                "2026-12-08T00:00Z",
+                "2026-12-09T00:00Z",
+            ],
         ),
-        ("0 0 * * 0", "2026-12-01T00:00Z", &["2026-12-06T00:00Z", "2026-12-13T00:00Z"]),
-        ("0 0 * * 7", "2026-12-01T00:00Z", &["2026-12-06T00:00Z", "2026-12-13T00:00Z"]),
+        (
+            "0 0 * * 0",
+            "2026-12-01T00:00Z",
+            &["2026-12-06T00:00Z", "2026-12-13T00:00Z"],
+        ),
+        (
+            "0 0 * * 7",
+            "2026-12-01T00:00Z",
+            &["2026-12-06T00:00Z", "2026-12-13T00:00Z"],
+        ),
         ("0 0 * * sun", "2026-12-01T00:00Z", &["2026-12-06T00:00Z"]),
-        ("0 0 * * 5-7", "2026-12-04T00:00Z", &["2026-12-05T00:00Z", "2026-12-06T00:00Z", "2026-12-11T00:00Z"]),
-        ("0 0 * * Sat,Sunday", "2026-12-01T00:00Z", &["2026-12-05T00:00Z", "2026-12-06T00:00Z"]),
+        (
+            "0 0 * * 5-7",
+            "2026-12-04T00:00Z",
+            &[
+                "2026-12-05T00:00Z",
+                "2026-12-06T00:00Z",
+                "2026-12-11T00:00Z",
+            ],
+        ),
+        (
+            "0 0 * * Sat,Sunday",
+            "2026-12-01T00:00Z",
+            &["2026-12-05T00:00Z", "2026-12-06T00:00Z"],
+        ),
         (
             "0 0 1 jan,Jul *",
             "2026-01-01T00:00Z",
             &["2026-07-01T00:00Z", "2027-01-01T00:00Z"],
         ),
-        ("0 0 1 FEB-apr/2 *", "2026-01-01T00:00Z", &["2026-02-01T00:00Z", "2026-04-01T00:00Z", "2027-02-01T00:00Z"]),
+        (
+            "0 0 1 FEB-apr/2 *",
+            "2026-01-01T00:00Z",
+            &[
+                "2026-02-01T00:00Z",
+                "2026-04-01T00:00Z",
+                "2027-02-01T00:00Z",
+            ],
+        ),
         // Steps, ranges, lists.
         (
             "*/15 * * * *",
             "2026-06-01T10:07Z",
-            &["2026-06-01T10:15Z", "2026-06-01T10:30Z", "2026-06-01T10:45Z", "2026-06-01T11:00Z"],
+            &[
+                "2026-06-01T10:15Z",
+                "2026-06-01T10:30Z",
+                "2026-06-01T10:45Z",
+                "2026-06-01T11:00Z",
+            ],
         ),
         (
             "5-20/5 * * * *",
             "2026-06-01T10:20Z",
             &["2026-06-01T11:05Z", "2026-06-01T11:10Z"],
         ),
-        ("50/4 * * * *", "2026-06-01T10:57Z", &["2026-06-01T10:58Z", "2026-06-01T11:50Z"]),
-        ("0 8,12-13 * * *", "2026-06-01T08:00Z", &["2026-06-01T12:00Z", "2026-06-01T13:00Z", "2026-06-02T08:00Z"]),
+        (
+            "50/4 * * * *",
+            "2026-06-01T10:57Z",
+            &["2026-06-01T10:58Z", "2026-06-01T11:50Z"],
+        ),
+        (
+            "0 8,12-13 * * *",
+            "2026-06-01T08:00Z",
+            &[
+                "2026-06-01T12:00Z",
+                "2026-06-01T13:00Z",
+                "2026-06-02T08:00Z",
+            ],
+        ),
         // Both day fields restricted: either matches (the 13th, or a Friday).
         (
             "0 0 13 * FRI",
@@ -137,22 +197,48 @@ fn next_fires_table() {
         (
             "0 0 1,15 * 3",
             "2026-12-01T00:00Z",
-            &["2026-12-02T00:00Z", "2026-12-09T00:00Z", "2026-12-15T00:00Z", "2026-12-16T00:00Z"],
+            &[
+                "2026-12-02T00:00Z",
+                "2026-12-09T00:00Z",
+                "2026-12-15T00:00Z",
+                "2026-12-16T00:00Z",
+            ],
         ),
         // Day of month starting with `*`: both must match (days 1, 11, 21, 31 that are Mondays).
         (
             "0 0 */10 * MON",
             "2026-01-01T00:00Z",
-            &["2026-05-11T00:00Z", "2026-06-01T00:00Z", "2026-08-31T00:00Z", "2026-09-21T00:00Z"],
+            &[
+                "2026-05-11T00:00Z",
+                "2026-06-01T00:00Z",
+                "2026-08-31T00:00Z",
+                "2026-09-21T00:00Z",
+            ],
         ),
         // Shortcuts.
-        ("@weekly", "2026-12-01T00:00Z", &["2026-12-06T00:00Z", "2026-12-13T00:00Z"]),
+        (
+            "@weekly",
+            "2026-12-01T00:00Z",
+            &["2026-12-06T00:00Z", "2026-12-13T00:00Z"],
+        ),
         ("@WEEKLY", "2026-12-06T00:00Z", &["2026-12-13T00:00Z"]),
         ("@daily", "2026-12-01T00:00Z", &["2026-12-02T00:00Z"]),
         ("@midnight", "2026-12-01T00:00Z", &["2026-12-02T00:00Z"]),
-        ("@hourly", "2026-12-01T00:30Z", &["2026-12-01T01:00Z", "2026-12-01T02:00Z"]),
-        ("@monthly", "2026-12-01T00:00Z", &["2027-01-01T00:00Z", "2027-02-01T00:00Z"]),
-        ("@yearly", "2026-12-01T00:00Z", &["2027-01-01T00:00Z", "2028-01-01T00:00Z"]),
+        (
+            "@hourly",
+            "2026-12-01T00:30Z",
+            &["2026-12-01T01:00Z", "2026-12-01T02:00Z"],
+        ),
+        (
+            "@monthly",
+            "2026-12-01T00:00Z",
+            &["2027-01-01T00:00Z", "2027-02-01T00:00Z"],
+        ),
+        (
+            "@yearly",
+            "2026-12-01T00:00Z",
+            &["2027-01-01T00:00Z", "2028-01-01T00:00Z"],
+        ),
         ("@annually", "2026-12-01T00:00Z", &["2027-01-01T00:00Z"]),
         // Seconds (Quartz flavour, given to the `cron` crate as-is).
         (
@@ -163,7 +249,11 @@ fn next_fires_table() {
         (
             "*/20 * * * * *",
             "2026-12-01T00:00:05Z",
-            &["2026-12-01T00:00:20Z", "2026-12-01T00:00:40Z", "2026-12-01T00:01:00Z"],
+            &[
+                "2026-12-01T00:00:20Z",
+                "2026-12-01T00:00:40Z",
+                "2026-12-01T00:01:00Z",
+            ],
         ),
         (
             "0 0 12 * * MON-FRI",
@@ -171,8 +261,16 @@ fn next_fires_table() {
             &["2026-12-07T12:00Z", "2026-12-08T12:00Z"],
         ),
         // Quartz numbering: 2 = Monday.
-        ("0 0 12 ? * 2", "2026-12-01T00:00Z", &["2026-12-07T12:00Z", "2026-12-14T12:00Z"]),
-        ("0 0 0 1 1 * 2030", "2026-12-01T00:00Z", &["2030-01-01T00:00Z"]),
+        (
+            "0 0 12 ? * 2",
+            "2026-12-01T00:00Z",
+            &["2026-12-07T12:00Z", "2026-12-14T12:00Z"],
+        ),
+        (
+            "0 0 0 1 1 * 2030",
+            "2026-12-01T00:00Z",
+            &["2030-01-01T00:00Z"],
+        ),
     ];
     for (expr, after, expected) in table {
         check(expr, "UTC", after, expected);
@@ -191,18 +289,46 @@ fn sub_second_instants() {
     let after = t("2026-12-01T10:00Z") + chrono::TimeDelta::milliseconds(1);
     assert_eq!(minutely.next_after(after), Some(t("2026-12-01T10:01Z")));
     let just_before = t("2026-12-01T10:01Z") - chrono::TimeDelta::nanoseconds(1);
-    assert_eq!(minutely.next_after(just_before), Some(t("2026-12-01T10:01Z")));
+    assert_eq!(
+        minutely.next_after(just_before),
+        Some(t("2026-12-01T10:01Z"))
+    );
 }
 
 #[test]
 fn time_zones_shift_wall_clock_times() {
     // 09:00 in Paris is 08:00 UTC in winter, 07:00 UTC in summer; in New York 14:00 / 13:00.
-    check("0 9 * * *", "Europe/Paris", "2026-12-01T12:00Z", &["2026-12-02T08:00Z"]);
-    check("0 9 * * *", "Europe/Paris", "2026-06-01T12:00Z", &["2026-06-02T07:00Z"]);
-    check("0 9 * * *", "America/New_York", "2026-12-01T20:00Z", &["2026-12-02T14:00Z"]);
-    check("0 9 * * *", "America/New_York", "2026-06-01T20:00Z", &["2026-06-02T13:00Z"]);
+    check(
+        "0 9 * * *",
+        "Europe/Paris",
+        "2026-12-01T12:00Z",
+        &["2026-12-02T08:00Z"],
+    );
+    check(
+        "0 9 * * *",
+        "Europe/Paris",
+        "2026-06-01T12:00Z",
+        &["2026-06-02T07:00Z"],
+    );
+    check(
+        "0 9 * * *",
+        "America/New_York",
+        "2026-12-01T20:00Z",
+        &["2026-12-02T14:00Z"],
+    );
+    check(
+        "0 9 * * *",
+        "America/New_York",
+        "2026-06-01T20:00Z",
+        &["2026-06-02T13:00Z"],
+    );
     // The day is the local day: Monday 00:30 in Paris is Sunday 23:30 UTC.
-    check("30 0 * * MON", "Europe/Paris", "2026-12-01T00:00Z", &["2026-12-06T23:30Z"]);
+    check(
+        "30 0 * * MON",
+        "Europe/Paris",
+        "2026-12-01T00:00Z",
+        &["2026-12-06T23:30Z"],
+    );
 }
 
 /// Spring forward, Europe/Paris, Sunday 2026-03-29: 02:00 CET → 03:00 CEST at 01:00 UTC.
@@ -214,23 +340,41 @@ fn dst_spring_forward_paris() {
         "30 2 * * *",
         tz,
         "2026-03-27T12:00Z",
-        &["2026-03-28T01:30Z", "2026-03-29T01:00Z", "2026-03-30T00:30Z"],
+        &[
+            "2026-03-28T01:30Z",
+            "2026-03-29T01:00Z",
+            "2026-03-30T00:30Z",
+        ],
     );
     // Hourly: 01:00 CET, then 03:00 CEST once (02:00 and 03:00 collapse), then 04:00 CEST.
     check(
         "0 * * * *",
         tz,
         "2026-03-28T23:30Z",
-        &["2026-03-29T00:00Z", "2026-03-29T01:00Z", "2026-03-29T02:00Z"],
+        &[
+            "2026-03-29T00:00Z",
+            "2026-03-29T01:00Z",
+            "2026-03-29T02:00Z",
+        ],
     );
     check(
         "*/15 * * * *",
         tz,
         "2026-03-29T00:30Z",
-        &["2026-03-29T00:45Z", "2026-03-29T01:00Z", "2026-03-29T01:15Z", "2026-03-29T01:30Z"],
+        &[
+            "2026-03-29T00:45Z",
+            "2026-03-29T01:00Z",
+            "2026-03-29T01:15Z",
+            "2026-03-29T01:30Z",
+        ],
     );
     // 6-field with seconds: same rule.
-    check("0 30 2 * * *", tz, "2026-03-28T12:00Z", &["2026-03-29T01:00Z"]);
+    check(
+        "0 30 2 * * *",
+        tz,
+        "2026-03-28T12:00Z",
+        &["2026-03-29T01:00Z"],
+    );
 }
 
 /// Fall back, Europe/Paris, Sunday 2026-10-25: 03:00 CEST → 02:00 CET at 01:00 UTC.
@@ -249,17 +393,35 @@ fn dst_fall_back_paris() {
         "0 * * * *",
         tz,
         "2026-10-24T23:30Z",
-        &["2026-10-25T00:00Z", "2026-10-25T02:00Z", "2026-10-25T03:00Z"],
+        &[
+            "2026-10-25T00:00Z",
+            "2026-10-25T02:00Z",
+            "2026-10-25T03:00Z",
+        ],
     );
     check(
         "*/15 * * * *",
         tz,
         "2026-10-25T00:30Z",
-        &["2026-10-25T00:45Z", "2026-10-25T02:00Z", "2026-10-25T02:15Z"],
+        &[
+            "2026-10-25T00:45Z",
+            "2026-10-25T02:00Z",
+            "2026-10-25T02:15Z",
+        ],
     );
     // Starting inside the repeated hour (02:10 CET): the first pass already fired.
-    check("*/15 * * * *", tz, "2026-10-25T01:10Z", &["2026-10-25T02:00Z"]);
-    check("30 2 * * *", tz, "2026-10-25T01:10Z", &["2026-10-26T01:30Z"]);
+    check(
+        "*/15 * * * *",
+        tz,
+        "2026-10-25T01:10Z",
+        &["2026-10-25T02:00Z"],
+    );
+    check(
+        "30 2 * * *",
+        tz,
+        "2026-10-25T01:10Z",
+        &["2026-10-26T01:30Z"],
+    );
 }
 
 /// Spring forward, America/New_York, Sunday 2026-03-08: 02:00 EST → 03:00 EDT at 07:00 UTC.
@@ -282,7 +444,11 @@ fn dst_spring_forward_new_york() {
         "*/15 * * * *",
         tz,
         "2026-03-08T06:40Z",
-        &["2026-03-08T06:45Z", "2026-03-08T07:00Z", "2026-03-08T07:15Z"],
+        &[
+            "2026-03-08T06:45Z",
+            "2026-03-08T07:00Z",
+            "2026-03-08T07:15Z",
+        ],
     );
 }
 
@@ -308,13 +474,21 @@ fn dst_fall_back_new_york() {
         "0 * * * *",
         tz,
         "2026-11-01T04:30Z",
-        &["2026-11-01T05:00Z", "2026-11-01T07:00Z", "2026-11-01T08:00Z"],
+        &[
+            "2026-11-01T05:00Z",
+            "2026-11-01T07:00Z",
+            "2026-11-01T08:00Z",
+        ],
     );
     check(
         "*/15 * * * *",
         tz,
         "2026-11-01T05:40Z",
-        &["2026-11-01T05:45Z", "2026-11-01T07:00Z", "2026-11-01T07:15Z"],
+        &[
+            "2026-11-01T05:45Z",
+            "2026-11-01T07:00Z",
+            "2026-11-01T07:15Z",
+        ],
     );
 }
 
@@ -345,7 +519,11 @@ fn fires_between_and_last_between() {
     let fires: Vec<_> = s.fires_between(a, b).collect();
     assert_eq!(
         fires,
-        [t("2026-12-04T08:00Z"), t("2026-12-07T08:00Z"), t("2026-12-08T08:00Z")]
+        [
+            t("2026-12-04T08:00Z"),
+            t("2026-12-07T08:00Z"),
+            t("2026-12-08T08:00Z")
+        ]
     );
     assert_eq!(s.last_between(a, b), Some(t("2026-12-08T08:00Z")));
     let just_before = b - chrono::TimeDelta::nanoseconds(1);
@@ -392,22 +570,43 @@ fn invalid_fields_are_named() {
         assert_eq!(field_err(expr), (field, token.to_owned()), "{expr}");
     }
     let message = err("* * * * 8").to_string();
-    assert!(message.contains("day-of-week") && message.contains("`8`"), "{message}");
+    assert!(
+        message.contains("day-of-week") && message.contains("`8`"),
+        "{message}"
+    );
 }
 
 #[test]
 fn other_errors() {
     assert_eq!(err(""), ScheduleError::Empty);
     assert_eq!(err("   "), ScheduleError::Empty);
-    assert!(matches!(err("* * *"), ScheduleError::FieldCount { found: 3, .. }));
-    assert!(matches!(err("* * * * * * * *"), ScheduleError::FieldCount { found: 8, .. }));
-    assert_eq!(err("@often"), ScheduleError::UnknownShortcut("@often".to_owned()));
+    assert!(matches!(
+        err("* * *"),
+        ScheduleError::FieldCount { found: 3, .. }
+    ));
+    assert!(matches!(
+        err("* * * * * * * *"),
+        ScheduleError::FieldCount { found: 8, .. }
+    ));
+    assert_eq!(
+        err("@often"),
+        ScheduleError::UnknownShortcut("@often".to_owned())
+    );
     assert_eq!(
         Schedule::parse("* * * * *", "Mars/Olympus_Mons").unwrap_err(),
         ScheduleError::UnknownTimeZone("Mars/Olympus_Mons".to_owned())
     );
-    for never in ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6,9,11 *", "0 0 0 30 2 *"] {
-        assert_eq!(err(never), ScheduleError::NeverFires(never.to_owned()), "{never}");
+    for never in [
+        "0 0 30 2 *",
+        "0 0 31 4 *",
+        "0 0 31 2,4,6,9,11 *",
+        "0 0 0 30 2 *",
+    ] {
+        assert_eq!(
+            err(never),
+            ScheduleError::NeverFires(never.to_owned()),
+            "{never}"
+        );
     }
     // Feb 29 does occur; and the OR rule rescues an impossible day of month.
     Schedule::utc("0 0 29 2 *").unwrap();
@@ -418,10 +617,16 @@ fn other_errors() {
 fn serde_round_trip_validates() {
     let s = Schedule::parse("0 9 * * MON-FRI", "Europe/Paris").unwrap();
     let json = serde_json::to_string(&s).unwrap();
-    assert_eq!(json, r#"{"cron":"0 9 * * MON-FRI","time_zone":"Europe/Paris"}"#);
+    assert_eq!(
+        json,
+        r#"{"cron":"0 9 * * MON-FRI","time_zone":"Europe/Paris"}"#
+    );
     let back: Schedule = serde_json::from_str(&json).unwrap();
     assert_eq!(back, s);
-    assert_eq!(back.next_after(t("2026-12-04T12:00Z")), Some(t("2026-12-07T08:00Z")));
+    assert_eq!(
+        back.next_after(t("2026-12-04T12:00Z")),
+        Some(t("2026-12-07T08:00Z"))
+    );
     let utc: Schedule = serde_json::from_str(r#"{"cron":"@daily"}"#).unwrap();
     assert_eq!(utc.time_zone(), "UTC");
     let bad = serde_json::from_str::<Schedule>(r#"{"cron":"0 0 30 2 *"}"#).unwrap_err();
