@@ -440,3 +440,62 @@ async fn per_execution_environment_and_working_directory() {
     assert_eq!(wd, dir.display().to_string());
     assert_eq!(value.as_deref(), Some("probe"));
 }
+
+#[tokio::test]
+async fn the_engine_grace_period_abort_kills_and_reaps_the_worker() {
+    let mut wf = Workflow::builder("abort");
+    wf.add("job", Block).input(30_000);
+    // The executor would wait 5 s after SIGTERM; the engine aborts after 200 ms.
+    let engine = Engine::builder()
+        .executor(executor().grace_period(Duration::from_secs(5)).build())
+        .cancel_grace(Duration::from_millis(200))
+        .build();
+    let logs = Logs::collect(&engine);
+    let run = engine.start(&wf.build().unwrap(), ()).await.unwrap();
+    let pid = logs.wait_for_pids(1).await[0];
+    let t = Instant::now();
+    run.cancel();
+    let r = run.wait().await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(node(&r, "job").state, NodeState::Cancelled);
+    // Aborting the execution's task dropped the child: killed, then reaped by tokio.
+    assert_gone(pid, Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn a_worker_orphaned_by_an_engine_crash_does_not_keep_running() {
+    use std::io::BufRead;
+
+    let mut engine = std::process::Command::new(WORKER)
+        .arg("engine")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(engine.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i32 = line
+        .trim()
+        .strip_prefix("pid ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid line: {line:?}"));
+    assert_eq!(
+        proc_state(pid).map(|s| s != 'Z'),
+        Some(true),
+        "the worker runs"
+    );
+    engine.kill().unwrap(); // SIGKILL: the engine cannot stop its worker
+    engine.wait().unwrap();
+    // The orphan notices at its next heartbeat (100 ms), cancels its (deaf) job and
+    // exits after the grace period (300 ms). Its new parent reaps it, or not: either
+    // way it no longer runs.
+    let t = Instant::now();
+    while matches!(proc_state(pid), Some(s) if s != 'Z') {
+        assert!(
+            t.elapsed() < Duration::from_millis(1500),
+            "orphaned worker {pid} still running"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -342,6 +342,7 @@ async fn supervise(inner: &Inner, exec: &Execution) -> Result<Value, ErrorInfo> 
         execution: uuid::Uuid::now_v7().to_string(),
         timeout: exec.timeout(),
         heartbeat: inner.heartbeat_interval,
+        grace: inner.grace,
     };
     let mut wc = WorkerCommand {
         args: inner.args.clone(),

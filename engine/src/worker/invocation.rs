@@ -24,8 +24,12 @@ pub const ENV_TIMEOUT_MS: &str = "DAGFORGE_WORKER_TIMEOUT_MS";
 /// How often the worker writes a heartbeat line, in milliseconds (default 1000).
 pub const ENV_HEARTBEAT_MS: &str = "DAGFORGE_WORKER_HEARTBEAT_MS";
 
+/// How long a cancelled or orphaned job may take to stop before the worker exits
+/// anyway, in milliseconds (default 5000).
+pub const ENV_GRACE_MS: &str = "DAGFORGE_WORKER_GRACE_MS";
+
 /// Every variable of an invocation, to clear before setting them for a child.
-pub(crate) const ALL: [&str; 9] = [
+pub(crate) const ALL: [&str; 10] = [
     ENV_WORKER,
     ENV_JOB,
     ENV_RUN_ID,
@@ -35,10 +39,13 @@ pub(crate) const ALL: [&str; 9] = [
     ENV_EXECUTION_ID,
     ENV_TIMEOUT_MS,
     ENV_HEARTBEAT_MS,
+    ENV_GRACE_MS,
 ];
 
 /// The default heartbeat interval.
 pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+/// The default grace period.
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
 /// One execution a worker is asked to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +67,8 @@ pub struct Invocation {
     pub timeout: Option<Duration>,
     /// How often to write a heartbeat line.
     pub heartbeat: Duration,
+    /// How long a cancelled or orphaned job may take to stop before the worker exits.
+    pub grace: Duration,
 }
 
 /// A missing or invalid `DAGFORGE_WORKER_*` variable.
@@ -162,6 +171,7 @@ impl Invocation {
             execution: text(ENV_EXECUTION_ID)?.unwrap_or_default(),
             timeout: optional_ms(ENV_TIMEOUT_MS)?,
             heartbeat,
+            grace: optional_ms(ENV_GRACE_MS)?.unwrap_or(DEFAULT_GRACE),
         })
     }
 
@@ -179,6 +189,7 @@ impl Invocation {
                 ENV_HEARTBEAT_MS,
                 self.heartbeat.as_millis().max(1).to_string(),
             ),
+            (ENV_GRACE_MS, self.grace.as_millis().to_string()),
         ];
         if let Some(item) = self.item {
             vars.push((ENV_ITEM, item.to_string()));
@@ -212,6 +223,7 @@ mod tests {
             execution: "e-1".into(),
             timeout: Some(Duration::from_millis(1500)),
             heartbeat: Duration::from_millis(250),
+            grace: Duration::from_millis(700),
         }
     }
 
@@ -245,6 +257,7 @@ mod tests {
             (ENV_ITEM, "-1"),
             (ENV_TIMEOUT_MS, "soon"),
             (ENV_HEARTBEAT_MS, "0"),
+            (ENV_GRACE_MS, "-5"),
         ] {
             let mut vars = sample().to_vars();
             vars.retain(|(k, _)| *k != name);

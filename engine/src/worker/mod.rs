@@ -52,8 +52,8 @@ use crate::registry::{Registry, guarded};
 use crate::signal::{Signal, SignalSender};
 
 pub use invocation::{
-    ENV_ATTEMPT, ENV_EXECUTION_ID, ENV_HEARTBEAT_MS, ENV_ITEM, ENV_JOB, ENV_NODE, ENV_RUN_ID,
-    ENV_TIMEOUT_MS, ENV_WORKER, Invocation, InvocationError,
+    ENV_ATTEMPT, ENV_EXECUTION_ID, ENV_GRACE_MS, ENV_HEARTBEAT_MS, ENV_ITEM, ENV_JOB, ENV_NODE,
+    ENV_RUN_ID, ENV_TIMEOUT_MS, ENV_WORKER, Invocation, InvocationError,
 };
 pub use protocol::{Message, PREFIX, ProtocolError, VERSION, parse_line};
 
@@ -69,7 +69,7 @@ pub const EXIT_INVOCATION: u8 = 64;
 pub const EXIT_UNKNOWN_JOB: u8 = 65;
 
 /// Every `DAGFORGE_WORKER*` variable, which an executor clears before setting its own.
-pub(crate) fn invocation_vars() -> [&'static str; 9] {
+pub(crate) fn invocation_vars() -> [&'static str; 10] {
     invocation::ALL
 }
 
@@ -86,7 +86,9 @@ pub fn is_worker_invocation() -> bool {
 /// stdin is `null`), finds the job in `registry`, and runs it: log lines and progress
 /// go out as protocol lines on stdout, a heartbeat line every
 /// `DAGFORGE_WORKER_HEARTBEAT_MS`, and finally one `output` or `error` line. SIGTERM
-/// fires the job's cancellation token. A panic or a timeout
+/// fires the job's cancellation token; a job still running `DAGFORGE_WORKER_GRACE_MS`
+/// after that (or after the engine that started the worker went away) is ended with
+/// the process. A panic or a timeout
 /// (`DAGFORGE_WORKER_TIMEOUT_MS`) is a failed attempt, as in process. Exit codes:
 /// 0 on success, [`EXIT_FAILED`], [`EXIT_INVOCATION`], [`EXIT_UNKNOWN_JOB`].
 ///
@@ -144,10 +146,16 @@ pub async fn run(registry: &Registry) -> ExitCode {
         pid: std::process::id(),
         dagforge: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let writer = tokio::spawn(write_lines(hello, rx, invocation.heartbeat));
+    let writer = tokio::spawn(write_lines(hello, rx, invocation.heartbeat, cancel.clone()));
     let sigterm = tokio::spawn(cancel_on_sigterm(ctx.clone()));
+    let watchdog = tokio::spawn(exit_after_grace(
+        cancel,
+        invocation.grace,
+        invocation.job.clone(),
+    ));
 
     let outcome = guarded(job.call(ctx.clone(), input), invocation.timeout).await;
+    watchdog.abort();
     let succeeded = outcome.is_ok();
     ctx.report_done(outcome);
     drop(ctx);
@@ -190,11 +198,17 @@ fn write_line(out: &mut impl Write, message: &Message) -> std::io::Result<()> {
 
 /// The one writer of protocol lines: hello, then the job's signals and heartbeats in
 /// order, until the outcome. Returns whether every line was written.
+///
+/// It also notices when the engine that started the worker is gone (a write fails, or
+/// at a heartbeat the parent process is another one) and then cancels the job: an
+/// orphaned worker does not keep running (see [`exit_after_grace`]).
 async fn write_lines(
     hello: Message,
     mut rx: UnboundedReceiver<(u32, Signal)>,
     heartbeat: Duration,
+    cancel: CancellationToken,
 ) -> bool {
+    let parent = std::os::unix::process::parent_id();
     let mut ok = write_line(&mut std::io::stdout().lock(), &hello).is_ok();
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -211,17 +225,44 @@ async fn write_lines(
                 Some((_, Signal::Retry { .. } | Signal::Cancel)) => continue,
                 None => return false,
             },
-            _ = beat.tick() => Message::Heartbeat,
+            _ = beat.tick() => {
+                if std::os::unix::process::parent_id() != parent {
+                    // Re-parented: the engine died.
+                    cancel.cancel();
+                }
+                Message::Heartbeat
+            }
         };
-        // After a failed write (the executor is gone) nothing more is written, but the
-        // job still runs to its end.
+        // After a failed write (the executor is gone) nothing more is written, and the
+        // job is cancelled.
         if ok {
             ok = write_line(&mut std::io::stdout().lock(), &message).is_ok();
+            if !ok {
+                cancel.cancel();
+            }
         }
         if message.is_final() {
             return ok;
         }
     }
+}
+
+/// Once the job is cancelled (SIGTERM, or the engine is gone), gives it `grace` to
+/// stop, then ends the process: a job deaf to cancellation does not outlive its
+/// engine.
+async fn exit_after_grace(cancel: CancellationToken, grace: Duration, job: String) {
+    cancel.cancelled().await;
+    tokio::time::sleep(grace).await;
+    let error = ErrorInfo::new(
+        ErrorKind::Cancelled,
+        format!(
+            "job `{job}` did not stop within the grace period ({grace:?}) after it was \
+             cancelled; the worker exits"
+        ),
+    );
+    let _ = write_line(&mut std::io::stdout().lock(), &Message::Error { error });
+    #[allow(clippy::exit)] // The job's thread may be blocked: nothing else ends it.
+    std::process::exit(i32::from(EXIT_FAILED));
 }
 
 /// Fires the job's cancellation token on SIGTERM (instead of dying at once).
