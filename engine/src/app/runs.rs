@@ -43,7 +43,7 @@ pub(super) async fn dispatch(
 fn parse_id(id: &str) -> Result<RunId, CliError> {
     id.trim()
         .parse()
-        .map_err(|e| CliError::usage(format!("`{id}` is not a run id: {e}")))
+        .map_err(|e: crate::ids::ParseRunIdError| CliError::usage(e.to_string()))
 }
 
 fn parse_state(s: &str) -> Result<RunState, CliError> {
