@@ -55,6 +55,8 @@ mod error;
 mod fields;
 mod policy;
 #[cfg(test)]
+mod croniter_tests;
+#[cfg(test)]
 mod reference_tests;
 #[cfg(test)]
 mod tests;
