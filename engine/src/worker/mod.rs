@@ -7,7 +7,7 @@
 //! `docs/protocol.md`); anything else the job prints is console output, which the
 //! executor forwards to the run's log.
 //!
-//! A binary built with [`App`](https://docs.rs/dagforge) gets a hidden `worker`
+//! A binary built with dagforge's `App` gets a hidden `worker`
 //! subcommand that calls [`run`]. A binary without it checks
 //! [`is_worker_invocation`] first thing in `main`:
 //!
