@@ -21,6 +21,13 @@ use crate::context::{JobContext, LogLevel};
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::worker::{EXIT_UNKNOWN_JOB, Invocation, Message, parse_line};
 
+/// The longest line read from a worker; a longer one is cut into pieces (and is then
+/// no valid protocol line). Outputs are far smaller (the engine's output limit).
+const MAX_LINE: usize = 16 << 20;
+
+/// How many characters of a stderr line an error message quotes.
+const QUOTE_LINE: usize = 300;
+
 /// How long the pipes of a worker that exited are still read (a grandchild may hold
 /// them open).
 const DRAIN: Duration = Duration::from_millis(250);
@@ -527,15 +534,30 @@ impl<R: AsyncRead + Unpin> Lines<R> {
         }
     }
 
-    /// The next line; `None` at the end (then `open` is false). Cancel-safe: a
-    /// partial line stays in the buffer.
+    /// The next line (at most [`MAX_LINE`] bytes: a longer one comes in pieces);
+    /// `None` at the end (then `open` is false). Cancel-safe: a partial line stays in
+    /// the buffer.
     async fn next(&mut self) -> Option<Vec<u8>> {
         let reader = self.reader.as_mut()?;
-        match reader.read_until(b'\n', &mut self.buf).await {
-            Ok(n) if n > 0 || !self.buf.is_empty() => Some(std::mem::take(&mut self.buf)),
-            _ => {
-                self.open = false;
-                None
+        loop {
+            let chunk = match reader.fill_buf().await {
+                Ok(chunk) if !chunk.is_empty() => chunk,
+                // The end, or a broken pipe: what was read is the last line.
+                _ => {
+                    self.open = false;
+                    self.reader = None;
+                    return (!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf));
+                }
+            };
+            let room = MAX_LINE.saturating_sub(self.buf.len()).max(1);
+            let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) if i < room => (i + 1, true),
+                _ => (chunk.len().min(room), chunk.len() >= room),
+            };
+            self.buf.extend_from_slice(&chunk[..take]);
+            reader.consume(take);
+            if done {
+                return Some(std::mem::take(&mut self.buf));
             }
         }
     }
@@ -588,6 +610,11 @@ impl Watch<'_> {
         if self.tail_len > 0 {
             if self.tail.len() == self.tail_len {
                 self.tail.pop_front();
+            }
+            let mut text = text;
+            if let Some((cut, _)) = text.char_indices().nth(QUOTE_LINE) {
+                text.truncate(cut);
+                text.push('…');
             }
             self.tail.push_back(text);
         }
@@ -701,5 +728,40 @@ fn describe(status: ExitStatus) -> String {
         }
     } else {
         format!("ended with {status}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_keep_garbage_and_a_last_partial_line_and_cut_huge_ones() {
+        let mut data = b"one\n\xff two\r\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        data.extend(b"\nlast");
+        let mut lines = Lines::new(Some(&data[..]));
+        assert_eq!(lines.next().await.unwrap(), b"one\n");
+        assert_eq!(lines.next().await.unwrap(), b"\xff two\r\n");
+        assert_eq!(lines.next().await.unwrap().len(), MAX_LINE);
+        assert_eq!(lines.next().await.unwrap(), b"xxxxxxxxxx\n");
+        assert!(lines.open);
+        assert_eq!(lines.next().await.unwrap(), b"last");
+        assert!(!lines.open);
+        assert_eq!(lines.next().await, None);
+        let mut none = Lines::<&[u8]>::new(None);
+        assert!(!none.open);
+        assert_eq!(none.next().await, None);
+    }
+
+    #[test]
+    fn exit_statuses_are_described() {
+        assert_eq!(describe(ExitStatus::from_raw(3 << 8)), "exited with code 3");
+        assert_eq!(
+            describe(ExitStatus::from_raw(9)),
+            "was killed by signal SIGKILL (9)"
+        );
     }
 }
