@@ -285,3 +285,40 @@ fn the_process_executor_runs_jobs_in_worker_children() {
     assert_eq!(code, 2);
     assert!(err.contains("no workflow named `nope`"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn serve_drives_enqueued_runs_until_interrupted() {
+    let dir = temp_dir("serve");
+    let store = "sqlite://serve.db";
+    let (code, out, err, _) = app_bin(&dir, &["run", "cli-echo", "--store", store], &[]);
+    assert_eq!(code, 0, "{err}");
+    let id = out.trim().to_owned();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_dagforge-cli-app"))
+        .current_dir(&dir)
+        .args(["serve", "--store", store, "--poll-secs", "0.2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut shown = String::new();
+    while std::time::Instant::now() < deadline {
+        let (_, out, _, _) = app_bin(&dir, &["runs", "show", &id, "--store", store], &[]);
+        shown = out;
+        if shown.contains("state     succeeded") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Ctrl-C stops it cleanly.
+    let pid = nix::unistd::Pid::from_raw(serve.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = serve.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(serve.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(shown.contains("state     succeeded"), "{shown}\n{err}");
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("serving sqlite://serve.db"), "{err}");
+    assert!(err.contains("stopped"), "{err}");
+}

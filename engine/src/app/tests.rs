@@ -319,3 +319,110 @@ fn settings_precedence_flag_over_file_over_default() {
     .unwrap_err();
     assert!(e.to_string().contains("stor"), "{e}");
 }
+
+#[tokio::test]
+async fn input_json_then_inputs_override() {
+    let dir = std::env::temp_dir().join(format!(
+        "dagforge-inputs-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("in.json");
+    std::fs::write(&file, r#"{"x": 4}"#).unwrap();
+    let f = file.display().to_string();
+    let app = app();
+    let out = app
+        .run_from([
+            "t",
+            "run",
+            "twice",
+            "--input-json",
+            &f,
+            "--wait",
+            "--store",
+            "memory://",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("doubling 4"), "{}", out.stdout);
+    let out = app
+        .run_from([
+            "t",
+            "run",
+            "twice",
+            "--input-json",
+            &f,
+            "-i",
+            "x=6",
+            "--wait",
+            "--store",
+            "memory://",
+        ])
+        .await;
+    assert!(out.stdout.contains("doubling 6"), "{}", out.stdout);
+    std::fs::write(&file, "[1]").unwrap();
+    let out = app
+        .run_from([
+            "t",
+            "run",
+            "twice",
+            "--input-json",
+            &f,
+            "--store",
+            "memory://",
+        ])
+        .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("expected a JSON object of parameters, found array"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&file, "{").unwrap();
+    let out = app
+        .run_from([
+            "t",
+            "run",
+            "twice",
+            "--input-json",
+            &f,
+            "--store",
+            "memory://",
+        ])
+        .await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("not JSON"), "{}", out.stderr);
+    let out = app
+        .run_from([
+            "t",
+            "run",
+            "twice",
+            "--input-json",
+            "/nonexistent/in.json",
+            "--store",
+            "memory://",
+        ])
+        .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("/nonexistent/in.json"),
+        "{}",
+        out.stderr
+    );
+    // A wrong type reaches the job's input decoding: the run fails (exit code 1).
+    let out = app
+        .run_from([
+            "t",
+            "run",
+            "twice",
+            "-i",
+            "x=\"four\"",
+            "--wait",
+            "--store",
+            "memory://",
+        ])
+        .await;
+    assert_eq!(out.code, 1, "{out:?}");
+}
