@@ -194,6 +194,75 @@ pub(crate) async fn stale_leases_are_fenced(store: Arc<dyn Store>) {
     assert!(store.claim("engine-c", TTL, 10).await.unwrap().is_empty());
 }
 
+pub(crate) async fn appends_continue_the_log_and_retries_change_nothing(store: Arc<dyn Store>) {
+    let (rec, lease) = started(&*store, "wf").await;
+    let id = rec.id;
+    let log = |n: u64| {
+        (0..n)
+            .map(|i| {
+                Event::new(
+                    id,
+                    2 + i,
+                    SystemTime::now(),
+                    EventKind::Log {
+                        node: "a".into(),
+                        item: None,
+                        attempt: 1,
+                        level: dagforge::LogLevel::Info,
+                        message: format!("line {i}"),
+                    },
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let batch = log(3);
+    store.append(id, &lease, &batch).await.unwrap();
+    // The same batch again (a write retried after its reply was lost): accepted,
+    // nothing duplicated.
+    store.append(id, &lease, &batch).await.unwrap();
+    assert_eq!(store.events(id, 0, 100).await.unwrap().len(), 4);
+    // A batch that skips numbers, or rewrites an older part of the log, is refused.
+    let gap = [run_event(id, 9, RunState::Running, RunState::Failed)];
+    assert!(matches!(
+        store.append(id, &lease, &gap).await,
+        Err(StoreError::OutOfSequence {
+            log_end: 4,
+            first: 9,
+            ..
+        })
+    ));
+    let old = [run_event(id, 2, RunState::Running, RunState::Failed)];
+    assert!(matches!(
+        store.append(id, &lease, &old).await,
+        Err(StoreError::OutOfSequence {
+            log_end: 4,
+            first: 2,
+            ..
+        })
+    ));
+    // The batch that finishes the run, retried: its lease is gone, and yet the retry
+    // is recognised.
+    let end = [run_event(id, 5, RunState::Running, RunState::Succeeded)];
+    store.append(id, &lease, &end).await.unwrap();
+    store.append(id, &lease, &end).await.unwrap();
+    let events = store.events(id, 0, 100).await.unwrap();
+    assert_eq!(events.len(), 5);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        store.get_run(id).await.unwrap().unwrap().state,
+        RunState::Succeeded
+    );
+    // Another lease never passes for a retry.
+    let other = Lease::new("engine-z", lease.fence + 1);
+    assert!(matches!(
+        store.append(id, &other, &end).await,
+        Err(StoreError::Fenced { .. })
+    ));
+}
+
 pub(crate) async fn release_and_finish(store: Arc<dyn Store>) {
     let (rec, lease) = started(&*store, "wf").await;
     store.release(rec.id, &lease).await.unwrap();
@@ -410,6 +479,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn node_events_become_executions() {
                 crate::store::node_events_become_executions(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn appends_continue_the_log_and_retries_change_nothing() {
+                crate::store::appends_continue_the_log_and_retries_change_nothing(make().await)
+                    .await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn stale_leases_are_fenced() {

@@ -35,6 +35,8 @@ pub(super) struct Append {
     pub(super) batch: Batch,
     /// How many events the batch holds.
     pub(super) n: i64,
+    /// The sequence number of its first event (it must continue the run's log).
+    pub(super) first: i64,
 }
 
 /// Writes a set of appends to distinct runs.
@@ -206,6 +208,7 @@ mod tests {
             lease: Lease::new("t", fence),
             batch: Batch::default(),
             n: 0,
+            first: 0,
         }
     }
 

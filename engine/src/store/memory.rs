@@ -12,7 +12,9 @@ use crate::events::{Event, EventKind};
 use crate::ids::RunId;
 use crate::state::RunState;
 
-use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
+use super::{
+    Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Sequence, Store, StoreError,
+};
 
 /// Events per storage chunk: appends never move stored events, and the log grows by
 /// one allocation per this many events.
@@ -75,6 +77,33 @@ impl Entry {
                 run,
                 owner: lease.owner.to_string(),
                 fence: lease.fence,
+            }),
+        }
+    }
+
+    /// Whether `events` are the batch that finished the run, under `lease`, again.
+    fn retried_last(&self, lease: &Lease, events: &[Event]) -> bool {
+        self.lease.is_none()
+            && self.fence == lease.fence
+            && events.first().is_some_and(|e| {
+                Sequence::of(self.len as u64, e.seq, events.len() as u64) == Sequence::Written
+            })
+    }
+
+    /// Whether `events` continue the log (`true`), were its last batch already
+    /// (`false`), or neither (an error).
+    fn sequence(&self, run: RunId, events: &[Event]) -> Result<bool, StoreError> {
+        let Some(first) = events.first().map(|e| e.seq) else {
+            return Ok(false);
+        };
+        let end = self.len as u64;
+        match Sequence::of(end, first, events.len() as u64) {
+            Sequence::Continues => Ok(true),
+            Sequence::Written => Ok(false),
+            Sequence::Conflicts => Err(StoreError::OutOfSequence {
+                run,
+                log_end: end,
+                first,
             }),
         }
     }
@@ -165,8 +194,16 @@ impl Store for MemoryStore {
     async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
         let mut runs = self.lock();
         let entry = runs.get_mut(&run).ok_or(StoreError::UnknownRun(run))?;
-        entry.check(run, lease)?;
-        entry.apply(events);
+        if let Err(e) = entry.check(run, lease) {
+            return if entry.retried_last(lease, events) {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        if entry.sequence(run, events)? {
+            entry.apply(events);
+        }
         Ok(())
     }
 
@@ -181,9 +218,17 @@ impl Store for MemoryStore {
             return Some(Err(StoreError::UnknownRun(run)));
         };
         if let Err(e) = entry.check(run, lease) {
+            if entry.retried_last(lease, events) {
+                events.clear();
+                return Some(Ok(()));
+            }
             return Some(Err(e));
         }
-        entry.apply_owned(events);
+        match entry.sequence(run, events) {
+            Ok(true) => entry.apply_owned(events),
+            Ok(false) => events.clear(),
+            Err(e) => return Some(Err(e)),
+        }
         Some(Ok(()))
     }
 

@@ -42,6 +42,20 @@ pub enum StoreError {
     /// No run with this id exists.
     #[error("run {0} does not exist")]
     UnknownRun(RunId),
+    /// A batch's sequence numbers do not continue the run's log: its writer's view of
+    /// the run is not the store's (which a valid lease rules out). Nothing was written.
+    #[error(
+        "append to run {run} out of sequence: the log ends at event {log_end}, the batch \
+         starts at {first}"
+    )]
+    OutOfSequence {
+        /// The run.
+        run: RunId,
+        /// The sequence number of the run's last recorded event.
+        log_end: u64,
+        /// The sequence number of the batch's first event.
+        first: u64,
+    },
     /// The caller's lease on the run is no longer valid: another engine claimed the run
     /// (or it finished). Whatever the caller wanted to record was not recorded.
     #[error("lease on run {run} lost: fence {fence} of `{owner}` is stale")]
@@ -156,6 +170,30 @@ impl RunRecord {
             created_at: SystemTime::now(),
             started_at: None,
             finished_at: None,
+        }
+    }
+}
+
+/// How a batch of `n` events numbered from `first` meets a run's log of `log_end`
+/// events: the rule every store applies on append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sequence {
+    /// It continues the log.
+    Continues,
+    /// It is the log's last batch, written already (a retried write).
+    Written,
+    /// Neither.
+    Conflicts,
+}
+
+impl Sequence {
+    pub(crate) fn of(log_end: u64, first: u64, n: u64) -> Sequence {
+        if n == 0 || first == log_end + 1 {
+            Sequence::Continues
+        } else if first >= 1 && first + n - 1 == log_end {
+            Sequence::Written
+        } else {
+            Sequence::Conflicts
         }
     }
 }
@@ -291,6 +329,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// node executions). The batch is written atomically — all of it or none — and only
     /// if `lease` is still the run's current lease ([`StoreError::Fenced`] otherwise).
     /// An event that ends the run also releases its lease.
+    ///
+    /// The events' sequence numbers are dense and must continue the log (the first is
+    /// one past the run's last recorded event; [`StoreError::OutOfSequence`]
+    /// otherwise). Appending again, under the same lease, the batch that was written
+    /// last is accepted and changes nothing: a writer that lost the reply to a write
+    /// that did commit (a connection cut at the wrong moment) retries without
+    /// duplicating anything.
     async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError>;
 
     /// Appends without waiting, when the store can (an in-memory store can; a database

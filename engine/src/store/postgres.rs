@@ -87,6 +87,7 @@ pub struct PostgresOptions {
     max_connections: u32,
     connect_timeout: Duration,
     notify_appends: bool,
+    application_name: String,
 }
 
 impl PostgresOptions {
@@ -116,6 +117,13 @@ impl PostgresOptions {
     /// Default 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// The `application_name` of the store's connections (default `dagforge`), which
+    /// `pg_stat_activity` shows: to tell engines apart, or to find their connections.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
         self
     }
 
@@ -151,7 +159,9 @@ impl PostgresOptions {
             message: "store: not a PostgreSQL URL".to_owned(),
             source: Some(Box::new(e)),
         })?;
-        let opts = opts.options([("search_path", schema.as_str())]);
+        let opts = opts
+            .options([("search_path", schema.as_str())])
+            .application_name(&self.application_name);
         // The schema must exist before pooled connections use it as their search path.
         let mut conn =
             tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&opts))
@@ -341,6 +351,7 @@ impl PostgresStore {
             max_connections: 10,
             connect_timeout: Duration::from_secs(10),
             notify_appends: false,
+            application_name: "dagforge".to_owned(),
         }
     }
 
@@ -574,12 +585,16 @@ impl Store for PostgresStore {
         // Encoded here, written by the store's writer with whatever else is queued.
         let batch = Batch::encode(events, 1)?;
         let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let first = events
+            .first()
+            .map_or(0, |e| i64::try_from(e.seq).unwrap_or(i64::MAX));
         self.writer
             .append(Append {
                 run,
                 lease: lease.clone(),
                 batch,
                 n,
+                first,
             })
             .await
     }

@@ -15,7 +15,7 @@ use crate::ids::RunId;
 use crate::state::{NodeState, RunState};
 use crate::workflow::WorkflowSpec;
 
-use super::{ExecutionRecord, StoreError};
+use super::{ExecutionRecord, Lease, Sequence, StoreError};
 
 /// The schema version this build reads and writes (the `dagforge_schema` row).
 pub(super) const SCHEMA_VERSION: i64 = 1;
@@ -83,6 +83,38 @@ pub(super) fn parse_state<T: DeserializeOwned>(what: &str, s: &str) -> Result<T,
 /// A run id from its text.
 pub(super) fn parse_run_id(s: &str) -> Result<RunId, StoreError> {
     s.parse().map_err(|e| bad_row("run id", e))
+}
+
+/// Why an append of `n` events from `first` to `run` was not written, from the run's
+/// row (`lease_owner`, `fence`, `last_seq`; `None`: no such run). `Ok` when the batch
+/// had been written already under this lease (a write retried after a lost reply).
+pub(super) fn refusal(
+    run: RunId,
+    lease: &Lease,
+    first: u64,
+    n: u64,
+    row: Option<(Option<String>, i64, i64)>,
+) -> Result<(), StoreError> {
+    let Some((owner, fence, last)) = row else {
+        return Err(StoreError::UnknownRun(run));
+    };
+    let log_end = u64::try_from(last).unwrap_or(0);
+    let same_fence = u64::try_from(fence).ok() == Some(lease.fence);
+    // A run whose last batch finished it has no owner any more.
+    let holder = owner.as_deref().is_none_or(|o| o == &*lease.owner);
+    match Sequence::of(log_end, first, n) {
+        Sequence::Written if same_fence && holder => Ok(()),
+        _ if !same_fence || owner.as_deref() != Some(&*lease.owner) => Err(StoreError::Fenced {
+            run,
+            owner: lease.owner.to_string(),
+            fence: lease.fence,
+        }),
+        _ => Err(StoreError::OutOfSequence {
+            run,
+            log_end,
+            first,
+        }),
+    }
 }
 
 /// The run-level effect of a batch of events.

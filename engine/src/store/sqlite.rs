@@ -423,12 +423,16 @@ impl Store for SqliteStore {
         // Encoded here, written by the store's writer with whatever else is queued.
         let batch = Batch::encode(events, 1)?;
         let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let first = events
+            .first()
+            .map_or(0, |e| i64::try_from(e.seq).unwrap_or(i64::MAX));
         self.writer
             .append(Append {
                 run,
                 lease: lease.clone(),
                 batch,
                 n,
+                first,
             })
             .await
     }

@@ -605,7 +605,11 @@ impl Driver {
             .append_now(self.run, &self.lease, &mut self.batch)
         {
             Some(Ok(())) => true,
-            Some(Err(e @ (StoreError::Fenced { .. } | StoreError::UnknownRun(_)))) => {
+            Some(Err(
+                e @ (StoreError::Fenced { .. }
+                | StoreError::UnknownRun(_)
+                | StoreError::OutOfSequence { .. }),
+            )) => {
                 self.lost = Some(e);
                 self.batch.clear();
                 return;
@@ -626,7 +630,11 @@ impl Driver {
                     .await
                 {
                     Ok(()) => break,
-                    Err(e @ (StoreError::Fenced { .. } | StoreError::UnknownRun(_))) => {
+                    Err(
+                        e @ (StoreError::Fenced { .. }
+                        | StoreError::UnknownRun(_)
+                        | StoreError::OutOfSequence { .. }),
+                    ) => {
                         self.lost = Some(e);
                         self.batch.clear();
                         return;

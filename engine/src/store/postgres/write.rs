@@ -7,16 +7,17 @@ use sqlx::postgres::PgPool;
 use crate::ids::RunId;
 
 use super::super::combine::{Append, Flush};
-use super::super::sql::backend;
+use super::super::sql::{backend, refusal};
 use super::super::{Lease, StoreError};
 
 /// The statement writing a group of appends. One round trip and one commit for any
 /// number of runs:
 ///
 /// * `u`: one row per append (run, lease, event count, run-level change);
-/// * `r`: the lease check and the sequence reservation, per run, in one `UPDATE` (the
-///   row lock orders concurrent writers of one run); runs whose lease does not match
-///   are simply not updated, and nothing of theirs is written below;
+/// * `r`: the lease and sequence checks, per run, in one `UPDATE` (the row lock
+///   orders concurrent writers of one run); runs whose lease does not match, or whose
+///   log the batch does not continue, are not updated, and nothing of theirs is
+///   written below;
 /// * `ev`, `ex`: the events and the execution rows of the runs that passed, numbered
 ///   after each run's reserved base.
 ///
@@ -27,8 +28,8 @@ macro_rules! write_sql {
             "\
 WITH u AS (
   SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
-                       $6::bigint[], $7::bigint[], $8::bool[])
-    WITH ORDINALITY AS u (id, owner, fence, n, state, started, finished, ends, idx)
+                       $6::bigint[], $7::bigint[], $8::bool[], $24::bigint[])
+    WITH ORDINALITY AS u (id, owner, fence, n, state, started, finished, ends, first, idx)
 ), r AS (
   UPDATE runs SET last_seq = runs.last_seq + u.n,
     state = COALESCE(u.state, runs.state),
@@ -38,6 +39,7 @@ WITH u AS (
     lease_until = CASE WHEN u.ends THEN NULL ELSE runs.lease_until END
   FROM u
   WHERE runs.id = u.id::uuid AND runs.lease_owner = u.owner AND runs.fence = u.fence
+    AND (u.n = 0 OR runs.last_seq = u.first - 1)
   RETURNING runs.pk, u.idx, runs.last_seq - u.n AS base, u.id
 ), ev AS (
   INSERT INTO events (run_pk, seq, at, kind)
@@ -69,9 +71,9 @@ WITH u AS (
 /// [`write_sql`] returning the written appends.
 const WRITE: &str = write_sql!("SELECT r.idx FROM r");
 
-/// [`write_sql`] also notifying each written run's append on channel `$24`.
+/// [`write_sql`] also notifying each written run's append on channel `$25`.
 const WRITE_NOTIFY: &str =
-    write_sql!("SELECT r.idx FROM r, LATERAL (SELECT pg_notify($24, 'appended:' || r.id)) AS n");
+    write_sql!("SELECT r.idx FROM r, LATERAL (SELECT pg_notify($25, 'appended:' || r.id)) AS n");
 
 /// Writes appends for a [`PostgresStore`](super::PostgresStore).
 #[derive(Debug)]
@@ -94,6 +96,7 @@ impl Writer {
         let mut started = Vec::with_capacity(runs);
         let mut finished = Vec::with_capacity(runs);
         let mut ends = Vec::with_capacity(runs);
+        let mut firsts_run = Vec::with_capacity(runs);
         let events: usize = appends.iter().map(|a| a.batch.events.len()).sum();
         let (mut e_idx, mut e_seq, mut e_at, mut e_kind) = (
             Vec::with_capacity(events),
@@ -122,6 +125,7 @@ impl Writer {
             started.push(a.batch.run.started_at);
             finished.push(a.batch.run.finished_at);
             ends.push(a.batch.run.ends_lease);
+            firsts_run.push(a.first);
             for e in &a.batch.events {
                 e_idx.push(idx);
                 e_seq.push(e.seq);
@@ -170,7 +174,8 @@ impl Writer {
             .bind(errors)
             .bind(reasons)
             .bind(starts)
-            .bind(updates);
+            .bind(updates)
+            .bind(firsts_run);
         let q = match self.notify_appends.as_deref() {
             Some(channel) => q.bind(channel),
             None => q,
@@ -186,6 +191,23 @@ impl Writer {
             }
         }
         Ok(written)
+    }
+
+    /// Why `append` was not written (or `Ok`: it had been, by an earlier try).
+    async fn explain(&self, append: &Append) -> Result<(), StoreError> {
+        let row: Option<(Option<String>, i64, i64)> =
+            sqlx::query_as("SELECT lease_owner, fence, last_seq FROM runs WHERE id = $1::uuid")
+                .bind(append.run.to_uuid_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| backend("checking a lease", e))?;
+        refusal(
+            append.run,
+            &append.lease,
+            u64::try_from(append.first).unwrap_or(0),
+            u64::try_from(append.n).unwrap_or(0),
+            row,
+        )
     }
 
     /// Why a lease check on `run` failed: no such run, or a stale lease.
@@ -212,11 +234,7 @@ impl Flush for Writer {
             Ok(written) => {
                 let mut out = Vec::with_capacity(appends.len());
                 for (a, ok) in appends.iter().zip(written) {
-                    out.push(if ok {
-                        Ok(())
-                    } else {
-                        Err(self.refused(a.run, &a.lease).await)
-                    });
+                    out.push(if ok { Ok(()) } else { self.explain(a).await });
                 }
                 out
             }
@@ -240,7 +258,7 @@ impl Flush for Writer {
                 for a in appends {
                     out.push(match self.write(std::slice::from_ref(a)).await {
                         Ok(w) if w.first() == Some(&true) => Ok(()),
-                        Ok(_) => Err(self.refused(a.run, &a.lease).await),
+                        Ok(_) => self.explain(a).await,
                         Err(e) => Err(backend("appending events", e)),
                     });
                 }

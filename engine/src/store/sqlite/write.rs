@@ -8,10 +8,10 @@ use sqlx::{QueryBuilder, Sqlite};
 use crate::ids::RunId;
 
 use super::super::combine::{Append, Flush};
-use super::super::sql::{ROWS_PER_INSERT, backend};
+use super::super::sql::{ROWS_PER_INSERT, backend, refusal};
 use super::super::{Lease, StoreError};
 
-/// Runs per lease-checking `UPDATE` (9 parameters each).
+/// Runs per lease-checking `UPDATE` (10 parameters each).
 const RUNS_PER_UPDATE: usize = 100;
 
 /// Writes appends for a [`SqliteStore`](super::SqliteStore).
@@ -21,8 +21,8 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Writes `appends` in one transaction: one lease-checking `UPDATE … FROM` for the
-    /// runs (reserving each run's sequence numbers), then the events and execution rows
+    /// Writes `appends` in one transaction: one `UPDATE … FROM` checking the runs'
+    /// leases and that each batch continues its run's log, then the events and execution rows
     /// of the runs that passed, in multi-row statements. `Ok` holds, per append,
     /// whether its lease held (and so it was written).
     async fn write(&self, appends: &[Append]) -> Result<Vec<bool>, sqlx::Error> {
@@ -41,7 +41,7 @@ impl Writer {
             .zip((0..).step_by(RUNS_PER_UPDATE))
         {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "WITH u (id, owner, fence, n, state, started, finished, ends) AS (",
+                "WITH u (id, owner, fence, n, state, started, finished, ends, first) AS (",
             );
             q.push_values(chunk.iter().zip(&ids[start..]), |mut b, (a, id)| {
                 b.push_bind(id.as_str())
@@ -51,7 +51,8 @@ impl Writer {
                     .push_bind(a.batch.run.state.map(|s| s.as_str()))
                     .push_bind(a.batch.run.started_at)
                     .push_bind(a.batch.run.finished_at)
-                    .push_bind(a.batch.run.ends_lease);
+                    .push_bind(a.batch.run.ends_lease)
+                    .push_bind(a.first);
             });
             q.push(
                 ") UPDATE runs SET last_seq = runs.last_seq + u.n, \
@@ -61,7 +62,8 @@ impl Writer {
                  lease_owner = CASE WHEN u.ends THEN NULL ELSE runs.lease_owner END, \
                  lease_until = CASE WHEN u.ends THEN NULL ELSE runs.lease_until END \
                  FROM u WHERE runs.id = u.id AND runs.lease_owner = u.owner \
-                 AND runs.fence = u.fence RETURNING runs.id, runs.pk, runs.last_seq",
+                 AND runs.fence = u.fence AND (u.n = 0 OR runs.last_seq = u.first - 1) \
+                 RETURNING runs.id, runs.pk, runs.last_seq",
             );
             let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
             for (id, pk, last) in rows {
@@ -125,6 +127,23 @@ impl Writer {
         Ok(placed.iter().map(Option::is_some).collect())
     }
 
+    /// Why `append` was not written (or `Ok`: it had been, by an earlier try).
+    async fn explain(&self, append: &Append) -> Result<(), StoreError> {
+        let row: Option<(Option<String>, i64, i64)> =
+            sqlx::query_as("SELECT lease_owner, fence, last_seq FROM runs WHERE id = ?")
+                .bind(append.run.to_uuid_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| backend("checking a lease", e))?;
+        refusal(
+            append.run,
+            &append.lease,
+            u64::try_from(append.first).unwrap_or(0),
+            u64::try_from(append.n).unwrap_or(0),
+            row,
+        )
+    }
+
     /// Why a lease check on `run` failed: no such run, or a stale lease.
     pub(super) async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
         match sqlx::query_scalar::<_, i64>("SELECT pk FROM runs WHERE id = ?")
@@ -149,11 +168,7 @@ impl Flush for Writer {
             Ok(written) => {
                 let mut out = Vec::with_capacity(appends.len());
                 for (a, ok) in appends.iter().zip(written) {
-                    out.push(if ok {
-                        Ok(())
-                    } else {
-                        Err(self.refused(a.run, &a.lease).await)
-                    });
+                    out.push(if ok { Ok(()) } else { self.explain(a).await });
                 }
                 out
             }
@@ -164,7 +179,7 @@ impl Flush for Writer {
                 for a in appends {
                     out.push(match self.write(std::slice::from_ref(a)).await {
                         Ok(w) if w.first() == Some(&true) => Ok(()),
-                        Ok(_) => Err(self.refused(a.run, &a.lease).await),
+                        Ok(_) => self.explain(a).await,
                         Err(e) => Err(backend("appending events", e)),
                     });
                 }
