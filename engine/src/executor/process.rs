@@ -302,27 +302,40 @@ impl WorkerCommand {
 
 impl Executor for ProcessExecutor {
     fn start(&self, execution: Execution) -> ExecutionHandle {
+        use tracing::Instrument;
         let inner = Arc::clone(&self.inner);
+        let ctx = execution.context();
+        let span = tracing::info_span!(
+            "node",
+            run_id = %ctx.run_id(),
+            node = ctx.node_id(),
+            item = ctx.item(),
+            attempt = ctx.attempt(),
+            executor = "process",
+        );
         // The task owns the child (`kill_on_drop`): aborting it kills the worker, and
         // tokio reaps the killed child in the background.
-        let task = tokio::spawn(async move {
-            let slot = match &inner.limit {
-                None => None,
-                Some(limit) => tokio::select! {
-                    slot = Arc::clone(limit).acquire_owned() => slot.ok(),
-                    () = execution.context().cancelled() => {
-                        execution.complete(Err(ErrorInfo::new(
-                            ErrorKind::Cancelled,
-                            "run cancelled before a worker slot was free",
-                        )));
-                        return;
-                    }
-                },
-            };
-            let outcome = Box::pin(supervise(&inner, &execution)).await;
-            drop(slot);
-            execution.complete(outcome);
-        });
+        let task = tokio::spawn(
+            async move {
+                let slot = match &inner.limit {
+                    None => None,
+                    Some(limit) => tokio::select! {
+                        slot = Arc::clone(limit).acquire_owned() => slot.ok(),
+                        () = execution.context().cancelled() => {
+                            execution.complete(Err(ErrorInfo::new(
+                                ErrorKind::Cancelled,
+                                "run cancelled before a worker slot was free",
+                            )));
+                            return;
+                        }
+                    },
+                };
+                let outcome = Box::pin(supervise(&inner, &execution)).await;
+                drop(slot);
+                execution.complete(outcome);
+            }
+            .instrument(span),
+        );
         ExecutionHandle::from_task(task.abort_handle())
     }
 }
