@@ -112,6 +112,27 @@ async fn run_fail_show_retry_from_failed() {
         "{}",
         show.stdout
     );
+    assert!(
+        show.stdout.contains(&format!("retry of  {old}")),
+        "{}",
+        show.stdout
+    );
+    // The old run drawn with its states.
+    let svg = app.run_from(a(&["runs", "show", &old, "--svg"])).await;
+    assert_eq!(svg.code, 0);
+    assert!(svg.stdout.starts_with("<?xml"));
+    for (node, state) in [
+        ("flaky", "failed"),
+        ("after", "skipped"),
+        ("cleanup", "succeeded"),
+        ("items", "failed"),
+    ] {
+        assert!(
+            svg.stdout
+                .contains(&format!("data-id=\"{node}\" data-state=\"{state}\"")),
+            "{node} {state}"
+        );
+    }
     let flaky_rows: Vec<&str> = show
         .stdout
         .lines()

@@ -108,6 +108,9 @@ pub(crate) enum RunsCommand {
     Show {
         /// The run's id.
         id: String,
+        /// Print the run's graph as SVG instead, nodes coloured by state.
+        #[arg(long)]
+        svg: bool,
     },
     /// The log lines of a run (of one node with NODE).
     Logs {

@@ -25,7 +25,7 @@ pub(super) async fn dispatch(
 ) -> Result<(), CliError> {
     match command {
         RunsCommand::List(a) => list(settings, &a, out).await,
-        RunsCommand::Show { id } => show(settings, &id, out).await,
+        RunsCommand::Show { id, svg } => show(settings, &id, svg, out).await,
         RunsCommand::Logs { id, node, follow } => {
             logs(settings, &id, node.as_deref(), follow, out).await
         }
@@ -116,16 +116,46 @@ async fn list(
     Ok(())
 }
 
-async fn show(settings: &Settings, id: &str, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+async fn show(
+    settings: &Settings,
+    id: &str,
+    svg: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
     let store = settings.open_store().await?;
     let run = record(&*store, &settings.store, id).await?;
     let execs = store
         .executions(run.id)
         .await
         .map_err(|e| CliError::store(&settings.store, e))?;
+    if svg {
+        // Each node's state: its record with the highest attempt (attempt 0 holds a
+        // fan-out node's own state, and the state of a node that never ran).
+        let mut states: std::collections::HashMap<&str, (u32, crate::NodeState)> =
+            std::collections::HashMap::new();
+        for e in execs.iter().filter(|e| e.item.is_none()) {
+            let slot = states.entry(&e.node).or_insert((e.attempt, e.state));
+            if e.attempt >= slot.0 {
+                *slot = (e.attempt, e.state);
+            }
+        }
+        let states: std::collections::HashMap<&str, crate::NodeState> =
+            states.into_iter().map(|(k, (_, s))| (k, s)).collect();
+        let doc = crate::workflow::render::svg(&run.spec.spec(), Some(&states));
+        out.write_all(doc.as_bytes())?;
+        return Ok(());
+    }
+    let retry_of = execs.iter().find_map(|e| {
+        e.reason
+            .as_deref()
+            .and_then(|r| r.strip_prefix(crate::orchestrator::RETRY_REASON_PREFIX))
+    });
     writeln!(out, "run       {}", run.id)?;
     writeln!(out, "workflow  {} v{}", run.workflow, run.version)?;
     writeln!(out, "state     {}", run.state)?;
+    if let Some(old) = retry_of {
+        writeln!(out, "retry of  {old}")?;
+    }
     writeln!(out, "inputs    {}", run.inputs)?;
     writeln!(out, "created   {}", table::time(run.created_at))?;
     if let Some(t) = run.started_at {

@@ -8,4 +8,6 @@ mod retry;
 
 pub use engine::{Engine, EngineBuilder, RunHandle};
 pub use result::{ItemReport, NodeReport, RunResult};
+#[cfg_attr(not(feature = "cli"), allow(unused_imports))]
+pub(crate) use retry::RETRY_REASON_PREFIX;
 pub use retry::RetryMode;

@@ -20,6 +20,10 @@ use crate::state::{NodeState, RunState};
 use crate::store::{Lease, RunRecord};
 use crate::workflow::{Workflow, WorkflowSnapshot};
 
+/// The reason recorded on the events that put a node back to Pending for a retry,
+/// followed by the old run's id.
+pub(crate) const RETRY_REASON_PREFIX: &str = "re-run by a retry of run ";
+
 /// What [`Engine::retry`] re-runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -259,7 +263,7 @@ fn reopen(workflow: &Workflow, old: RunId, new: RunId, history: Vec<Event>) -> R
     if reset.is_empty() {
         return Err(Error::NothingToRetry(old));
     }
-    let reason: Arc<str> = format!("re-run by a retry of run {old}").into();
+    let reason: Arc<str> = format!("{RETRY_REASON_PREFIX}{old}").into();
     let mut order: Vec<u32> = reset.iter().copied().collect();
     order.sort_unstable();
     for n in order {
