@@ -227,6 +227,8 @@ impl Schedule {
     /// The next wall-clock time strictly after `after` that matches the expression.
     fn next_naive(&self, after: NaiveDateTime) -> Option<NaiveDateTime> {
         // The `cron` crate evaluated in UTC is a plain wall-clock calendar: no gaps, no repeats.
+        // (Its own iteration in a zone would skip times in a spring-forward gap and yield both
+        // occurrences of a repeated time, so zones are handled here, in `resolve`.)
         let at = Utc.from_utc_datetime(&after);
         let next = |s: &cron::Schedule| s.after(&at).next().map(|d| d.naive_utc());
         let first = next(&self.matcher.first);

@@ -349,4 +349,86 @@ mod tests {
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(serde_json::from_str::<FirePlan>(&json).unwrap(), plan);
     }
+
+    /// `plan_fires` (bisection) against the plain definition: list every due fire, then pick.
+    mod against_the_definition {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn by_definition(
+            schedule: &Schedule,
+            last: DateTime<Utc>,
+            now: DateTime<Utc>,
+            policy: MissedFirePolicy,
+        ) -> FirePlan {
+            let due: Vec<_> = schedule.fires_between(last, now).collect();
+            let on_time = due
+                .last()
+                .is_some_and(|f| now - *f <= TimeDelta::seconds(60));
+            let to_fire = match (policy, due.last()) {
+                (_, None) => Vec::new(),
+                (MissedFirePolicy::FireOnce, Some(f)) => vec![*f],
+                (MissedFirePolicy::Skip | MissedFirePolicy::CatchUp { max: 0 }, Some(f)) => {
+                    if on_time {
+                        vec![*f]
+                    } else {
+                        Vec::new()
+                    }
+                }
+                (MissedFirePolicy::CatchUp { max }, Some(_)) => {
+                    due[due.len().saturating_sub(max as usize)..].to_vec()
+                }
+            };
+            FirePlan {
+                to_fire,
+                next: schedule
+                    .fires_between(now, now + TimeDelta::days(400))
+                    .next(),
+            }
+        }
+
+        fn policy() -> impl Strategy<Value = MissedFirePolicy> {
+            prop_oneof![
+                Just(MissedFirePolicy::Skip),
+                Just(MissedFirePolicy::FireOnce),
+                (0u32..6).prop_map(|max| MissedFirePolicy::CatchUp { max }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            #[test]
+            fn plan_matches_definition(
+                which in 0usize..5,
+                // Around the 2026 transitions of Paris and New York (March, October, November).
+                base in prop::sample::select(vec![
+                    "2026-03-07T12:00:00Z", "2026-03-28T12:00:00Z",
+                    "2026-10-24T12:00:00Z", "2026-10-31T12:00:00Z", "2026-06-15T00:00:00Z",
+                ]),
+                last_offset in 0i64..86_400,
+                down in 0i64..(2 * 86_400),
+                policy in policy(),
+            ) {
+                let schedules = [
+                    ("*/7 * * * *", "Europe/Paris"),
+                    ("30 2 * * *", "Europe/Paris"),
+                    ("0 * * * *", "America/New_York"),
+                    ("*/20 * * * * *", "UTC"),
+                    ("15 1,2 * * SUN", "America/New_York"),
+                ];
+                let (expr, tz) = schedules[which];
+                let schedule = Schedule::parse(expr, tz).unwrap();
+                let base: DateTime<Utc> = base.parse().unwrap();
+                let last = base + TimeDelta::seconds(last_offset);
+                let now = last + TimeDelta::seconds(down);
+                prop_assert_eq!(
+                    plan_fires(&schedule, last, now, policy),
+                    by_definition(&schedule, last, now, policy),
+                    "`{}` in {}, last {}, now {}, {:?}", expr, tz, last, now, policy
+                );
+            }
+        }
+    }
 }

@@ -642,3 +642,11 @@ fn parse_is_independent_of_surrounding_whitespace() {
     let expected = Utc.from_utc_datetime(&monday.and_hms_opt(9, 0, 0).unwrap());
     assert_eq!(a.next_after(t("2026-12-05T00:00Z")), Some(expected));
 }
+
+#[test]
+fn schedules_can_be_shared_across_tasks() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Schedule>();
+    shared::<super::FirePlan>();
+    shared::<ScheduleError>();
+}
