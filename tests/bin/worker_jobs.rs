@@ -155,18 +155,24 @@ impl Job for Hang {
     }
 }
 
-/// Returns the working directory and the value of the environment variable named by
-/// its input.
+/// Returns the working directory, the value of the environment variable named by its
+/// input, and the attempt's identity as the worker sees it.
 pub(crate) struct Environ;
 
 impl Job for Environ {
     type Input = String;
-    type Output = (String, Option<String>);
+    type Output = (String, Option<String>, Value);
     const NAME: &'static str = "environ";
 
-    async fn run(&self, _: &JobContext, name: String) -> Result<Self::Output, JobError> {
+    async fn run(&self, ctx: &JobContext, name: String) -> Result<Self::Output, JobError> {
         let cwd = std::env::current_dir()?.display().to_string();
-        Ok((cwd, std::env::var(name).ok()))
+        let identity = serde_json::json!({
+            "run": ctx.run_id().to_string(),
+            "node": ctx.node_id(),
+            "item": ctx.item(),
+            "attempt": ctx.attempt(),
+        });
+        Ok((cwd, std::env::var(name).ok(), identity))
     }
 }
 

@@ -436,9 +436,62 @@ async fn per_execution_environment_and_working_directory() {
         });
     let r = engine(exec).run(&wf.build().unwrap(), ()).await.unwrap();
     assert!(r.is_success(), "{}", r.table());
-    let (wd, value): (String, Option<String>) = r.output("probe").unwrap();
+    let (wd, value, identity): (String, Option<String>, Value) = r.output("probe").unwrap();
     assert_eq!(wd, dir.display().to_string());
     assert_eq!(value.as_deref(), Some("probe"));
+    assert_eq!(
+        identity,
+        json!({"run": r.id.to_string(), "node": "probe", "item": null, "attempt": 1})
+    );
+}
+
+#[tokio::test]
+async fn fan_out_items_know_their_index() {
+    let mut wf = Workflow::builder("items");
+    let names: Vec<String> = vec!["A".into(), "B".into(), "C".into()];
+    wf.add("probe", Environ).each_input(Source::value(names));
+    let r = engine(executor())
+        .run(&wf.build().unwrap(), ())
+        .await
+        .unwrap();
+    assert!(r.is_success(), "{}", r.table());
+    let out: Vec<(String, Option<String>, Value)> = r.output("probe").unwrap();
+    let items: Vec<Value> = out
+        .into_iter()
+        .map(|(_, _, id)| id["item"].clone())
+        .collect();
+    assert_eq!(items, vec![json!(0), json!(1), json!(2)]);
+}
+
+#[tokio::test]
+async fn the_executor_limits_its_own_concurrency() {
+    let mut wf = Workflow::builder("limit");
+    let naps: Vec<(u64, bool)> = vec![(200, true); 6];
+    wf.add("nap", Sleep).each_input(Source::value(naps));
+    let engine = engine(executor().concurrency(2));
+    let t = Instant::now();
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    let took = t.elapsed();
+    assert!(r.is_success(), "{}", r.table());
+    // Six 200 ms naps, two at a time: three rounds.
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn large_inputs_and_outputs_cross_the_pipes() {
+    // Far over a pipe's buffer (64 KiB) both ways.
+    let big = json!({"blob": "x".repeat(600_000), "n": [1, 2, 3]});
+    let mut wf = Workflow::builder("large");
+    wf.add("echo", Echo).input(big.clone());
+    let r = engine(executor())
+        .run(&wf.build().unwrap(), ())
+        .await
+        .unwrap();
+    assert!(r.is_success(), "{}", r.table());
+    assert_eq!(r.output::<Value>("echo").unwrap(), big);
 }
 
 #[tokio::test]
