@@ -51,11 +51,11 @@
 //! the engine does when a fire comes while the previous run is still going; [`Jitter`] spreads
 //! fires deterministically, so that every engine process computes the same delayed instant.
 
+#[cfg(test)]
+mod croniter_tests;
 mod error;
 mod fields;
 mod policy;
-#[cfg(test)]
-mod croniter_tests;
 #[cfg(test)]
 mod reference_tests;
 #[cfg(test)]
