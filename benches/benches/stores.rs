@@ -9,12 +9,14 @@
 //! - **drain, fan-out**: one run whose node fans out over 100,000 items; node
 //!   completions per second (every item is a completion with its events recorded).
 //! - **drain, runs**: 100 runs of a 1,000-node layered DAG (10 × 100) enqueued first,
-//!   then served by `ENGINES` engines (each with its own store connection) until all
-//!   finished; node completions per second.
+//!   then served by `ENGINES` engines until all finished; node completions per second.
+//!   With `ENGINES=1` the engine serves in the bench process; with more, on SQLite and
+//!   PostgreSQL, each engine is a process of its own (this binary, re-run as a server),
+//!   as in production.
 //! - **pickup**: 1,000 serial single-node runs: `enqueue` on one engine → the job
 //!   starting on a serving engine (its own connection); min / p50 / p99 / max.
 //!
-//! Engines here are in one process; on a database they share nothing but the store.
+//! Engines share nothing but the store.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -141,7 +143,18 @@ async fn drain_runs(open: &Open, engines: usize) -> f64 {
     let t = Instant::now();
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut servers = Vec::new();
+    let mut children = Vec::new();
+    let processes = engines > 1 && open.kind != "memory";
     for e in 0..engines {
+        if processes {
+            children.push(
+                std::process::Command::new(std::env::current_exe().expect("own path"))
+                    .env(SERVE, format!("{}|{}|bench-{e}", open.kind, open.url))
+                    .spawn()
+                    .expect("engine process"),
+            );
+            continue;
+        }
         let engine = Engine::builder()
             .shared_store(open.call().await)
             .id(format!("bench-{e}"))
@@ -173,6 +186,10 @@ async fn drain_runs(open: &Open, engines: usize) -> f64 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = 100_000.0 / t.elapsed().as_secs_f64();
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     let _ = stop.send(());
     for s in servers {
         let _ = s.await;
@@ -217,8 +234,38 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// Set (to `kind|url|engine id`) in the engine processes the runs drain spawns.
+const SERVE: &str = "DAGFORGE_BENCH_SERVE";
+
+/// An engine process: serves the layered runs until killed.
+async fn serve(spec: &str) {
+    let mut parts = spec.splitn(3, '|');
+    let (Some(kind), Some(url), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("{SERVE}: expected `kind|url|id`, got `{spec}`");
+    };
+    let open = Open {
+        kind: kind.to_owned(),
+        url: url.to_owned(),
+        memory: Arc::new(MemoryStore::new()),
+    };
+    let wf = layered();
+    let engine = Engine::builder()
+        .shared_store(open.call().await)
+        .id(id)
+        .concurrency(256)
+        .workflow(&wf)
+        .build();
+    engine
+        .serve(Duration::from_millis(100), std::future::pending())
+        .await
+        .expect("serve");
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Ok(spec) = std::env::var(SERVE) {
+        return serve(&spec).await;
+    }
     let which = std::env::var("STORES_BENCH").unwrap_or_else(|_| "memory,sqlite,postgres".into());
     let engines: usize = std::env::var("ENGINES")
         .ok()
