@@ -14,7 +14,7 @@ mod jobs;
 use jobs::{Block, Boom, Echo, Environ, Exit, Garbage, Hang, Sleep};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_dagforge-test-worker");
-const GRACE: Duration = Duration::from_millis(300);
+const GRACE: Duration = Duration::from_millis(500);
 
 fn executor() -> ProcessExecutorBuilder {
     ProcessExecutor::builder()
@@ -258,7 +258,7 @@ async fn a_job_past_its_timeout_times_out() {
     let logs = Logs::collect(&engine);
     let t = Instant::now();
     let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     let n = node(&r, "sleep");
     assert_eq!(n.state, NodeState::TimedOut);
     assert_eq!(n.error.unwrap().kind, ErrorKind::TimedOut);
@@ -277,7 +277,7 @@ async fn a_worker_deaf_to_its_timeout_is_killed() {
     let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(200) + GRACE && took < Duration::from_secs(3),
         "{took:?}"
     );
     let n = node(&r, "block");
@@ -320,7 +320,9 @@ async fn cancel_mid_run_stops_a_cooperative_worker_with_sigterm() {
     );
     let n = node(&r, "job");
     assert_eq!(n.state, NodeState::Cancelled);
-    assert_eq!(n.error.unwrap().kind, ErrorKind::Cancelled);
+    let e = n.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Cancelled);
+    assert_eq!(e.message, "cancelled", "the job's own error, not a kill");
     assert!(logs.has(LogLevel::Warn, "SIGTERM received"));
     assert_gone(pid, GRACE).await;
 }
@@ -330,7 +332,7 @@ async fn cancel_mid_run_kills_a_deaf_worker_after_the_grace_period() {
     let (r, took, pid, _) = start_and_cancel((30_000, false)).await;
     assert_eq!(r.state, RunState::Cancelled);
     assert!(
-        took >= GRACE && took < GRACE + Duration::from_millis(700),
+        took >= GRACE && took < GRACE + Duration::from_millis(1500),
         "{took:?}"
     );
     let n = node(&r, "job");
@@ -352,7 +354,7 @@ async fn a_worker_that_stops_heartbeating_is_killed_and_retried() {
     let mut events = engine.subscribe();
     let t = Instant::now();
     let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     let n = node(&r, "hang");
     assert_eq!(n.state, NodeState::Succeeded, "{}", r.table());
     assert_eq!(n.attempts, 2);
@@ -475,7 +477,7 @@ async fn the_executor_limits_its_own_concurrency() {
     assert!(r.is_success(), "{}", r.table());
     // Six 200 ms naps, two at a time: three rounds.
     assert!(
-        took >= Duration::from_millis(600) && took < Duration::from_millis(1500),
+        took >= Duration::from_millis(600) && took < Duration::from_secs(3),
         "{took:?}"
     );
 }
@@ -509,7 +511,7 @@ async fn the_engine_grace_period_abort_kills_and_reaps_the_worker() {
     let t = Instant::now();
     run.cancel();
     let r = run.wait().await.unwrap();
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     assert_eq!(node(&r, "job").state, NodeState::Cancelled);
     // Aborting the execution's task dropped the child: killed, then reaped by tokio.
     assert_gone(pid, Duration::from_millis(500)).await;
@@ -546,7 +548,7 @@ async fn a_worker_orphaned_by_an_engine_crash_does_not_keep_running() {
     let t = Instant::now();
     while matches!(proc_state(pid), Some(s) if s != 'Z') {
         assert!(
-            t.elapsed() < Duration::from_millis(1500),
+            t.elapsed() < Duration::from_secs(3),
             "orphaned worker {pid} still running"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
