@@ -172,8 +172,8 @@ impl Schedule {
         self.zone.name()
     }
 
-    /// The first fire strictly after `after`, or `None` if there is none before the year 2101
-    /// (the `cron` crate's horizon; only 7-field expressions with a year can run out).
+    /// The first fire strictly after `after`, or `None` if there is none up to the end of 2100
+    /// (the `cron` crate's horizon), as for a 7-field expression whose years have passed.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let mut cursor = after
             .with_timezone(&self.zone)

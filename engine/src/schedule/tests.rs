@@ -650,3 +650,30 @@ fn schedules_can_be_shared_across_tasks() {
     shared::<super::FirePlan>();
     shared::<ScheduleError>();
 }
+
+/// The messages quoted in docs/guide/scheduling.md.
+#[test]
+fn guide_messages() {
+    let message = |expr: &str, tz: &str| Schedule::parse(expr, tz).unwrap_err().to_string();
+    assert_eq!(
+        message("0 0 * * 8", "UTC"),
+        "invalid day-of-week field: `8`: 8 is out of range 0-7"
+    );
+    assert_eq!(
+        message("0 0 1 JAM *", "UTC"),
+        "invalid month field: `JAM`: `JAM` is neither a number nor a month name"
+    );
+    assert_eq!(
+        message("* * *", "UTC"),
+        "cron expression `* * *` has 3 field(s); expected 5 (minute hour day-of-month month \
+         day-of-week), 6 (with seconds first) or 7 (with a year last)"
+    );
+    assert_eq!(
+        message("* * * * *", "Europe/Pariss"),
+        "unknown time zone `Europe/Pariss` (expected an IANA name such as `Europe/Paris` or `UTC`)"
+    );
+    assert_eq!(
+        message("0 0 30 2 *", "UTC"),
+        "cron expression `0 0 30 2 *` never fires (it names no date that occurs)"
+    );
+}
