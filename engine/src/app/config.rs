@@ -44,6 +44,15 @@ impl Settings {
             None if Path::new(DEFAULT_CONFIG).is_file() => read(Path::new(DEFAULT_CONFIG))?,
             None => FileConfig::default(),
         };
+        let concurrency = global
+            .concurrency
+            .or(file.concurrency)
+            .unwrap_or(crate::Engine::DEFAULT_CONCURRENCY);
+        if concurrency == 0 {
+            return Err(CliError::usage(
+                "concurrency must be at least 1 (--concurrency, DAGFORGE_CONCURRENCY or `concurrency` in the config file)",
+            ));
+        }
         Ok(Settings {
             store: global
                 .store
@@ -54,10 +63,7 @@ impl Settings {
                 .executor
                 .or(file.executor)
                 .unwrap_or(ExecutorKind::InProcess),
-            concurrency: global
-                .concurrency
-                .or(file.concurrency)
-                .unwrap_or(crate::Engine::DEFAULT_CONCURRENCY),
+            concurrency,
             poll_secs: file.poll_secs,
         })
     }

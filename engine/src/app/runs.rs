@@ -244,6 +244,9 @@ async fn logs(
         )));
     }
     let mut after = 0;
+    // Whether the run had finished before the events were read: then they are all
+    // there, and following ends.
+    let mut finished = run.state.is_terminal();
     loop {
         let page = store
             .events(run.id, after, 10_000)
@@ -273,18 +276,15 @@ async fn logs(
         if full {
             continue;
         }
-        if !follow {
-            return Ok(());
-        }
-        let state = store
-            .get_run(run.id)
-            .await
-            .map_err(|e| CliError::store(&settings.store, e))?
-            .map_or(RunState::Cancelled, |r| r.state);
-        if state.is_terminal() && page.is_empty() {
+        if !follow || finished {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+        finished = store
+            .get_run(run.id)
+            .await
+            .map_err(|e| CliError::store(&settings.store, e))?
+            .is_none_or(|r| r.state.is_terminal());
     }
 }
 

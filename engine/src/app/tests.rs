@@ -302,7 +302,18 @@ fn settings_precedence_flag_over_file_over_default() {
         std::time::Duration::from_secs(2)
     );
     assert!(s.poll(Some(-1.0)).is_err());
-    // Defaults.
+    let zero = Global {
+        concurrency: Some(0),
+        store: Some("memory://".to_owned()),
+        ..Global::default()
+    };
+    let e = Settings::resolve(&zero).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        e.to_string().contains("concurrency must be at least 1"),
+        "{e}"
+    );
+    // A config file that does not exist.
     let none = Global {
         config: Some(PathBuf::from("/nonexistent/dagforge.toml")),
         ..Global::default()
@@ -425,4 +436,49 @@ async fn input_json_then_inputs_override() {
         ])
         .await;
     assert_eq!(out.code, 1, "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_until_the_run_finishes() {
+    let db = temp_db("follow");
+    let app = std::sync::Arc::new(app());
+    let out = app
+        .run_from(["t", "run", "twice", "-i", "x=8", "--store", &db])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = out.stdout.trim().to_owned();
+    let follower = {
+        let (app, db, id) = (app.clone(), db.clone(), id.clone());
+        tokio::spawn(async move {
+            app.run_from(["t", "runs", "logs", &id, "--follow", "--store", &db])
+                .await
+        })
+    };
+    // The follower waits for a run nobody drives yet.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(!follower.is_finished());
+    // An engine on the same file picks it up.
+    let store = crate::store::SqliteStore::open(&db).await.unwrap();
+    let engine = crate::Engine::builder()
+        .store(store)
+        .workflow(&app.workflows["twice"])
+        .build();
+    for h in engine.resume().await.unwrap() {
+        assert!(h.wait().await.unwrap().is_success());
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), follower)
+        .await
+        .expect("--follow stops once the run finished")
+        .unwrap();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("a #1  info: doubling 8"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("b #1  info: doubling 16"),
+        "{}",
+        out.stdout
+    );
 }
