@@ -554,3 +554,24 @@ async fn a_worker_orphaned_by_an_engine_crash_does_not_keep_running() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn a_program_that_dies_of_sigterm_is_cancelled() {
+    // `sleep` is no worker: SIGTERM kills it before it says anything.
+    let mut wf = Workflow::builder("sigterm");
+    wf.add("x", Echo).input(json!(1));
+    let engine = engine(executor().program("sleep").args(["30"]));
+    let run = engine.start(&wf.build().unwrap(), ()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = Instant::now();
+    run.cancel();
+    let r = run.wait().await.unwrap();
+    assert!(t.elapsed() < GRACE, "{:?}", t.elapsed());
+    let e = node(&r, "x").error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Cancelled);
+    assert!(
+        e.message
+            .contains("was killed by signal SIGTERM (15) after SIGTERM"),
+        "{e}"
+    );
+}

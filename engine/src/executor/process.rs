@@ -512,7 +512,7 @@ async fn supervise(inner: &Inner, exec: &Execution) -> Result<Value, ErrorInfo> 
     }
     // The loop ends only once the child was waited for: no zombie.
     let status = status.unwrap_or_else(|| Err(std::io::Error::other("not waited for")));
-    watch.finish(status, killed)
+    watch.finish(status, killed, term_deadline.is_some())
 }
 
 fn signal(pid: u32, sig: nix::sys::signal::Signal) {
@@ -662,6 +662,7 @@ impl Watch<'_> {
         self,
         status: std::io::Result<ExitStatus>,
         killed: Option<ErrorInfo>,
+        terminated: bool,
     ) -> Result<Value, ErrorInfo> {
         let Watch {
             job,
@@ -716,6 +717,14 @@ impl Watch<'_> {
                 format!(
                     "job `{job}`: worker (pid {pid}) exited with code 0 without an output line \
                      (is the program a dagforge worker?){context}"
+                ),
+            )),
+            None if terminated => Err(ErrorInfo::new(
+                ErrorKind::Cancelled,
+                format!(
+                    "job `{job}`: worker (pid {pid}) {} after SIGTERM (run cancelled) without \
+                     reporting an outcome{context}",
+                    describe(status)
                 ),
             )),
             None => Err(ErrorInfo::new(

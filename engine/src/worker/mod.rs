@@ -96,6 +96,9 @@ pub fn is_worker_invocation() -> bool {
 /// `#[tokio::main]`); with a multi-thread runtime the heartbeat keeps going while a
 /// job blocks its thread.
 pub async fn run(registry: &Registry) -> ExitCode {
+    // Listen for SIGTERM first thing, so that a cancellation that comes early is not
+    // a plain death.
+    let sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     let invocation = match Invocation::from_env() {
         Ok(i) => i,
         Err(e) => return refuse(ErrorKind::Executor, e.to_string(), EXIT_INVOCATION),
@@ -147,7 +150,7 @@ pub async fn run(registry: &Registry) -> ExitCode {
         dagforge: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let writer = tokio::spawn(write_lines(hello, rx, invocation.heartbeat, cancel.clone()));
-    let sigterm = tokio::spawn(cancel_on_sigterm(ctx.clone()));
+    let sigterm = tokio::spawn(cancel_on_sigterm(sigterm, ctx.clone()));
     let watchdog = tokio::spawn(exit_after_grace(
         cancel,
         invocation.grace,
@@ -266,9 +269,8 @@ async fn exit_after_grace(cancel: CancellationToken, grace: Duration, job: Strin
 }
 
 /// Fires the job's cancellation token on SIGTERM (instead of dying at once).
-async fn cancel_on_sigterm(ctx: JobContext) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
+async fn cancel_on_sigterm(sigterm: std::io::Result<tokio::signal::unix::Signal>, ctx: JobContext) {
+    let mut term = match sigterm {
         Ok(s) => s,
         Err(e) => {
             ctx.log(
