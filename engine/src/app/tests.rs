@@ -441,35 +441,34 @@ async fn input_json_then_inputs_override() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_follow_until_the_run_finishes() {
     let db = temp_db("follow");
-    let app = std::sync::Arc::new(app());
+    let app = app();
     let out = app
         .run_from(["t", "run", "twice", "-i", "x=8", "--store", &db])
         .await;
     assert_eq!(out.code, 0, "{out:?}");
     let id = out.stdout.trim().to_owned();
-    let follower = {
-        let (app, db, id) = (app.clone(), db.clone(), id.clone());
-        tokio::spawn(async move {
-            app.run_from(["t", "runs", "logs", &id, "--follow", "--store", &db])
-                .await
-        })
+    let follow = app.run_from(["t", "runs", "logs", &id, "--follow", "--store", &db]);
+    let drive = async {
+        // The follower waits for a run nobody drives yet; then an engine on the same
+        // file picks it up.
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let store = crate::store::SqliteStore::open(&db).await.unwrap();
+        let engine = crate::Engine::builder()
+            .store(store)
+            .workflow(&app.workflows["twice"])
+            .build();
+        let handles = engine.resume().await.unwrap();
+        assert_eq!(handles.len(), 1);
+        for h in handles {
+            assert!(h.wait().await.unwrap().is_success());
+        }
     };
-    // The follower waits for a run nobody drives yet.
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    assert!(!follower.is_finished());
-    // An engine on the same file picks it up.
-    let store = crate::store::SqliteStore::open(&db).await.unwrap();
-    let engine = crate::Engine::builder()
-        .store(store)
-        .workflow(&app.workflows["twice"])
-        .build();
-    for h in engine.resume().await.unwrap() {
-        assert!(h.wait().await.unwrap().is_success());
-    }
-    let out = tokio::time::timeout(std::time::Duration::from_secs(10), follower)
-        .await
-        .expect("--follow stops once the run finished")
-        .unwrap();
+    let (out, ()) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures_util::future::join(follow, drive),
+    )
+    .await
+    .expect("--follow stops once the run finished");
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout.contains("a #1  info: doubling 8"),
