@@ -79,7 +79,7 @@ pub use executor::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 pub use ids::{ParseRunIdError, RunId};
 pub use job::{Backoff, Job, JobSpec, Resources};
 pub use orchestrator::{
-    Engine, EngineBuilder, ItemReport, NodeReport, RetryMode, RunHandle, RunResult,
+    Engine, EngineBuilder, Enqueue, ItemReport, NodeReport, RetryMode, RunHandle, RunResult,
 };
 pub use registry::{DynJob, Registry};
 pub use state::{NodeState, RunState};

@@ -59,6 +59,9 @@ impl Store for Flaky {
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release(run, lease).await
     }
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+        self.inner.release_key(key, holder).await
+    }
     async fn claim(
         &self,
         owner: &str,

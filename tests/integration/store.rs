@@ -263,6 +263,133 @@ pub(crate) async fn appends_continue_the_log_and_retries_change_nothing(store: A
     ));
 }
 
+/// A one-node workflow for enqueue tests.
+fn enqueued_workflow() -> Workflow {
+    let mut wf = Workflow::builder("enqueued");
+    wf.add("noop", crate::common::Noop);
+    wf.build().unwrap()
+}
+
+pub(crate) async fn idempotency_keys_give_one_run(store: Arc<dyn Store>) {
+    let wf = enqueued_workflow();
+    let engine = Engine::builder().shared_store(Arc::clone(&store)).build();
+    // Racing enqueues with one key: one run, and every caller gets its id.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (engine, wf) = (engine.clone(), wf.clone());
+        tasks.push(tokio::spawn(async move {
+            engine
+                .enqueue_with(&wf, (), dagforge::Enqueue::new().idempotency_key("k-1"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let runs = store.list_runs(&RunQuery::new().limit(100)).await.unwrap();
+    assert_eq!(runs.items.len(), 1);
+    assert_eq!(runs.items[0].idempotency_key.as_deref(), Some("k-1"));
+    // Another key, another run.
+    let other = engine
+        .enqueue_with(&wf, (), dagforge::Enqueue::new().idempotency_key("k-2"))
+        .await
+        .unwrap();
+    assert_ne!(other, ids[0]);
+    // Once the key's retention is over, the key starts a new run.
+    let later = engine
+        .enqueue_with(
+            &wf,
+            (),
+            dagforge::Enqueue::new()
+                .idempotency_key("k-1")
+                .key_retention(Duration::ZERO),
+        )
+        .await
+        .unwrap();
+    assert_ne!(later, ids[0]);
+    let again = engine
+        .enqueue_with(&wf, (), dagforge::Enqueue::new().idempotency_key("k-1"))
+        .await
+        .unwrap();
+    assert_eq!(again, later, "the key now belongs to the new run");
+    assert_eq!(
+        store
+            .get_run(ids[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .idempotency_key,
+        None,
+        "the old run is kept, without the key"
+    );
+}
+
+pub(crate) async fn claims_follow_priority(store: Arc<dyn Store>) {
+    let wf = enqueued_workflow();
+    let engine = Engine::builder().shared_store(Arc::clone(&store)).build();
+    let mut by_priority = Vec::new();
+    for p in [0, 10, -5, 3] {
+        let id = engine
+            .enqueue_with(&wf, (), dagforge::Enqueue::new().priority(p))
+            .await
+            .unwrap();
+        by_priority.push((p, id));
+    }
+    by_priority.sort_by(|a, b| b.0.cmp(&a.0));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut claimed = Vec::new();
+    for _ in 0..4 {
+        let c = store.claim("engine-p", TTL, 1).await.unwrap();
+        assert_eq!(c.len(), 1);
+        claimed.push((c[0].run.priority, c[0].run.id));
+    }
+    assert_eq!(claimed, by_priority, "higher priority first");
+}
+
+pub(crate) async fn delayed_runs_wait(store: Arc<dyn Store>) {
+    let wf = enqueued_workflow();
+    let engine = Engine::builder().shared_store(Arc::clone(&store)).build();
+    let id = engine
+        .enqueue_with(
+            &wf,
+            (),
+            dagforge::Enqueue::new().delay(Duration::from_millis(400)),
+        )
+        .await
+        .unwrap();
+    let rec = store.get_run(id).await.unwrap().unwrap();
+    let wait = rec
+        .not_before
+        .unwrap()
+        .duration_since(rec.created_at)
+        .unwrap();
+    assert!(
+        wait >= Duration::from_millis(390) && wait <= Duration::from_millis(410),
+        "{wait:?}"
+    );
+    assert!(
+        store.claim("engine-d", TTL, 10).await.unwrap().is_empty(),
+        "not yet"
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let c = store.claim("engine-d", TTL, 10).await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].run.id, id);
+    // Out of range: a clear error naming the option.
+    let err = engine
+        .enqueue_with(
+            &wf,
+            (),
+            dagforge::Enqueue::new().delay(Duration::from_secs(20 * 366 * 86_400)),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("delay"), "{err}");
+}
+
 pub(crate) async fn release_and_finish(store: Arc<dyn Store>) {
     let (rec, lease) = started(&*store, "wf").await;
     store.release(rec.id, &lease).await.unwrap();
@@ -486,6 +613,18 @@ macro_rules! conformance {
                     .await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn idempotency_keys_give_one_run() {
+                crate::store::idempotency_keys_give_one_run(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn claims_follow_priority() {
+                crate::store::claims_follow_priority(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn delayed_runs_wait() {
+                crate::store::delayed_runs_wait(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn stale_leases_are_fenced() {
                 crate::store::stale_leases_are_fenced(make().await).await;
             }
@@ -661,6 +800,9 @@ pub(crate) mod pg {
         }
         async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
             self.0.release(run, lease).await
+        }
+        async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+            self.0.release_key(key, holder).await
         }
         async fn claim(
             &self,

@@ -145,6 +145,8 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     runs: Mutex<BTreeMap<RunId, Entry>>,
+    /// Idempotency keys and the runs holding them (locked after `runs`).
+    keys: Mutex<HashMap<String, RunId>>,
     /// Woken when a run becomes claimable (enqueued, released).
     claimable: Arc<tokio::sync::Notify>,
 }
@@ -173,6 +175,17 @@ impl Store for MemoryStore {
         let mut runs = self.lock();
         if runs.contains_key(&run.id) {
             return Err(StoreError::RunExists(run.id));
+        }
+        if let Some(key) = &run.idempotency_key {
+            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(holder) = keys.get(key).and_then(|id| runs.get(id)) {
+                return Err(StoreError::KeyExists {
+                    key: key.clone(),
+                    run: holder.record.id,
+                    created_at: holder.record.created_at,
+                });
+            }
+            keys.insert(key.clone(), run.id);
         }
         runs.insert(
             run.id,
@@ -252,6 +265,18 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.get(key) == Some(&holder) {
+            keys.remove(key);
+            if let Some(entry) = runs.get_mut(&holder) {
+                entry.record.idempotency_key = None;
+            }
+        }
+        Ok(())
+    }
+
     async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
         let notify = Arc::clone(&self.claimable);
         Ok(Some(Box::pin(futures_util::stream::unfold(
@@ -272,15 +297,21 @@ impl Store for MemoryStore {
         let now = Instant::now();
         let owner: Arc<str> = owner.into();
         let mut runs = self.lock();
-        let mut out = Vec::new();
-        for entry in runs.values_mut() {
-            if out.len() >= limit {
-                break;
-            }
-            let expired = matches!(&entry.lease, Some((_, until)) if *until <= now);
-            if entry.record.state.is_terminal() || !expired {
+        // Higher priority first, then the longest expired.
+        let mut due: Vec<(i32, Instant, RunId)> = runs
+            .values()
+            .filter(|e| !e.record.state.is_terminal())
+            .filter_map(|e| match &e.lease {
+                Some((_, until)) if *until <= now => Some((e.record.priority, *until, e.record.id)),
+                _ => None,
+            })
+            .collect();
+        due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut out = Vec::with_capacity(due.len().min(limit));
+        for (_, _, id) in due.into_iter().take(limit) {
+            let Some(entry) = runs.get_mut(&id) else {
                 continue;
-            }
+            };
             entry.fence += 1;
             entry.lease = Some((Arc::clone(&owner), now + ttl));
             out.push(Claimed {

@@ -42,6 +42,16 @@ pub enum StoreError {
     /// No run with this id exists.
     #[error("run {0} does not exist")]
     UnknownRun(RunId),
+    /// A run with this idempotency key exists already.
+    #[error("run {run} holds idempotency key `{key}` already")]
+    KeyExists {
+        /// The key.
+        key: String,
+        /// The run holding it.
+        run: RunId,
+        /// When that run was created.
+        created_at: SystemTime,
+    },
     /// A batch's sequence numbers do not continue the run's log: its writer's view of
     /// the run is not the store's (which a valid lease rules out). Nothing was written.
     #[error(
@@ -149,6 +159,12 @@ pub struct RunRecord {
     pub started_at: Option<SystemTime>,
     /// When it finished.
     pub finished_at: Option<SystemTime>,
+    /// Its priority: when capacity is short, higher runs are claimed first.
+    pub priority: i32,
+    /// When it may start, if it was enqueued for later.
+    pub not_before: Option<SystemTime>,
+    /// The key it was enqueued with: a store holds one run per key.
+    pub idempotency_key: Option<String>,
 }
 
 impl RunRecord {
@@ -170,6 +186,9 @@ impl RunRecord {
             created_at: SystemTime::now(),
             started_at: None,
             finished_at: None,
+            priority: 0,
+            not_before: None,
+            idempotency_key: None,
         }
     }
 }
@@ -359,6 +378,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Gives `lease` up at once, so another engine may claim the run.
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Frees idempotency key `key` if run `holder` still holds it (its retention is
+    /// over), so that a new run may take it. The run itself is kept.
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError>;
 
     /// Claims up to `limit` unfinished runs whose lease expired (their engine stopped
     /// or lost touch), for `owner`, for `ttl`. Each claim gets a new fencing token.

@@ -23,7 +23,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 /// Columns of a run row, in [`RunRow`] order.
 const RUN_COLUMNS: &str = "id::text, workflow_id, workflow, version, inputs::text, state, \
-                           created_at, started_at, finished_at";
+                           created_at, started_at, finished_at, priority, not_before, \
+                           idempotency_key";
 
 type RunRow = (
     String,
@@ -35,6 +36,9 @@ type RunRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    i32,
+    Option<i64>,
+    Option<String>,
 );
 
 /// Keeps runs, executions and events in a PostgreSQL database, in a schema of its own
@@ -453,7 +457,9 @@ impl PostgresStore {
     /// Run records from rows, with their specs (cached, else read).
     async fn records(&self, rows: Vec<RunRow>) -> Result<Vec<RunRecord>, StoreError> {
         let mut out = Vec::with_capacity(rows.len());
-        for (id, wf, workflow, version, inputs, state, created, started, finished) in rows {
+        for row in rows {
+            let (id, wf, workflow, version, inputs, state, created, started, finished) =
+                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
             let spec = match self.specs.spec(wf) {
                 Some(s) => s,
                 None => {
@@ -478,6 +484,9 @@ impl PostgresStore {
                 created_at: from_micros(created),
                 started_at: started.map(from_micros),
                 finished_at: finished.map(from_micros),
+                priority: row.9,
+                not_before: row.10.map(from_micros),
+                idempotency_key: row.11,
             });
         }
         Ok(out)
@@ -502,10 +511,11 @@ impl PostgresStore {
         let finished = run.state.is_terminal();
         let inserted: i64 = sqlx::query_scalar(
             "WITH ins AS (INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, \
-             created_at, started_at, finished_at, lease_owner, lease_until, fence) \
+             created_at, started_at, finished_at, lease_owner, lease_until, fence, priority, \
+             not_before, idempotency_key) \
              VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, $8, $9, $10, \
              CASE WHEN $10 IS NULL THEN NULL ELSE now() + $11 * interval '1 millisecond' END, \
-             $12) ON CONFLICT (id) DO NOTHING RETURNING id) \
+             $12, $14, $15, $16) ON CONFLICT DO NOTHING RETURNING id) \
              SELECT count(*) FROM ins, \
              LATERAL (SELECT pg_notify($13, 'created:' || ins.id::text)) AS n",
         )
@@ -522,10 +532,40 @@ impl PostgresStore {
         .bind(millis(ttl))
         .bind(fence(lease))
         .bind(&*self.channel)
+        .bind(run.priority)
+        .bind(run.not_before.map(micros))
+        .bind(run.idempotency_key.as_deref())
         .fetch_one(conn)
         .await
         .map_err(|e| backend("creating a run", e))?;
         Ok(inserted > 0)
+    }
+
+    /// Why `run` could not be inserted: its idempotency key or its id is taken.
+    async fn conflict(&self, run: &RunRecord) -> StoreError {
+        if let Some(key) = &run.idempotency_key {
+            let holder: Result<Option<(String, i64)>, _> = sqlx::query_as(
+                "SELECT id::text, created_at FROM runs WHERE idempotency_key = $1",
+            )
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await;
+            match holder {
+                Ok(Some((id, created))) => {
+                    return match parse_run_id(&id) {
+                        Ok(holder) => StoreError::KeyExists {
+                            key: key.clone(),
+                            run: holder,
+                            created_at: from_micros(created),
+                        },
+                        Err(e) => e,
+                    };
+                }
+                Ok(None) => {}
+                Err(e) => return backend("creating a run", e),
+            }
+        }
+        StoreError::RunExists(run.id)
     }
 
     async fn run_pk(&self, run: RunId) -> Result<i64, StoreError> {
@@ -557,7 +597,7 @@ impl Store for PostgresStore {
             return if inserted {
                 Ok(())
             } else {
-                Err(StoreError::RunExists(run.id))
+                Err(self.conflict(run).await)
             };
         }
         let mut tx = self
@@ -570,7 +610,8 @@ impl Store for PostgresStore {
             .insert_run(&mut *tx, run, wf, inputs, lease, ttl)
             .await?
         {
-            return Err(StoreError::RunExists(run.id));
+            drop(tx);
+            return Err(self.conflict(run).await);
         }
         tx.commit()
             .await
@@ -645,6 +686,16 @@ impl Store for PostgresStore {
             .map_err(|e| backend("releasing a lease", e))
     }
 
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET idempotency_key = NULL WHERE idempotency_key = $1 AND id = $2::uuid")
+            .bind(key)
+            .bind(holder.to_uuid_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend("releasing an idempotency key", e))?;
+        Ok(())
+    }
+
     async fn claim(
         &self,
         owner: &str,
@@ -667,15 +718,18 @@ impl Store for PostgresStore {
             i64,
             Option<i64>,
             Option<i64>,
+            i32,
+            Option<i64>,
+            Option<String>,
             i64,
         )> = sqlx::query_as(
             "UPDATE runs r SET fence = r.fence + 1, lease_owner = $1, \
              lease_until = now() + $2 * interval '1 millisecond' \
              FROM (SELECT pk FROM runs WHERE lease_owner IS NOT NULL AND lease_until <= now() \
-             ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) c \
+             ORDER BY priority DESC, lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) c \
              WHERE r.pk = c.pk \
              RETURNING r.fence, r.id::text, r.workflow_id, r.workflow, r.version, \
-             r.inputs::text, r.state, r.created_at, r.started_at, r.finished_at, r.last_seq",
+             r.inputs::text, r.state, r.created_at, r.started_at, r.finished_at, r.priority, r.not_before, r.idempotency_key, r.last_seq",
         )
         .bind(owner)
         .bind(millis(ttl))
@@ -684,11 +738,11 @@ impl Store for PostgresStore {
         .await
         .map_err(|e| backend("claiming runs", e))?;
         let owner: Arc<str> = owner.into();
-        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.10)).collect();
+        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.13)).collect();
         let records = self
             .records(
                 rows.into_iter()
-                    .map(|(_, a, b, c, d, e, f, g, h, i, _)| (a, b, c, d, e, f, g, h, i))
+                    .map(|(_, a, b, c, d, e, f, g, h, i, j, k, l, _)| (a, b, c, d, e, f, g, h, i, j, k, l))
                     .collect(),
             )
             .await?;

@@ -26,8 +26,8 @@ mod write;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Columns of a run row, in [`RunRow`] order.
-const RUN_COLUMNS: &str =
-    "id, workflow_id, workflow, version, inputs, state, created_at, started_at, finished_at";
+const RUN_COLUMNS: &str = "id, workflow_id, workflow, version, inputs, state, created_at, \
+                           started_at, finished_at, priority, not_before, idempotency_key";
 
 type RunRow = (
     String,
@@ -39,6 +39,9 @@ type RunRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    i32,
+    Option<i64>,
+    Option<String>,
 );
 
 /// Keeps runs, executions and events in a SQLite database.
@@ -294,7 +297,9 @@ impl SqliteStore {
     /// Run records from rows, with their specs (cached, else read).
     async fn records(&self, rows: Vec<RunRow>) -> Result<Vec<RunRecord>, StoreError> {
         let mut out = Vec::with_capacity(rows.len());
-        for (id, wf, workflow, version, inputs, state, created, started, finished) in rows {
+        for row in rows {
+            let (id, wf, workflow, version, inputs, state, created, started, finished) =
+                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
             let spec = match self.specs.spec(wf) {
                 Some(s) => s,
                 None => {
@@ -319,6 +324,9 @@ impl SqliteStore {
                 created_at: from_micros(created),
                 started_at: started.map(from_micros),
                 finished_at: finished.map(from_micros),
+                priority: row.9,
+                not_before: row.10.map(from_micros),
+                idempotency_key: row.11,
             });
         }
         Ok(out)
@@ -388,8 +396,9 @@ impl Store for SqliteStore {
         let (wf, new) = self.workflow_row(&mut tx, run, &spec).await?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, created_at, \
-             started_at, finished_at, lease_owner, lease_until, fence) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+             started_at, finished_at, lease_owner, lease_until, fence, priority, not_before, \
+             idempotency_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(run.id.to_uuid_string())
         .bind(wf)
@@ -403,11 +412,30 @@ impl Store for SqliteStore {
         .bind((!finished).then_some(&*lease.owner))
         .bind((!finished).then(|| now_ms().saturating_add(millis(ttl))))
         .bind(fence(lease))
+        .bind(run.priority)
+        .bind(run.not_before.map(micros))
+        .bind(run.idempotency_key.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(|e| backend("creating a run", e))?
         .rows_affected();
         if inserted == 0 {
+            // The id, or the idempotency key, is taken.
+            if let Some(key) = &run.idempotency_key {
+                let holder: Option<(String, i64)> =
+                    sqlx::query_as("SELECT id, created_at FROM runs WHERE idempotency_key = ?")
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(|e| backend("creating a run", e))?;
+                if let Some((id, created)) = holder {
+                    return Err(StoreError::KeyExists {
+                        key: key.clone(),
+                        run: parse_run_id(&id)?,
+                        created_at: from_micros(created),
+                    });
+                }
+            }
             return Err(StoreError::RunExists(run.id));
         }
         tx.commit()
@@ -452,6 +480,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET idempotency_key = NULL WHERE idempotency_key = ? AND id = ?")
+            .bind(key)
+            .bind(holder.to_uuid_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend("releasing an idempotency key", e))?;
+        Ok(())
+    }
+
     async fn claim(
         &self,
         owner: &str,
@@ -475,13 +513,16 @@ impl Store for SqliteStore {
             i64,
             Option<i64>,
             Option<i64>,
+            i32,
+            Option<i64>,
+            Option<String>,
             i64,
         )> = sqlx::query_as(
             "UPDATE runs SET fence = fence + 1, lease_owner = ?, lease_until = ? \
                  WHERE pk IN (SELECT pk FROM runs WHERE lease_owner IS NOT NULL \
-                 AND lease_until <= ? ORDER BY lease_until LIMIT ?) \
+                 AND lease_until <= ? ORDER BY priority DESC, lease_until LIMIT ?) \
                  RETURNING fence, id, workflow_id, workflow, version, inputs, state, \
-                 created_at, started_at, finished_at, last_seq",
+                 created_at, started_at, finished_at, priority, not_before, idempotency_key, last_seq",
         )
         .bind(owner)
         .bind(now.saturating_add(millis(ttl)))
@@ -491,11 +532,11 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| backend("claiming runs", e))?;
         let owner: Arc<str> = owner.into();
-        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.10)).collect();
+        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.13)).collect();
         let records = self
             .records(
                 rows.into_iter()
-                    .map(|(_, a, b, c, d, e, f, g, h, i, _)| (a, b, c, d, e, f, g, h, i))
+                    .map(|(_, a, b, c, d, e, f, g, h, i, j, k, l, _)| (a, b, c, d, e, f, g, h, i, j, k, l))
                     .collect(),
             )
             .await?;

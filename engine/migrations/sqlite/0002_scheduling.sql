@@ -1,0 +1,32 @@
+-- dagforge store schema, version 2 (SQLite): delayed runs, priorities, idempotency
+-- keys, recurring schedules.
+UPDATE dagforge_schema SET version = 2 WHERE id = 1;
+
+-- Higher runs first when capacity is short.
+ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+-- When a delayed run may start (µs); its lease expires then, which makes it claimable.
+ALTER TABLE runs ADD COLUMN not_before INTEGER;
+-- The enqueuer's idempotency key: one run per key.
+ALTER TABLE runs ADD COLUMN idempotency_key TEXT;
+CREATE UNIQUE INDEX runs_by_key ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+DROP INDEX runs_claimable;
+CREATE INDEX runs_claimable ON runs (priority DESC, lease_until) WHERE lease_owner IS NOT NULL;
+
+-- Recurring schedules: `next_fire` is moved on by exactly one engine per fire.
+CREATE TABLE schedules (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    cron TEXT NOT NULL,
+    time_zone TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    -- JSON: overlap and missed-fire policies, jitter, priority.
+    options TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    -- µs; NULL: the schedule never fires again.
+    next_fire INTEGER,
+    last_fire INTEGER,
+    last_run TEXT,
+    -- Why the last due fire started no run (an overlap skip), if it did not.
+    note TEXT,
+    updated_at INTEGER NOT NULL
+);
