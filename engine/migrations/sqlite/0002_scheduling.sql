@@ -9,8 +9,19 @@ ALTER TABLE runs ADD COLUMN not_before INTEGER;
 -- The enqueuer's idempotency key: one run per key.
 ALTER TABLE runs ADD COLUMN idempotency_key TEXT;
 CREATE UNIQUE INDEX runs_by_key ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- The lane the run waits in; a lane may cap how many of its runs go at once.
+ALTER TABLE runs ADD COLUMN queue TEXT;
+-- Set to ask the engine driving the run (any process) to cancel it.
+ALTER TABLE runs ADD COLUMN cancel_requested INTEGER;
+CREATE INDEX runs_by_queue ON runs (queue, state) WHERE queue IS NOT NULL;
 DROP INDEX runs_claimable;
 CREATE INDEX runs_claimable ON runs (priority DESC, lease_until) WHERE lease_owner IS NOT NULL;
+
+-- Lanes with a cap on their runs going at once (a lane without a row has none).
+CREATE TABLE queues (
+    name TEXT PRIMARY KEY,
+    max_running INTEGER NOT NULL
+);
 
 -- Recurring schedules: `next_fire` is moved on by exactly one engine per fire.
 CREATE TABLE schedules (
