@@ -196,6 +196,7 @@ impl PostgresOptions {
         } else {
             None
         };
+        let mut migrate_now = false;
         match found {
             Some(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::SchemaTooNew {
@@ -215,7 +216,7 @@ impl PostgresOptions {
                     .execute(&mut conn)
                     .await
                     .map_err(connect_error)?;
-                MIGRATOR.run(&mut conn).await.map_err(migrate_error)?;
+                migrate_now = true;
             }
         }
         // Best effort: the connection is no longer needed.
@@ -224,6 +225,11 @@ impl PostgresOptions {
             .max_connections(self.max_connections)
             .acquire_timeout(self.connect_timeout)
             .connect_lazy_with(opts);
+        if migrate_now {
+            // Through the pool (its connections use the schema as their search path):
+            // migrating through a `&mut PgConnection` would make this future `!Send`.
+            MIGRATOR.run(&pool).await.map_err(migrate_error)?;
+        }
         let channel: Arc<str> = format!("dagforge_{schema}").into();
         Ok(PostgresStore {
             writer: Arc::new(Combiner::new(write::Writer {
@@ -458,8 +464,9 @@ impl PostgresStore {
     async fn records(&self, rows: Vec<RunRow>) -> Result<Vec<RunRecord>, StoreError> {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let (id, wf, workflow, version, inputs, state, created, started, finished) =
-                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
+            let (id, wf, workflow, version, inputs, state, created, started, finished) = (
+                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8,
+            );
             let spec = match self.specs.spec(wf) {
                 Some(s) => s,
                 None => {
@@ -544,12 +551,11 @@ impl PostgresStore {
     /// Why `run` could not be inserted: its idempotency key or its id is taken.
     async fn conflict(&self, run: &RunRecord) -> StoreError {
         if let Some(key) = &run.idempotency_key {
-            let holder: Result<Option<(String, i64)>, _> = sqlx::query_as(
-                "SELECT id::text, created_at FROM runs WHERE idempotency_key = $1",
-            )
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await;
+            let holder: Result<Option<(String, i64)>, _> =
+                sqlx::query_as("SELECT id::text, created_at FROM runs WHERE idempotency_key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await;
             match holder {
                 Ok(Some((id, created))) => {
                     return match parse_run_id(&id) {
@@ -687,12 +693,14 @@ impl Store for PostgresStore {
     }
 
     async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET idempotency_key = NULL WHERE idempotency_key = $1 AND id = $2::uuid")
-            .bind(key)
-            .bind(holder.to_uuid_string())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| backend("releasing an idempotency key", e))?;
+        sqlx::query(
+            "UPDATE runs SET idempotency_key = NULL WHERE idempotency_key = $1 AND id = $2::uuid",
+        )
+        .bind(key)
+        .bind(holder.to_uuid_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend("releasing an idempotency key", e))?;
         Ok(())
     }
 
@@ -742,7 +750,9 @@ impl Store for PostgresStore {
         let records = self
             .records(
                 rows.into_iter()
-                    .map(|(_, a, b, c, d, e, f, g, h, i, j, k, l, _)| (a, b, c, d, e, f, g, h, i, j, k, l))
+                    .map(|(_, a, b, c, d, e, f, g, h, i, j, k, l, _)| {
+                        (a, b, c, d, e, f, g, h, i, j, k, l)
+                    })
                     .collect(),
             )
             .await?;
@@ -977,5 +987,16 @@ mod tests {
             .await
             .unwrap();
         cleanup.drop_schema().await.unwrap();
+    }
+}
+
+#[cfg(test)]
+mod send_checks {
+    fn is_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn futures_are_send() {
+        let f = super::PostgresStore::connect("postgres://localhost/x");
+        is_send(&f);
     }
 }

@@ -298,8 +298,9 @@ impl SqliteStore {
     async fn records(&self, rows: Vec<RunRow>) -> Result<Vec<RunRecord>, StoreError> {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let (id, wf, workflow, version, inputs, state, created, started, finished) =
-                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
+            let (id, wf, workflow, version, inputs, state, created, started, finished) = (
+                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8,
+            );
             let spec = match self.specs.spec(wf) {
                 Some(s) => s,
                 None => {
@@ -536,7 +537,9 @@ impl Store for SqliteStore {
         let records = self
             .records(
                 rows.into_iter()
-                    .map(|(_, a, b, c, d, e, f, g, h, i, j, k, l, _)| (a, b, c, d, e, f, g, h, i, j, k, l))
+                    .map(|(_, a, b, c, d, e, f, g, h, i, j, k, l, _)| {
+                        (a, b, c, d, e, f, g, h, i, j, k, l)
+                    })
                     .collect(),
             )
             .await?;
@@ -775,5 +778,16 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    }
+}
+
+#[cfg(test)]
+mod send_checks {
+    fn is_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn futures_are_send() {
+        let f = super::SqliteStore::open("sqlite://x.db");
+        is_send(&f);
     }
 }
