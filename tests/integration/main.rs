@@ -14,6 +14,7 @@ mod outage;
 #[cfg(unix)]
 mod process;
 mod property;
+mod recurring;
 mod resume;
 mod retries;
 mod retry_run;

@@ -59,6 +59,16 @@ impl Store for Flaky {
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release(run, lease).await
     }
+    async fn set_queue_limit(
+        &self,
+        queue: &str,
+        max_running: Option<u32>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_queue_limit(queue, max_running).await
+    }
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        self.inner.queue_limits().await
+    }
     async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
         self.inner.release_key(key, holder).await
     }
@@ -81,6 +91,55 @@ impl Store for Flaky {
     }
     async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.inner.events(run, after, limit).await
+    }
+    async fn put_schedule(
+        &self,
+        schedule: &dagforge::store::ScheduleRecord,
+    ) -> Result<(), StoreError> {
+        self.inner.put_schedule(schedule).await
+    }
+    async fn get_schedule(
+        &self,
+        id: &str,
+    ) -> Result<Option<dagforge::store::ScheduleRecord>, StoreError> {
+        self.inner.get_schedule(id).await
+    }
+    async fn list_schedules(&self) -> Result<Vec<dagforge::store::ScheduleRecord>, StoreError> {
+        self.inner.list_schedules().await
+    }
+    async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.delete_schedule(id).await
+    }
+    async fn set_schedule_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        next_fire: Option<std::time::SystemTime>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .set_schedule_enabled(id, enabled, next_fire)
+            .await
+    }
+    async fn due_schedules(
+        &self,
+        now: std::time::SystemTime,
+        limit: usize,
+    ) -> Result<Vec<dagforge::store::ScheduleRecord>, StoreError> {
+        self.inner.due_schedules(now, limit).await
+    }
+    async fn next_schedule_fire(
+        &self,
+        after: std::time::SystemTime,
+    ) -> Result<Option<std::time::SystemTime>, StoreError> {
+        self.inner.next_schedule_fire(after).await
+    }
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        expected: Option<std::time::SystemTime>,
+        advance: &dagforge::store::ScheduleAdvance,
+    ) -> Result<bool, StoreError> {
+        self.inner.advance_schedule(id, expected, advance).await
     }
 }
 

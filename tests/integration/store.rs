@@ -390,6 +390,76 @@ pub(crate) async fn delayed_runs_wait(store: Arc<dyn Store>) {
     assert!(err.to_string().contains("delay"), "{err}");
 }
 
+pub(crate) async fn capped_lanes_hold_their_cap(store: Arc<dyn Store>) {
+    let wf = enqueued_workflow();
+    let engine = Engine::builder().shared_store(Arc::clone(&store)).build();
+    engine.set_queue_limit("emails", Some(2)).await.unwrap();
+    engine.set_workflow_limit(&wf, Some(1)).await.unwrap();
+    assert_eq!(
+        store.queue_limits().await.unwrap(),
+        vec![
+            ("emails".to_owned(), 2),
+            ("workflow:enqueued".to_owned(), 1)
+        ]
+    );
+    let mut emails = Vec::new();
+    for _ in 0..5 {
+        emails.push(
+            engine
+                .enqueue_with(&wf, (), dagforge::Enqueue::new().queue("emails"))
+                .await
+                .unwrap(),
+        );
+    }
+    // Enqueued without a lane: the workflow's, capped at 1.
+    let plain_a = engine.enqueue(&wf, ()).await.unwrap();
+    let plain_b = engine.enqueue(&wf, ()).await.unwrap();
+    let free = engine
+        .enqueue_with(&wf, (), dagforge::Enqueue::new().queue("bulk"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Claimers racing: together they take at most the caps.
+    let mut tasks = Vec::new();
+    for e in 0..4 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.claim(&format!("engine-{e}"), TTL, 10).await.unwrap()
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap());
+    }
+    let count = |ids: &[RunId]| claimed.iter().filter(|c| ids.contains(&c.run.id)).count();
+    assert_eq!(count(&emails), 2, "the emails lane holds 2");
+    assert_eq!(count(&[plain_a, plain_b]), 1, "the workflow's lane holds 1");
+    assert_eq!(count(&[free]), 1, "an uncapped lane is not held back");
+    assert_eq!(claimed.len(), 4);
+    // A run of the lane finishes: room for one more, and only one.
+    let done = claimed
+        .iter()
+        .find(|c| c.run.queue.as_deref() == Some("emails"))
+        .unwrap();
+    store
+        .append(
+            done.run.id,
+            &done.lease,
+            &[
+                run_event(done.run.id, 1, RunState::Pending, RunState::Running),
+                run_event(done.run.id, 2, RunState::Running, RunState::Succeeded),
+            ],
+        )
+        .await
+        .unwrap();
+    let more = store.claim("engine-9", TTL, 10).await.unwrap();
+    assert_eq!(more.len(), 1, "{more:?}");
+    assert_eq!(more[0].run.queue.as_deref(), Some("emails"));
+    // Lifting the cap lets the rest go.
+    engine.set_queue_limit("emails", None).await.unwrap();
+    assert_eq!(store.claim("engine-9", TTL, 10).await.unwrap().len(), 2);
+}
+
 pub(crate) async fn release_and_finish(store: Arc<dyn Store>) {
     let (rec, lease) = started(&*store, "wf").await;
     store.release(rec.id, &lease).await.unwrap();
@@ -625,6 +695,10 @@ macro_rules! conformance {
                 crate::store::delayed_runs_wait(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn capped_lanes_hold_their_cap() {
+                crate::store::capped_lanes_hold_their_cap(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn stale_leases_are_fenced() {
                 crate::store::stale_leases_are_fenced(make().await).await;
             }
@@ -801,6 +875,16 @@ pub(crate) mod pg {
         async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
             self.0.release(run, lease).await
         }
+        async fn set_queue_limit(
+            &self,
+            queue: &str,
+            max_running: Option<u32>,
+        ) -> Result<(), StoreError> {
+            self.0.set_queue_limit(queue, max_running).await
+        }
+        async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+            self.0.queue_limits().await
+        }
         async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
             self.0.release_key(key, holder).await
         }
@@ -828,6 +912,53 @@ pub(crate) mod pg {
             limit: usize,
         ) -> Result<Vec<Event>, StoreError> {
             self.0.events(run, after, limit).await
+        }
+        async fn put_schedule(
+            &self,
+            schedule: &dagforge::store::ScheduleRecord,
+        ) -> Result<(), StoreError> {
+            self.0.put_schedule(schedule).await
+        }
+        async fn get_schedule(
+            &self,
+            id: &str,
+        ) -> Result<Option<dagforge::store::ScheduleRecord>, StoreError> {
+            self.0.get_schedule(id).await
+        }
+        async fn list_schedules(&self) -> Result<Vec<dagforge::store::ScheduleRecord>, StoreError> {
+            self.0.list_schedules().await
+        }
+        async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
+            self.0.delete_schedule(id).await
+        }
+        async fn set_schedule_enabled(
+            &self,
+            id: &str,
+            enabled: bool,
+            next_fire: Option<std::time::SystemTime>,
+        ) -> Result<bool, StoreError> {
+            self.0.set_schedule_enabled(id, enabled, next_fire).await
+        }
+        async fn due_schedules(
+            &self,
+            now: std::time::SystemTime,
+            limit: usize,
+        ) -> Result<Vec<dagforge::store::ScheduleRecord>, StoreError> {
+            self.0.due_schedules(now, limit).await
+        }
+        async fn next_schedule_fire(
+            &self,
+            after: std::time::SystemTime,
+        ) -> Result<Option<std::time::SystemTime>, StoreError> {
+            self.0.next_schedule_fire(after).await
+        }
+        async fn advance_schedule(
+            &self,
+            id: &str,
+            expected: Option<std::time::SystemTime>,
+            advance: &dagforge::store::ScheduleAdvance,
+        ) -> Result<bool, StoreError> {
+            self.0.advance_schedule(id, expected, advance).await
         }
     }
 }

@@ -304,27 +304,8 @@ impl Engine {
     /// Records a run without driving it here: any engine serving the same store (see
     /// [`serve`](Engine::serve)) — this one included — claims and drives it.
     pub async fn enqueue(&self, workflow: &Workflow, inputs: impl Serialize) -> Result<RunId> {
-        let inputs = serde_json::to_value(inputs).map_err(|e| Error::Input {
-            name: "*".to_owned(),
-            reason: format!("inputs cannot be encoded as JSON: {e}"),
-        })?;
-        bind_params(workflow, &inputs)?;
-        let id = RunId::new();
-        let spec = crate::workflow::WorkflowSnapshot::of(workflow);
-        let record = RunRecord::new(
-            id,
-            workflow.name().to_owned(),
-            workflow.version().to_owned(),
-            spec,
-            inputs,
-        );
-        // A lease that has already expired: claimable by anyone at once.
-        let lease = Lease::new("queue", 0);
-        self.sh
-            .store
-            .create_run(&record, &lease, Duration::ZERO)
-            .await?;
-        Ok(id)
+        self.enqueue_with(workflow, inputs, crate::Enqueue::new())
+            .await
     }
 
     /// Serves the store until `shutdown` completes: claims runs that were enqueued or

@@ -31,6 +31,7 @@ pub struct Enqueue {
     priority: i32,
     key: Option<String>,
     retention: Option<Duration>,
+    queue: Option<String>,
 }
 
 impl Enqueue {
@@ -77,6 +78,14 @@ impl Enqueue {
         self
     }
 
+    /// The lane the run waits in (default: its workflow's lane, `workflow:<name>`).
+    /// A lane may be capped ([`Engine::set_queue_limit`]): claims then take at most
+    /// that many of its runs at once, across every engine on the store.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
     /// How long an idempotency key holds.
     pub fn key_retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
@@ -119,7 +128,34 @@ fn humantime_utc(at: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// The lane of a workflow's runs that were enqueued without one.
+fn workflow_lane(workflow: &str) -> String {
+    format!("workflow:{workflow}")
+}
+
 impl Engine {
+    /// Caps lane `queue` at `max_running` runs going at once (claimed by some engine
+    /// and not finished), across every engine serving the store; `None` lifts the cap.
+    /// Runs past the cap wait in the store, in priority order, until a run of the lane
+    /// finishes. Applies to enqueued runs ([`enqueue`](Engine::enqueue),
+    /// [`enqueue_with`](Engine::enqueue_with)); runs started here with
+    /// [`start`](Engine::start) are this engine's own.
+    pub async fn set_queue_limit(&self, queue: &str, max_running: Option<u32>) -> Result<()> {
+        Ok(self.sh.store.set_queue_limit(queue, max_running).await?)
+    }
+
+    /// Caps how many enqueued runs of `workflow` go at once (its lane,
+    /// `workflow:<name>`, used by runs enqueued without a [`queue`](Enqueue::queue));
+    /// `None` lifts the cap.
+    pub async fn set_workflow_limit(
+        &self,
+        workflow: &Workflow,
+        max_running: Option<u32>,
+    ) -> Result<()> {
+        self.set_queue_limit(&workflow_lane(workflow.name()), max_running)
+            .await
+    }
+
     /// Records a run of `workflow` for any engine serving the store (see
     /// [`serve`](Engine::serve)) to claim and drive, with `options`: not before a time,
     /// at a priority, at most once per idempotency key. Returns the run's id — with a
@@ -178,6 +214,12 @@ impl Engine {
             record.priority = options.priority;
             record.not_before = start;
             record.idempotency_key.clone_from(&options.key);
+            record.queue = Some(
+                options
+                    .queue
+                    .clone()
+                    .unwrap_or_else(|| workflow_lane(workflow.name())),
+            );
             // The lease of an enqueued run expires when it may start: that is what
             // makes it claimable, then.
             let wait = start

@@ -12,9 +12,11 @@ use crate::events::{Event, EventKind};
 use crate::ids::RunId;
 use crate::state::RunState;
 
+use super::schedules::MemorySchedules;
 use super::{
     Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Sequence, Store, StoreError,
 };
+use super::{ScheduleAdvance, ScheduleRecord};
 
 /// Events per storage chunk: appends never move stored events, and the log grows by
 /// one allocation per this many events.
@@ -147,8 +149,12 @@ pub struct MemoryStore {
     runs: Mutex<BTreeMap<RunId, Entry>>,
     /// Idempotency keys and the runs holding them (locked after `runs`).
     keys: Mutex<HashMap<String, RunId>>,
+    /// Capped lanes (locked after `runs`).
+    queues: Mutex<BTreeMap<String, u32>>,
     /// Woken when a run becomes claimable (enqueued, released).
     claimable: Arc<tokio::sync::Notify>,
+    /// Recurring schedules.
+    schedules: MemorySchedules,
 }
 
 impl MemoryStore {
@@ -265,6 +271,27 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn set_queue_limit(
+        &self,
+        queue: &str,
+        max_running: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        match max_running {
+            Some(m) => queues.insert(queue.to_owned(), m),
+            None => queues.remove(queue),
+        };
+        drop(queues);
+        // A raised cap may make runs claimable.
+        self.claimable.notify_waiters();
+        Ok(())
+    }
+
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(queues.iter().map(|(q, m)| (q.clone(), *m)).collect())
+    }
+
     async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
         let mut runs = self.lock();
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
@@ -307,11 +334,32 @@ impl Store for MemoryStore {
             })
             .collect();
         due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        // Room left in each capped lane: its cap less its runs under a live lease.
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let mut room: HashMap<&str, u32> = queues.iter().map(|(q, m)| (q.as_str(), *m)).collect();
+        for e in runs.values() {
+            if let (Some(q), Some((_, until))) = (&e.record.queue, &e.lease)
+                && *until > now
+                && !e.record.state.is_terminal()
+                && let Some(r) = room.get_mut(q.as_str())
+            {
+                *r = r.saturating_sub(1);
+            }
+        }
         let mut out = Vec::with_capacity(due.len().min(limit));
-        for (_, _, id) in due.into_iter().take(limit) {
+        for (_, _, id) in due {
+            if out.len() >= limit {
+                break;
+            }
             let Some(entry) = runs.get_mut(&id) else {
                 continue;
             };
+            if let Some(r) = entry.record.queue.as_deref().and_then(|q| room.get_mut(q)) {
+                if *r == 0 {
+                    continue;
+                }
+                *r -= 1;
+            }
             entry.fence += 1;
             entry.lease = Some((Arc::clone(&owner), now + ttl));
             out.push(Claimed {
@@ -415,5 +463,55 @@ impl Store for MemoryStore {
                 kind: e.kind.clone(),
             })
             .collect())
+    }
+
+    async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
+        self.schedules.put(schedule);
+        Ok(())
+    }
+
+    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        Ok(self.schedules.get(id))
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        Ok(self.schedules.list())
+    }
+
+    async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.schedules.delete(id))
+    }
+
+    async fn set_schedule_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        next_fire: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.schedules.set_enabled(id, enabled, next_fire))
+    }
+
+    async fn due_schedules(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRecord>, StoreError> {
+        Ok(self.schedules.due(now, limit))
+    }
+
+    async fn next_schedule_fire(
+        &self,
+        after: SystemTime,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        Ok(self.schedules.next_fire(after))
+    }
+
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        expected: Option<SystemTime>,
+        advance: &ScheduleAdvance,
+    ) -> Result<bool, StoreError> {
+        Ok(self.schedules.advance(id, expected, advance))
     }
 }

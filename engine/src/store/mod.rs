@@ -9,6 +9,7 @@ mod combine;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod schedules;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -29,6 +30,7 @@ use crate::workflow::WorkflowSnapshot;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{Notification, NotificationKind, Notifications, PostgresOptions, PostgresStore};
+pub use schedules::{ScheduleAdvance, ScheduleRecord};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -165,6 +167,8 @@ pub struct RunRecord {
     pub not_before: Option<SystemTime>,
     /// The key it was enqueued with: a store holds one run per key.
     pub idempotency_key: Option<String>,
+    /// The lane it waits in (see [`Store::set_queue_limit`]).
+    pub queue: Option<String>,
 }
 
 impl RunRecord {
@@ -189,6 +193,7 @@ impl RunRecord {
             priority: 0,
             not_before: None,
             idempotency_key: None,
+            queue: None,
         }
     }
 }
@@ -379,6 +384,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Gives `lease` up at once, so another engine may claim the run.
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
 
+    /// Caps how many runs of lane `queue` may be claimed (held by a live lease) at
+    /// once, across every engine on the store; `None` lifts the cap. Claims fill a
+    /// capped lane only up to its cap, so runs past it wait in the store.
+    async fn set_queue_limit(
+        &self,
+        queue: &str,
+        max_running: Option<u32>,
+    ) -> Result<(), StoreError>;
+
+    /// The capped lanes and their caps, by name.
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError>;
+
     /// Frees idempotency key `key` if run `holder` still holds it (its retention is
     /// over), so that a new run may take it. The run itself is kept.
     async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError>;
@@ -410,4 +427,48 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Up to `limit` events with `seq > after`, in order.
     async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    // Recurring schedules (see `Engine::add_or_update_recurring`).
+
+    /// Creates the schedule `schedule.id`, or replaces every field of it.
+    async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError>;
+
+    /// One schedule.
+    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError>;
+
+    /// Every schedule, by id.
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
+
+    /// Deletes a schedule; whether it existed.
+    async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Turns a schedule on or off and sets its next fire; whether it exists.
+    async fn set_schedule_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        next_fire: Option<SystemTime>,
+    ) -> Result<bool, StoreError>;
+
+    /// Up to `limit` enabled schedules whose next fire is at or before `now`, earliest
+    /// first.
+    async fn due_schedules(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRecord>, StoreError>;
+
+    /// The earliest next fire after `after` of the enabled schedules.
+    async fn next_schedule_fire(&self, after: SystemTime)
+    -> Result<Option<SystemTime>, StoreError>;
+
+    /// Applies `advance` to schedule `id` only if its next fire is still `expected`
+    /// (compare-and-set, `IS NOT DISTINCT FROM`); whether this caller won. Of several
+    /// engines advancing the same fire at once, exactly one wins.
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        expected: Option<SystemTime>,
+        advance: &ScheduleAdvance,
+    ) -> Result<bool, StoreError>;
 }

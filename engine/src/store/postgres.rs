@@ -1,7 +1,7 @@
 //! The PostgreSQL store: for several engine processes sharing one database.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
@@ -16,7 +16,9 @@ use super::sql::{
     micros, millis, parse_run_id, parse_state, to_json,
 };
 use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
+use super::{ScheduleAdvance, ScheduleRecord};
 
+mod schedules;
 mod write;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -24,7 +26,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// Columns of a run row, in [`RunRow`] order.
 const RUN_COLUMNS: &str = "id::text, workflow_id, workflow, version, inputs::text, state, \
                            created_at, started_at, finished_at, priority, not_before, \
-                           idempotency_key";
+                           idempotency_key, queue";
 
 type RunRow = (
     String,
@@ -38,6 +40,7 @@ type RunRow = (
     Option<i64>,
     i32,
     Option<i64>,
+    Option<String>,
     Option<String>,
 );
 
@@ -234,7 +237,8 @@ impl PostgresOptions {
         Ok(PostgresStore {
             writer: Arc::new(Combiner::new(write::Writer {
                 pool: pool.clone(),
-                notify_appends: self.notify_appends.then(|| Arc::clone(&channel)),
+                channel: Arc::clone(&channel),
+                notify_appends: self.notify_appends,
             })),
             pool,
             channel,
@@ -295,6 +299,8 @@ pub enum NotificationKind {
     Appended,
     /// A run's lease was released: it can be claimed now.
     Released,
+    /// A run finished (its lane, if capped, has room for another).
+    Finished,
 }
 
 /// A change to a run, from [`Notifications`].
@@ -335,6 +341,7 @@ impl Notifications {
                 "created" => NotificationKind::Created,
                 "appended" => NotificationKind::Appended,
                 "released" => NotificationKind::Released,
+                "finished" => NotificationKind::Finished,
                 _ => continue,
             };
             if let Ok(run) = run.parse() {
@@ -494,6 +501,7 @@ impl PostgresStore {
                 priority: row.9,
                 not_before: row.10.map(from_micros),
                 idempotency_key: row.11,
+                queue: row.12,
             });
         }
         Ok(out)
@@ -519,10 +527,10 @@ impl PostgresStore {
         let inserted: i64 = sqlx::query_scalar(
             "WITH ins AS (INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, \
              created_at, started_at, finished_at, lease_owner, lease_until, fence, priority, \
-             not_before, idempotency_key) \
+             not_before, idempotency_key, queue) \
              VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, $8, $9, $10, \
              CASE WHEN $10 IS NULL THEN NULL ELSE now() + $11 * interval '1 millisecond' END, \
-             $12, $14, $15, $16) ON CONFLICT DO NOTHING RETURNING id) \
+             $12, $14, $15, $16, $17) ON CONFLICT DO NOTHING RETURNING id) \
              SELECT count(*) FROM ins, \
              LATERAL (SELECT pg_notify($13, 'created:' || ins.id::text)) AS n",
         )
@@ -542,6 +550,7 @@ impl PostgresStore {
         .bind(run.priority)
         .bind(run.not_before.map(micros))
         .bind(run.idempotency_key.as_deref())
+        .bind(run.queue.as_deref())
         .fetch_one(conn)
         .await
         .map_err(|e| backend("creating a run", e))?;
@@ -582,6 +591,62 @@ impl PostgresStore {
             .map_err(|e| backend("reading a run", e))?
             .ok_or(StoreError::UnknownRun(run))
     }
+}
+
+/// Claims up to `limit` expired runs for `owner`: of lane `lane`, or (`None`) of the
+/// lanes without a cap. `SKIP LOCKED`: concurrent claimers pass over each other's
+/// candidates instead of waiting for them (and never pick the same run). Returns each
+/// run's new fence, its event count and its row.
+async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
+    conn: E,
+    owner: &str,
+    ttl: Duration,
+    limit: usize,
+    lane: Option<&str>,
+) -> Result<Vec<(i64, i64, RunRow)>, StoreError> {
+    type Row = (
+        i64,
+        i64,
+        String,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        i32,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "UPDATE runs r SET fence = r.fence + 1, lease_owner = $1, \
+         lease_until = now() + $2 * interval '1 millisecond' \
+         FROM (SELECT pk FROM runs WHERE lease_owner IS NOT NULL AND lease_until <= now() \
+         AND (CASE WHEN $4::text IS NULL \
+              THEN queue IS NULL OR queue NOT IN (SELECT name FROM queues) \
+              ELSE queue = $4 END) \
+         ORDER BY priority DESC, lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) c \
+         WHERE r.pk = c.pk \
+         RETURNING r.fence, r.last_seq, r.id::text, r.workflow_id, r.workflow, r.version, \
+         r.inputs::text, r.state, r.created_at, r.started_at, r.finished_at, r.priority, \
+         r.not_before, r.idempotency_key, r.queue",
+    )
+    .bind(owner)
+    .bind(millis(ttl))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(lane)
+    .fetch_all(conn)
+    .await
+    .map_err(|e| backend("claiming runs", e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(f, last, a, b, c, d, e, g, h, i, j, k, l, m, n)| {
+            (f, last, (a, b, c, d, e, g, h, i, j, k, l, m, n))
+        })
+        .collect())
 }
 
 #[async_trait::async_trait]
@@ -692,6 +757,38 @@ impl Store for PostgresStore {
             .map_err(|e| backend("releasing a lease", e))
     }
 
+    async fn set_queue_limit(
+        &self,
+        queue: &str,
+        max_running: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let q = match max_running {
+            Some(max) => sqlx::query(
+                "INSERT INTO queues (name, max_running) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running",
+            )
+            .bind(queue)
+            .bind(i32::try_from(max).unwrap_or(i32::MAX)),
+            None => sqlx::query("DELETE FROM queues WHERE name = $1").bind(queue),
+        };
+        q.execute(&self.pool)
+            .await
+            .map_err(|e| backend("setting a queue limit", e))?;
+        Ok(())
+    }
+
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        let rows: Vec<(String, i32)> =
+            sqlx::query_as("SELECT name, max_running FROM queues ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| backend("reading queue limits", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, m)| (n, u32::try_from(m).unwrap_or(0)))
+            .collect())
+    }
+
     async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE runs SET idempotency_key = NULL WHERE idempotency_key = $1 AND id = $2::uuid",
@@ -713,48 +810,57 @@ impl Store for PostgresStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // SKIP LOCKED: concurrent claimers pass over each other's candidates instead of
-        // waiting for them (and never pick the same run).
-        let rows: Vec<(
-            i64,
-            String,
-            i64,
-            String,
-            String,
-            String,
-            String,
-            i64,
-            Option<i64>,
-            Option<i64>,
-            i32,
-            Option<i64>,
-            Option<String>,
-            i64,
-        )> = sqlx::query_as(
-            "UPDATE runs r SET fence = r.fence + 1, lease_owner = $1, \
-             lease_until = now() + $2 * interval '1 millisecond' \
-             FROM (SELECT pk FROM runs WHERE lease_owner IS NOT NULL AND lease_until <= now() \
-             ORDER BY priority DESC, lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) c \
-             WHERE r.pk = c.pk \
-             RETURNING r.fence, r.id::text, r.workflow_id, r.workflow, r.version, \
-             r.inputs::text, r.state, r.created_at, r.started_at, r.finished_at, r.priority, r.not_before, r.idempotency_key, r.last_seq",
-        )
-        .bind(owner)
-        .bind(millis(ttl))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| backend("claiming runs", e))?;
-        let owner: Arc<str> = owner.into();
-        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.13)).collect();
-        let records = self
-            .records(
-                rows.into_iter()
-                    .map(|(_, a, b, c, d, e, f, g, h, i, j, k, l, _)| {
-                        (a, b, c, d, e, f, g, h, i, j, k, l)
-                    })
-                    .collect(),
+        // Runs in uncapped lanes: one statement.
+        let mut rows = claim_rows(&self.pool, owner, ttl, limit, None).await?;
+        // Capped lanes with claimable runs, each under its `queues` row lock (claimers
+        // of one lane take turns, so together they never exceed the cap).
+        if rows.len() < limit {
+            let lanes: Vec<(String, i32)> = sqlx::query_as(
+                "SELECT q.name, q.max_running FROM queues q WHERE EXISTS (SELECT 1 FROM runs \
+                 WHERE queue = q.name AND lease_owner IS NOT NULL AND lease_until <= now())",
             )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend("claiming runs", e))?;
+            for (lane, max) in lanes {
+                let want = limit - rows.len();
+                if want == 0 {
+                    break;
+                }
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(|e| backend("claiming runs", e))?;
+                // The lane's row lock first, in a statement of its own: the count
+                // below then reads (with a fresh snapshot) every claim committed by
+                // the claimer that held the lock before.
+                sqlx::query("SELECT 1 FROM queues WHERE name = $1 FOR UPDATE")
+                    .bind(&lane)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| backend("claiming runs", e))?;
+                let live: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM runs WHERE queue = $1 \
+                     AND lease_owner IS NOT NULL AND lease_until > now()",
+                )
+                .bind(&lane)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| backend("claiming runs", e))?;
+                let room = usize::try_from(i64::from(max) - live).unwrap_or(0);
+                if room > 0 {
+                    rows.extend(
+                        claim_rows(&mut *tx, owner, ttl, room.min(want), Some(&lane)).await?,
+                    );
+                }
+                tx.commit().await.map_err(|e| backend("claiming runs", e))?;
+            }
+        }
+        let owner: Arc<str> = owner.into();
+        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
+        let records = self
+            .records(rows.into_iter().map(|(_, _, row)| row).collect())
             .await?;
         Ok(records
             .into_iter()
@@ -886,6 +992,55 @@ impl Store for PostgresStore {
                 ))
             })
             .collect()
+    }
+
+    async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
+        self.schedule_put(schedule).await
+    }
+
+    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        self.schedule_get(id).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.schedule_list().await
+    }
+
+    async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
+        self.schedule_delete(id).await
+    }
+
+    async fn set_schedule_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        next_fire: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        self.schedule_enable(id, enabled, next_fire).await
+    }
+
+    async fn due_schedules(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.schedule_due(now, limit).await
+    }
+
+    async fn next_schedule_fire(
+        &self,
+        after: SystemTime,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        self.schedule_next_fire(after).await
+    }
+
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        expected: Option<SystemTime>,
+        advance: &ScheduleAdvance,
+    ) -> Result<bool, StoreError> {
+        self.schedule_advance(id, expected, advance).await
     }
 }
 

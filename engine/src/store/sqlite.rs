@@ -20,14 +20,17 @@ use super::sql::{
     micros, millis, parse_run_id, parse_state, to_json,
 };
 use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
+use super::{ScheduleAdvance, ScheduleRecord};
 
+mod schedules;
 mod write;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Columns of a run row, in [`RunRow`] order.
 const RUN_COLUMNS: &str = "id, workflow_id, workflow, version, inputs, state, created_at, \
-                           started_at, finished_at, priority, not_before, idempotency_key";
+                           started_at, finished_at, priority, not_before, idempotency_key, \
+                           queue";
 
 type RunRow = (
     String,
@@ -41,6 +44,7 @@ type RunRow = (
     Option<i64>,
     i32,
     Option<i64>,
+    Option<String>,
     Option<String>,
 );
 
@@ -328,6 +332,7 @@ impl SqliteStore {
                 priority: row.9,
                 not_before: row.10.map(from_micros),
                 idempotency_key: row.11,
+                queue: row.12,
             });
         }
         Ok(out)
@@ -378,6 +383,59 @@ fn fence(lease: &Lease) -> i64 {
     i64::try_from(lease.fence).unwrap_or(i64::MAX)
 }
 
+/// Claims up to `limit` expired runs for `owner`: of lane `lane`, or (`None`) of the
+/// lanes without a cap. Returns each run's new fence, its event count and its row.
+async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
+    conn: E,
+    owner: &str,
+    ttl: Duration,
+    limit: usize,
+    lane: Option<&str>,
+) -> Result<Vec<(i64, i64, RunRow)>, StoreError> {
+    type Row = (
+        i64,
+        i64,
+        String,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        i32,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+    );
+    let now = now_ms();
+    let rows: Vec<Row> = sqlx::query_as(
+        "UPDATE runs SET fence = fence + 1, lease_owner = ?1, lease_until = ?2 \
+         WHERE pk IN (SELECT pk FROM runs WHERE lease_owner IS NOT NULL \
+         AND lease_until <= ?3 AND (CASE WHEN ?5 IS NULL \
+             THEN queue IS NULL OR queue NOT IN (SELECT name FROM queues) \
+             ELSE queue = ?5 END) \
+         ORDER BY priority DESC, lease_until LIMIT ?4) \
+         RETURNING fence, last_seq, id, workflow_id, workflow, version, inputs, state, \
+         created_at, started_at, finished_at, priority, not_before, idempotency_key, queue",
+    )
+    .bind(owner)
+    .bind(now.saturating_add(millis(ttl)))
+    .bind(now)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(lane)
+    .fetch_all(conn)
+    .await
+    .map_err(|e| backend("claiming runs", e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(f, last, a, b, c, d, e, g, h, i, j, k, l, m, n)| {
+            (f, last, (a, b, c, d, e, g, h, i, j, k, l, m, n))
+        })
+        .collect())
+}
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn create_run(
@@ -398,8 +456,8 @@ impl Store for SqliteStore {
         let inserted = sqlx::query(
             "INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, created_at, \
              started_at, finished_at, lease_owner, lease_until, fence, priority, not_before, \
-             idempotency_key) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             idempotency_key, queue) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(run.id.to_uuid_string())
         .bind(wf)
@@ -416,6 +474,7 @@ impl Store for SqliteStore {
         .bind(run.priority)
         .bind(run.not_before.map(micros))
         .bind(run.idempotency_key.as_deref())
+        .bind(run.queue.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(|e| backend("creating a run", e))?
@@ -500,48 +559,58 @@ impl Store for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let now = now_ms();
-        // One statement: SQLite runs it under the write lock, so two engines never
-        // pick the same run, and each pick increments the fence.
-        let rows: Vec<(
-            i64,
-            String,
-            i64,
-            String,
-            String,
-            String,
-            String,
-            i64,
-            Option<i64>,
-            Option<i64>,
-            i32,
-            Option<i64>,
-            Option<String>,
-            i64,
-        )> = sqlx::query_as(
-            "UPDATE runs SET fence = fence + 1, lease_owner = ?, lease_until = ? \
-                 WHERE pk IN (SELECT pk FROM runs WHERE lease_owner IS NOT NULL \
-                 AND lease_until <= ? ORDER BY priority DESC, lease_until LIMIT ?) \
-                 RETURNING fence, id, workflow_id, workflow, version, inputs, state, \
-                 created_at, started_at, finished_at, priority, not_before, idempotency_key, last_seq",
-        )
-        .bind(owner)
-        .bind(now.saturating_add(millis(ttl)))
-        .bind(now)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| backend("claiming runs", e))?;
-        let owner: Arc<str> = owner.into();
-        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.13)).collect();
-        let records = self
-            .records(
-                rows.into_iter()
-                    .map(|(_, a, b, c, d, e, f, g, h, i, j, k, l, _)| {
-                        (a, b, c, d, e, f, g, h, i, j, k, l)
-                    })
-                    .collect(),
+        // Runs in uncapped lanes: one statement. SQLite runs it under the write lock, so
+        // two engines never pick the same run, and each pick increments the fence.
+        let mut rows = claim_rows(&self.pool, owner, ttl, limit, None).await?;
+        // Capped lanes with claimable runs: the count and the claim in one transaction,
+        // which SQLite serializes with every other writer.
+        if rows.len() < limit {
+            let lanes: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT q.name, q.max_running FROM queues q WHERE EXISTS (SELECT 1 FROM runs \
+                 WHERE queue = q.name AND lease_owner IS NOT NULL AND lease_until <= ?)",
             )
+            .bind(now_ms())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend("claiming runs", e))?;
+            for (lane, max) in lanes {
+                let want = limit - rows.len();
+                if want == 0 {
+                    break;
+                }
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(|e| backend("claiming runs", e))?;
+                // Take the write lock first, so the count cannot go stale.
+                sqlx::query("UPDATE queues SET max_running = max_running WHERE name = ?")
+                    .bind(&lane)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| backend("claiming runs", e))?;
+                let live: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM runs WHERE queue = ? AND lease_owner IS NOT NULL \
+                     AND lease_until > ?",
+                )
+                .bind(&lane)
+                .bind(now_ms())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| backend("claiming runs", e))?;
+                let room = usize::try_from(max - live).unwrap_or(0);
+                if room > 0 {
+                    rows.extend(
+                        claim_rows(&mut *tx, owner, ttl, room.min(want), Some(&lane)).await?,
+                    );
+                }
+                tx.commit().await.map_err(|e| backend("claiming runs", e))?;
+            }
+        }
+        let owner: Arc<str> = owner.into();
+        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
+        let records = self
+            .records(rows.into_iter().map(|(_, _, row)| row).collect())
             .await?;
         Ok(records
             .into_iter()
@@ -551,6 +620,38 @@ impl Store for SqliteStore {
                 lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
                 events: u64::try_from(last).unwrap_or(0),
             })
+            .collect())
+    }
+
+    async fn set_queue_limit(
+        &self,
+        queue: &str,
+        max_running: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let q = match max_running {
+            Some(max) => sqlx::query(
+                "INSERT INTO queues (name, max_running) VALUES (?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running",
+            )
+            .bind(queue)
+            .bind(i64::from(max)),
+            None => sqlx::query("DELETE FROM queues WHERE name = ?").bind(queue),
+        };
+        q.execute(&self.pool)
+            .await
+            .map_err(|e| backend("setting a queue limit", e))?;
+        Ok(())
+    }
+
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, max_running FROM queues ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| backend("reading queue limits", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, m)| (n, u32::try_from(m).unwrap_or(0)))
             .collect())
     }
 
@@ -655,6 +756,55 @@ impl Store for SqliteStore {
                 ))
             })
             .collect()
+    }
+
+    async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
+        self.schedule_put(schedule).await
+    }
+
+    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        self.schedule_get(id).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.schedule_list().await
+    }
+
+    async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
+        self.schedule_delete(id).await
+    }
+
+    async fn set_schedule_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        next_fire: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        self.schedule_enable(id, enabled, next_fire).await
+    }
+
+    async fn due_schedules(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.schedule_due(now, limit).await
+    }
+
+    async fn next_schedule_fire(
+        &self,
+        after: SystemTime,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        self.schedule_next_fire(after).await
+    }
+
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        expected: Option<SystemTime>,
+        advance: &ScheduleAdvance,
+    ) -> Result<bool, StoreError> {
+        self.schedule_advance(id, expected, advance).await
     }
 }
 

@@ -40,7 +40,7 @@ WITH u AS (
   FROM u
   WHERE runs.id = u.id::uuid AND runs.lease_owner = u.owner AND runs.fence = u.fence
     AND (u.n = 0 OR runs.last_seq = u.first - 1)
-  RETURNING runs.pk, u.idx, runs.last_seq - u.n AS base, u.id
+  RETURNING runs.pk, u.idx, runs.last_seq - u.n AS base, u.id, u.ends
 ), ev AS (
   INSERT INTO events (run_pk, seq, at, kind)
   SELECT r.pk, r.base + e.s, e.a, e.k::json
@@ -68,19 +68,28 @@ WITH u AS (
     };
 }
 
-/// [`write_sql`] returning the written appends.
-const WRITE: &str = write_sql!("SELECT r.idx FROM r");
+/// [`write_sql`] returning the written appends, and notifying on channel `$25` the
+/// runs that finished (a capped lane has room again).
+const WRITE: &str = write_sql!(
+    "SELECT r.idx FROM r LEFT JOIN LATERAL \
+     (SELECT pg_notify($25, 'finished:' || r.id) WHERE r.ends) AS f ON true"
+);
 
-/// [`write_sql`] also notifying each written run's append on channel `$25`.
-const WRITE_NOTIFY: &str =
-    write_sql!("SELECT r.idx FROM r, LATERAL (SELECT pg_notify($25, 'appended:' || r.id)) AS n");
+/// [`WRITE`], also notifying each written run's append.
+const WRITE_NOTIFY: &str = write_sql!(
+    "SELECT r.idx FROM r LEFT JOIN LATERAL \
+     (SELECT pg_notify($25, 'finished:' || r.id) WHERE r.ends) AS f ON true, \
+     LATERAL (SELECT pg_notify($25, 'appended:' || r.id)) AS n"
+);
 
 /// Writes appends for a [`PostgresStore`](super::PostgresStore).
 #[derive(Debug)]
 pub(super) struct Writer {
     pub(super) pool: PgPool,
-    /// The channel to notify appends on, when asked to.
-    pub(super) notify_appends: Option<Arc<str>>,
+    /// The store's notification channel.
+    pub(super) channel: Arc<str>,
+    /// Whether to notify every append.
+    pub(super) notify_appends: bool,
 }
 
 impl Writer {
@@ -146,7 +155,7 @@ impl Writer {
                 updates.push(x.updated_at);
             }
         }
-        let sql = if self.notify_appends.is_some() {
+        let sql = if self.notify_appends {
             WRITE_NOTIFY
         } else {
             WRITE
@@ -175,11 +184,8 @@ impl Writer {
             .bind(reasons)
             .bind(starts)
             .bind(updates)
-            .bind(firsts_run);
-        let q = match self.notify_appends.as_deref() {
-            Some(channel) => q.bind(channel),
-            None => q,
-        };
+            .bind(firsts_run)
+            .bind(&*self.channel);
         let rows = q.fetch_all(&self.pool).await?;
         let mut written = vec![false; runs];
         for (idx,) in rows {

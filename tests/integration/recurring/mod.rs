@@ -1,0 +1,4 @@
+//! Recurring schedules: the store layer (conformance on every store), the engine's
+//! scheduler and its policies, exactly-once firing across processes.
+
+mod store;
