@@ -12,6 +12,13 @@ use super::{TriggerRule, Workflow};
 use crate::job::{Backoff, Job};
 use crate::registry::DynJob;
 
+/// A workflow's declared recurring schedule: a cron expression and its time zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CronSpec {
+    pub(crate) cron: String,
+    pub(crate) time_zone: String,
+}
+
 static NEXT_BUILDER: AtomicU32 = AtomicU32::new(1);
 
 /// A typed handle to a node whose job outputs a `T`. Returned by [`WorkflowBuilder::add`].
@@ -152,7 +159,7 @@ impl<T> std::fmt::Debug for Source<T> {
 }
 
 impl<T> Source<T> {
-    fn new(def: SourceDef) -> Self {
+    pub(crate) fn new(def: SourceDef) -> Self {
         Source {
             def,
             _t: PhantomData,
@@ -301,6 +308,8 @@ pub struct WorkflowBuilder {
     pub(crate) nodes: Vec<NodeDef>,
     pub(crate) params: Vec<ParamDef>,
     pub(crate) errors: Vec<ValidationError>,
+    /// The recurring schedule the workflow declares (cron, time zone).
+    pub(crate) cron: Option<CronSpec>,
 }
 
 impl WorkflowBuilder {
@@ -312,7 +321,23 @@ impl WorkflowBuilder {
             nodes: Vec::new(),
             params: Vec::new(),
             errors: Vec::new(),
+            cron: None,
         }
+    }
+
+    /// Declares that the workflow recurs on `cron` (see [`crate::schedule`]) in the IANA
+    /// time zone `time_zone`: an engine serving a store registers it as the recurring
+    /// schedule named after the workflow (see [`Engine::add_or_update_recurring`]). The
+    /// expression is checked then, with an error naming the field.
+    /// `#[workflow(cron = "…", time_zone = "…")]` sets this.
+    ///
+    /// [`Engine::add_or_update_recurring`]: crate::Engine::add_or_update_recurring
+    pub fn cron(&mut self, cron: impl Into<String>, time_zone: impl Into<String>) -> &mut Self {
+        self.cron = Some(CronSpec {
+            cron: cron.into(),
+            time_zone: time_zone.into(),
+        });
+        self
     }
 
     /// Sets the workflow's version (default `"1"`).

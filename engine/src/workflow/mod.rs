@@ -42,6 +42,8 @@ pub enum TriggerRule {
 #[derive(Clone, Debug)]
 pub struct Workflow {
     pub(crate) plan: Arc<Plan>,
+    /// The recurring schedule it declares, if any ([`WorkflowBuilder::cron`]).
+    pub(crate) cron: Option<Arc<builder::CronSpec>>,
 }
 
 impl Workflow {
@@ -53,7 +55,52 @@ impl Workflow {
     pub(crate) fn from_plan(plan: Plan) -> Self {
         Workflow {
             plan: Arc::new(plan),
+            cron: None,
         }
+    }
+
+    /// A workflow of one node running `job`: named after the job ([`Job::NAME`]), its
+    /// node `job`, whose input is the run parameter `input` (`null` when absent). This is
+    /// how a single job is enqueued for later or put on a recurring schedule.
+    ///
+    /// ```
+    /// # use dagforge::prelude::*;
+    /// # struct Cleanup;
+    /// # impl Job for Cleanup {
+    /// #     type Input = u32;
+    /// #     type Output = ();
+    /// #     const NAME: &'static str = "cleanup";
+    /// #     async fn run(&self, _: &JobContext, _: u32) -> Result<(), JobError> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), dagforge::Error> {
+    /// let wf = Workflow::of_job(Cleanup)?;
+    /// assert_eq!((wf.name(), wf.len()), ("cleanup", 1));
+    /// let result = Engine::new().run(&wf, serde_json::json!({"input": 7})).await?;
+    /// assert_eq!(result.state, RunState::Succeeded);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ValidationErrors`] if the job's name is not a valid workflow name.
+    ///
+    /// [`Job::NAME`]: crate::Job::NAME
+    pub fn of_job<J: crate::Job>(job: J) -> Result<Workflow, ValidationErrors> {
+        let mut wf = Workflow::builder(J::NAME);
+        let input = wf.param_or::<serde_json::Value>("input", serde_json::Value::Null);
+        wf.add("job", job)
+            .input_from(Source::<J::Input>::new(input.def));
+        wf.build()
+    }
+
+    /// The cron expression and time zone the workflow declares
+    /// ([`WorkflowBuilder::cron`], `#[workflow(cron = "…")]`), if any.
+    pub fn cron(&self) -> Option<(&str, &str)> {
+        self.cron
+            .as_deref()
+            .map(|c| (c.cron.as_str(), c.time_zone.as_str()))
     }
 
     /// The workflow's name.

@@ -286,6 +286,7 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
         nodes,
         params,
         errors,
+        cron,
     } = b;
     let params: Vec<Param> = params
         .into_iter()
@@ -440,14 +441,16 @@ pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> 
             errors: cx.errors,
         });
     }
-    Ok(Workflow::from_plan(Plan::new(
+    let mut workflow = Workflow::from_plan(Plan::new(
         name,
         version,
         plan_nodes,
         &all_parents,
         params,
         index,
-    )))
+    ));
+    workflow.cron = cron.map(Arc::new);
+    Ok(workflow)
 }
 
 /// Shares equal backoff policies between nodes (there are few distinct ones).
