@@ -59,6 +59,12 @@ impl Store for Flaky {
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release(run, lease).await
     }
+    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
+        self.inner.request_cancel(run).await
+    }
+    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
+        self.inner.cancel_requests(owner).await
+    }
     async fn set_queue_limit(
         &self,
         queue: &str,

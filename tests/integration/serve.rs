@@ -95,3 +95,88 @@ async fn postgres_notifications_wake_another_engine() {
     pickup(&enqueuer, server, &*a).await;
     a.drop_schema().await.unwrap();
 }
+
+/// `cancel_recorded` from an engine that does not drive the run: the request goes
+/// through the store, and the serving engine that drives it cancels it — woken by the
+/// store, since its poll interval is far longer than the test.
+async fn cancel_from_elsewhere(asker: Engine, server: Engine, store: &dyn Store) {
+    let mut wf = Workflow::builder("long");
+    wf.add(
+        "sleep",
+        Sleep {
+            cooperative: true,
+            ..Sleep::default()
+        },
+    )
+    .input(60_000u64);
+    let wf = wf.build().unwrap();
+    let server = Engine::builder()
+        .shared_store(Arc::clone(server.store()))
+        .id("server")
+        .workflow(&wf)
+        .build();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        server
+            .serve(Duration::from_secs(3600), async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let id = asker.enqueue(&wf, ()).await.unwrap();
+    // Wait until the server drives it.
+    let t = Instant::now();
+    while store.get_run(id).await.unwrap().unwrap().state != RunState::Running {
+        assert!(t.elapsed() < Duration::from_secs(10), "never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let asked = Instant::now();
+    let state = asker.cancel_recorded(id).await.unwrap();
+    assert_eq!(state, RunState::Running, "requested, not yet done");
+    assert_eq!(
+        finished(store, id, Duration::from_secs(10)).await,
+        RunState::Cancelled
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "cancelled in {:?}",
+        asked.elapsed()
+    );
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_cancel_reaches_the_driving_engine() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let asker = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .id("asker")
+        .build();
+    let server = Engine::builder().shared_store(Arc::clone(&store)).build();
+    cancel_from_elsewhere(asker, server, &*store).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cancel_reaches_another_process() {
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("cancel_{}", RunId::new().to_uuid_string().replace('-', ""));
+    let open = || async {
+        dagforge::store::PostgresStore::options(&base)
+            .schema(&schema)
+            .connect()
+            .await
+            .unwrap()
+    };
+    let a = Arc::new(open().await);
+    let b = Arc::new(open().await);
+    let asker = Engine::builder()
+        .shared_store(a.clone())
+        .id("asker")
+        .build();
+    let server = Engine::builder().shared_store(b.clone()).build();
+    cancel_from_elsewhere(asker, server, &*a).await;
+    a.drop_schema().await.unwrap();
+}

@@ -875,6 +875,12 @@ pub(crate) mod pg {
         async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
             self.0.release(run, lease).await
         }
+        async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
+            self.0.request_cancel(run).await
+        }
+        async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
+            self.0.cancel_requests(owner).await
+        }
         async fn set_queue_limit(
             &self,
             queue: &str,

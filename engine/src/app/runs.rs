@@ -33,7 +33,14 @@ pub(super) async fn dispatch(
             let id = parse_id(&id)?;
             let engine = engine(app, settings).await?;
             let state = engine.cancel_recorded(id).await?;
-            writeln!(out, "run {id} {state}")?;
+            if state.is_terminal() {
+                writeln!(out, "run {id} {state}")?;
+            } else {
+                writeln!(
+                    out,
+                    "run {id} {state}: cancel requested; the engine driving it stops it"
+                )?;
+            }
             Ok(())
         }
         RunsCommand::Retry(a) => retry(app, settings, &a, out, err, live).await,

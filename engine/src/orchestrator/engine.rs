@@ -330,6 +330,13 @@ impl Engine {
                     }
                 });
             }
+            // Cancellations asked for elsewhere (`Engine::cancel_recorded`, the CLI's
+            // `runs cancel`) of runs this engine drives.
+            for id in self.sh.store.cancel_requests(&self.sh.owner).await? {
+                if self.cancel(id) {
+                    tracing::info!(run_id = %id, "cancelling on request");
+                }
+            }
             let wake = async {
                 match wakeups.as_mut() {
                     Some(w) => w.next().await.is_some(),

@@ -74,10 +74,13 @@ impl Engine {
         }
     }
 
-    /// Cancels a recorded run and returns its final state: a run this engine drives is
-    /// asked to cancel; a run no engine drives (enqueued, or its engine stopped) is
-    /// claimed and cancelled here; a finished run is left as it is. A run another live
-    /// engine drives cannot be cancelled from here ([`Error::RunBusy`]).
+    /// Cancels a recorded run and returns its state: a run this engine drives is
+    /// asked to cancel (`Cancelled`); a run no engine drives (enqueued, or its engine
+    /// stopped) is claimed and cancelled here (its final state); a finished run is left
+    /// as it is. For a run another live engine drives, the request is recorded in the
+    /// store and the run's current (unfinished) state is returned: that engine cancels
+    /// it when it next looks — at once on PostgreSQL (a notification wakes it), within
+    /// its poll interval otherwise — provided it [serves](Engine::serve) the store.
     pub async fn cancel_recorded(&self, run: RunId) -> Result<RunState> {
         let record = self
             .sh
@@ -90,6 +93,16 @@ impl Engine {
         }
         if self.cancel(run) {
             return Ok(RunState::Cancelled);
+        }
+        // Recorded first: whoever drives the run, now or after claiming it, cancels it.
+        if !self.sh.store.request_cancel(run).await? {
+            let state = self
+                .sh
+                .store
+                .get_run(run)
+                .await?
+                .map_or(record.state, |r| r.state);
+            return Ok(state);
         }
         // Claim what is claimable; keep the run asked for, hand the others back.
         let mut target = None;
@@ -114,7 +127,8 @@ impl Engine {
             }
         }
         let Some(c) = target else {
-            return Err(Error::RunBusy(run));
+            // Another live engine drives it; it will see the request.
+            return Ok(record.state);
         };
         let Some(workflow) = self.workflow_of(&c.run) else {
             self.sh.store.release(run, &c.lease).await?;

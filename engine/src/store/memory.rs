@@ -32,6 +32,8 @@ struct Stored {
 #[derive(Debug)]
 struct Entry {
     record: RunRecord,
+    /// Whether someone asked for the run to be cancelled.
+    cancel_requested: bool,
     /// Current lease: owner and expiry (on tokio's clock: the store lives in one
     /// process, and tests can pause time). `None` once the run finished.
     lease: Option<(Arc<str>, Instant)>,
@@ -197,6 +199,7 @@ impl Store for MemoryStore {
             run.id,
             Entry {
                 record: run.clone(),
+                cancel_requested: false,
                 lease: Some((Arc::clone(&lease.owner), Instant::now() + ttl)),
                 fence: lease.fence,
                 chunks: Vec::new(),
@@ -269,6 +272,30 @@ impl Store for MemoryStore {
         drop(runs);
         self.claimable.notify_waiters();
         Ok(())
+    }
+
+    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
+        let mut runs = self.lock();
+        let Some(entry) = runs.get_mut(&run) else {
+            return Ok(false);
+        };
+        if entry.record.state.is_terminal() {
+            return Ok(false);
+        }
+        entry.cancel_requested = true;
+        drop(runs);
+        self.claimable.notify_waiters();
+        Ok(true)
+    }
+
+    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
+        let runs = self.lock();
+        Ok(runs
+            .values()
+            .filter(|e| e.cancel_requested && !e.record.state.is_terminal())
+            .filter(|e| matches!(&e.lease, Some((o, _)) if &**o == owner))
+            .map(|e| e.record.id)
+            .collect())
     }
 
     async fn set_queue_limit(

@@ -384,6 +384,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Gives `lease` up at once, so another engine may claim the run.
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
 
+    /// Asks whichever engine drives `run` (now, or after claiming it) to cancel it.
+    /// Returns `false` if the run finished already (or does not exist). Engines see
+    /// the request through [`cancel_requests`](Store::cancel_requests) (and on
+    /// PostgreSQL are woken by a notification).
+    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError>;
+
+    /// Unfinished runs leased by `owner` whose cancellation was requested.
+    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError>;
+
     /// Caps how many runs of lane `queue` may be claimed (held by a live lease) at
     /// once, across every engine on the store; `None` lifts the cap. Claims fill a
     /// capped lane only up to its cap, so runs past it wait in the store.

@@ -301,6 +301,8 @@ pub enum NotificationKind {
     Released,
     /// A run finished (its lane, if capped, has room for another).
     Finished,
+    /// Someone asked for a run to be cancelled.
+    CancelRequested,
 }
 
 /// A change to a run, from [`Notifications`].
@@ -342,6 +344,7 @@ impl Notifications {
                 "appended" => NotificationKind::Appended,
                 "released" => NotificationKind::Released,
                 "finished" => NotificationKind::Finished,
+                "cancel" => NotificationKind::CancelRequested,
                 _ => continue,
             };
             if let Ok(run) = run.parse() {
@@ -755,6 +758,33 @@ impl Store for PostgresStore {
         tx.commit()
             .await
             .map_err(|e| backend("releasing a lease", e))
+    }
+
+    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
+        let done: i64 = sqlx::query_scalar(
+            "WITH c AS (UPDATE runs SET cancel_requested = COALESCE(cancel_requested, $1) \
+             WHERE id = $2::uuid AND state NOT IN ('succeeded', 'failed', 'cancelled') \
+             RETURNING id) \
+             SELECT count(*) FROM c, LATERAL (SELECT pg_notify($3, 'cancel:' || c.id::text)) n",
+        )
+        .bind(micros(std::time::SystemTime::now()))
+        .bind(run.to_uuid_string())
+        .bind(&*self.channel)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| backend("requesting a cancellation", e))?;
+        Ok(done > 0)
+    }
+
+    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id::text FROM runs WHERE lease_owner = $1 AND cancel_requested IS NOT NULL",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend("reading cancellation requests", e))?;
+        ids.iter().map(|id| parse_run_id(id)).collect()
     }
 
     async fn set_queue_limit(

@@ -623,6 +623,31 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET cancel_requested = COALESCE(cancel_requested, ?) \
+             WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+        )
+        .bind(micros(SystemTime::now()))
+        .bind(run.to_uuid_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend("requesting a cancellation", e))?
+        .rows_affected();
+        Ok(done > 0)
+    }
+
+    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE lease_owner = ? AND cancel_requested IS NOT NULL",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend("reading cancellation requests", e))?;
+        ids.iter().map(|id| parse_run_id(id)).collect()
+    }
+
     async fn set_queue_limit(
         &self,
         queue: &str,
