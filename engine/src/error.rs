@@ -84,6 +84,19 @@ pub enum Error {
     /// The engine stopped before the run finished.
     #[error("the run's orchestrator stopped unexpectedly: {0}")]
     Orchestrator(String),
+    /// A recurring schedule's cron expression or time zone is invalid, or it never
+    /// fires again.
+    #[error("schedule `{id}`: {source}")]
+    Schedule {
+        /// The schedule's id.
+        id: String,
+        /// What is wrong, naming the field.
+        #[source]
+        source: crate::schedule::ScheduleError,
+    },
+    /// No recurring schedule has this id.
+    #[error("no recurring schedule `{0}`")]
+    UnknownSchedule(String),
 }
 
 /// The error a job returns from an attempt.

@@ -81,6 +81,9 @@ pub use job::{Backoff, Job, JobSpec, Resources};
 pub use orchestrator::{
     Engine, EngineBuilder, Enqueue, ItemReport, NodeReport, RetryMode, RunHandle, RunResult,
 };
+pub use orchestrator::{
+    Clock, Fire, FireOutcome, ManualClock, Recurring, RecurringSchedule, SystemClock,
+};
 pub use registry::{DynJob, Registry};
 pub use state::{NodeState, RunState};
 pub use workflow::{Field, Items, NodeRef, Source, TriggerRule, Workflow, WorkflowBuilder};

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) max_output: usize,
     /// Workflows this engine can resume runs of, by (name, version).
     pub(super) workflows: HashMap<(String, String), Workflow>,
+    /// Where the scheduler reads the time.
+    pub(crate) clock: Arc<dyn super::recurring::Clock>,
     active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
 }
 
@@ -90,6 +92,7 @@ pub struct EngineBuilder {
     lease_ttl: Duration,
     workflows: HashMap<(String, String), Workflow>,
     max_output: usize,
+    clock: Option<Arc<dyn super::recurring::Clock>>,
 }
 
 impl Default for EngineBuilder {
@@ -105,6 +108,7 @@ impl Default for EngineBuilder {
             lease_ttl: Duration::from_secs(30),
             workflows: HashMap::new(),
             max_output: 1 << 20,
+            clock: None,
         }
     }
 }
@@ -179,7 +183,15 @@ impl EngineBuilder {
         self
     }
 
-    /// Registers a workflow whose runs this engine may resume after a restart.
+    /// Where the scheduler of recurring schedules reads the time (default:
+    /// [`SystemClock`](crate::SystemClock)); tests pass a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl super::recurring::Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Registers a workflow whose runs this engine may resume after a restart (and
+    /// whose declared recurring schedule, if any, [`Engine::serve`] registers).
     pub fn workflow(mut self, workflow: &Workflow) -> Self {
         self.workflows.insert(
             (workflow.name().to_owned(), workflow.version().to_owned()),
@@ -203,6 +215,9 @@ impl EngineBuilder {
                 lease_ttl: self.lease_ttl,
                 max_output: self.max_output,
                 workflows: self.workflows,
+                clock: self
+                    .clock
+                    .unwrap_or_else(|| Arc::new(super::recurring::SystemClock)),
                 active: Mutex::new(HashMap::new()),
             }),
         }
@@ -320,6 +335,7 @@ impl Engine {
     ) -> Result<()> {
         use futures_util::StreamExt;
         let mut wakeups = self.sh.store.watch().await?;
+        self.register_declared_recurring().await?;
         tokio::pin!(shutdown);
         loop {
             for handle in self.resume().await? {
@@ -337,6 +353,8 @@ impl Engine {
                     tracing::info!(run_id = %id, "cancelling on request");
                 }
             }
+            // Fire due recurring schedules; sleep no later than the next fire.
+            let sleep = self.schedule_turn(poll).await;
             let wake = async {
                 match wakeups.as_mut() {
                     Some(w) => w.next().await.is_some(),
@@ -347,7 +365,7 @@ impl Engine {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 alive = wake => ended = !alive,
-                () = tokio::time::sleep(poll) => {}
+                () = tokio::time::sleep(sleep) => {}
             }
             if ended {
                 // The store stopped notifying: poll from now on.

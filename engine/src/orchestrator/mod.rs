@@ -4,11 +4,15 @@
 mod driver;
 mod engine;
 mod enqueue;
+mod recurring;
 mod result;
 mod retry;
 
 pub use engine::{Engine, EngineBuilder, RunHandle};
 pub use enqueue::Enqueue;
+pub use recurring::{
+    Clock, Fire, FireOutcome, ManualClock, Recurring, RecurringSchedule, SystemClock,
+};
 pub use result::{ItemReport, NodeReport, RunResult};
 #[cfg_attr(not(feature = "cli"), allow(unused_imports))]
 pub(crate) use retry::RETRY_REASON_PREFIX;

@@ -1,4 +1,5 @@
 //! Recurring schedules: the store layer (conformance on every store), the engine's
 //! scheduler and its policies, exactly-once firing across processes.
 
+mod engine;
 mod store;

@@ -22,7 +22,10 @@ fn schedule(id: &str, next: Option<SystemTime>) -> ScheduleRecord {
 
 pub(crate) async fn put_get_list_delete(store: Arc<dyn Store>) {
     assert!(store.get_schedule("b").await.unwrap().is_none());
-    store.put_schedule(&schedule("b", Some(t(10)))).await.unwrap();
+    store
+        .put_schedule(&schedule("b", Some(t(10))))
+        .await
+        .unwrap();
     store.put_schedule(&schedule("a", None)).await.unwrap();
     let b = store.get_schedule("b").await.unwrap().unwrap();
     assert_eq!(
@@ -33,7 +36,10 @@ pub(crate) async fn put_get_list_delete(store: Arc<dyn Store>) {
     assert_eq!(b.options, json!({"overlap": "queue"}));
     assert!(b.enabled);
     assert_eq!(b.next_fire, Some(t(10)));
-    assert_eq!((b.last_fire, b.last_run, b.note.as_deref()), (None, None, None));
+    assert_eq!(
+        (b.last_fire, b.last_run, b.note.as_deref()),
+        (None, None, None)
+    );
     let ids: Vec<String> = store
         .list_schedules()
         .await
@@ -68,61 +74,135 @@ pub(crate) async fn put_get_list_delete(store: Arc<dyn Store>) {
 }
 
 pub(crate) async fn due_next_and_enabled(store: Arc<dyn Store>) {
-    store.put_schedule(&schedule("late", Some(t(5)))).await.unwrap();
-    store.put_schedule(&schedule("now", Some(t(10)))).await.unwrap();
-    store.put_schedule(&schedule("soon", Some(t(30)))).await.unwrap();
-    store.put_schedule(&schedule("later", Some(t(60)))).await.unwrap();
+    store
+        .put_schedule(&schedule("late", Some(t(5))))
+        .await
+        .unwrap();
+    store
+        .put_schedule(&schedule("now", Some(t(10))))
+        .await
+        .unwrap();
+    store
+        .put_schedule(&schedule("soon", Some(t(30))))
+        .await
+        .unwrap();
+    store
+        .put_schedule(&schedule("later", Some(t(60))))
+        .await
+        .unwrap();
     store.put_schedule(&schedule("never", None)).await.unwrap();
     let ids = |v: Vec<ScheduleRecord>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
-    assert_eq!(ids(store.due_schedules(t(10), 10).await.unwrap()), ["late", "now"]);
+    assert_eq!(
+        ids(store.due_schedules(t(10), 10).await.unwrap()),
+        ["late", "now"]
+    );
     assert_eq!(ids(store.due_schedules(t(10), 1).await.unwrap()), ["late"]);
     assert!(store.due_schedules(t(4), 10).await.unwrap().is_empty());
     assert_eq!(store.next_schedule_fire(t(10)).await.unwrap(), Some(t(30)));
     assert_eq!(store.next_schedule_fire(t(60)).await.unwrap(), None);
 
     // Disabled schedules are neither due nor next.
-    assert!(store.set_schedule_enabled("soon", false, Some(t(30))).await.unwrap());
+    assert!(
+        store
+            .set_schedule_enabled("soon", false, Some(t(30)))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.next_schedule_fire(t(10)).await.unwrap(), Some(t(60)));
-    assert!(store.set_schedule_enabled("late", false, None).await.unwrap());
+    assert!(
+        store
+            .set_schedule_enabled("late", false, None)
+            .await
+            .unwrap()
+    );
     assert_eq!(ids(store.due_schedules(t(10), 10).await.unwrap()), ["now"]);
     let late = store.get_schedule("late").await.unwrap().unwrap();
     assert!(!late.enabled);
     assert_eq!(late.next_fire, None);
     // Enabled again with a new next fire.
-    assert!(store.set_schedule_enabled("late", true, Some(t(8))).await.unwrap());
-    assert_eq!(ids(store.due_schedules(t(10), 10).await.unwrap()), ["late", "now"]);
-    assert!(!store.set_schedule_enabled("nope", true, None).await.unwrap());
+    assert!(
+        store
+            .set_schedule_enabled("late", true, Some(t(8)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ids(store.due_schedules(t(10), 10).await.unwrap()),
+        ["late", "now"]
+    );
+    assert!(
+        !store
+            .set_schedule_enabled("nope", true, None)
+            .await
+            .unwrap()
+    );
 }
 
 pub(crate) async fn advance_is_compare_and_set(store: Arc<dyn Store>) {
-    store.put_schedule(&schedule("s", Some(t(10)))).await.unwrap();
+    store
+        .put_schedule(&schedule("s", Some(t(10))))
+        .await
+        .unwrap();
     let run = RunId::new();
     // A stale expectation changes nothing.
     let step = ScheduleAdvance::to(Some(t(20))).fired(t(10)).run(run);
-    assert!(!store.advance_schedule("s", Some(t(5)), &step).await.unwrap());
+    assert!(
+        !store
+            .advance_schedule("s", Some(t(5)), &step)
+            .await
+            .unwrap()
+    );
     assert!(!store.advance_schedule("s", None, &step).await.unwrap());
-    assert!(!store.advance_schedule("nope", Some(t(10)), &step).await.unwrap());
-    assert_eq!(store.get_schedule("s").await.unwrap().unwrap().next_fire, Some(t(10)));
+    assert!(
+        !store
+            .advance_schedule("nope", Some(t(10)), &step)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_schedule("s").await.unwrap().unwrap().next_fire,
+        Some(t(10))
+    );
 
-    assert!(store.advance_schedule("s", Some(t(10)), &step).await.unwrap());
+    assert!(
+        store
+            .advance_schedule("s", Some(t(10)), &step)
+            .await
+            .unwrap()
+    );
     // The same step again lost: next_fire moved on.
-    assert!(!store.advance_schedule("s", Some(t(10)), &step).await.unwrap());
+    assert!(
+        !store
+            .advance_schedule("s", Some(t(10)), &step)
+            .await
+            .unwrap()
+    );
     let s = store.get_schedule("s").await.unwrap().unwrap();
-    assert_eq!((s.next_fire, s.last_fire, s.last_run), (Some(t(20)), Some(t(10)), Some(run)));
+    assert_eq!(
+        (s.next_fire, s.last_fire, s.last_run),
+        (Some(t(20)), Some(t(10)), Some(run))
+    );
 
     // A skip: a note, last_run kept; then the schedule ends (next fire NULL).
     let skip = ScheduleAdvance::to(None).fired(t(20)).note("skipped");
-    assert!(store.advance_schedule("s", Some(t(20)), &skip).await.unwrap());
+    assert!(
+        store
+            .advance_schedule("s", Some(t(20)), &skip)
+            .await
+            .unwrap()
+    );
     let s = store.get_schedule("s").await.unwrap().unwrap();
     assert_eq!(
         (s.next_fire, s.last_fire, s.last_run, s.note.as_deref()),
         (None, Some(t(20)), Some(run), Some("skipped"))
     );
     // From NULL (null-safe equality), and the note cleared.
-    assert!(store
-        .advance_schedule("s", None, &ScheduleAdvance::to(Some(t(30))))
-        .await
-        .unwrap());
+    assert!(
+        store
+            .advance_schedule("s", None, &ScheduleAdvance::to(Some(t(30))))
+            .await
+            .unwrap()
+    );
     let s = store.get_schedule("s").await.unwrap().unwrap();
     assert_eq!((s.next_fire, s.note), (Some(t(30)), None));
 }
@@ -130,13 +210,19 @@ pub(crate) async fn advance_is_compare_and_set(store: Arc<dyn Store>) {
 pub(crate) async fn concurrent_advances_have_one_winner(store: Arc<dyn Store>) {
     for round in 0..5u64 {
         let id = format!("s{round}");
-        store.put_schedule(&schedule(&id, Some(t(round)))).await.unwrap();
+        store
+            .put_schedule(&schedule(&id, Some(t(round))))
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for i in 0..16u64 {
             let (store, id) = (Arc::clone(&store), id.clone());
             tasks.push(tokio::spawn(async move {
                 let step = ScheduleAdvance::to(Some(t(100 + i))).fired(t(round));
-                store.advance_schedule(&id, Some(t(round)), &step).await.unwrap()
+                store
+                    .advance_schedule(&id, Some(t(round)), &step)
+                    .await
+                    .unwrap()
             }));
         }
         let mut winners = 0;
@@ -144,7 +230,13 @@ pub(crate) async fn concurrent_advances_have_one_winner(store: Arc<dyn Store>) {
             winners += usize::from(task.await.unwrap());
         }
         assert_eq!(winners, 1, "round {round}");
-        let next = store.get_schedule(&id).await.unwrap().unwrap().next_fire.unwrap();
+        let next = store
+            .get_schedule(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .next_fire
+            .unwrap();
         assert!(next >= t(100) && next < t(116));
     }
 }
