@@ -2,4 +2,6 @@
 //! scheduler and its policies, exactly-once firing across processes.
 
 mod engine;
+#[cfg(feature = "postgres")]
+mod processes;
 mod store;
