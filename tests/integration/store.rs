@@ -338,7 +338,7 @@ pub(crate) async fn claims_follow_priority(store: Arc<dyn Store>) {
             .unwrap();
         by_priority.push((p, id));
     }
-    by_priority.sort_by(|a, b| b.0.cmp(&a.0));
+    by_priority.sort_by_key(|p| std::cmp::Reverse(p.0));
     tokio::time::sleep(Duration::from_millis(5)).await;
     let mut claimed = Vec::new();
     for _ in 0..4 {
