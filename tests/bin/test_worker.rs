@@ -4,7 +4,9 @@
 //!
 //! `dagforge-test-worker engine` is instead an engine process: it runs a `block` job
 //! (deaf to cancellation) through a process executor that starts this binary, prints
-//! the worker's `pid <pid>` line, and waits — for a test to kill it.
+//! the worker's `pid <pid>` line, and waits — for a test to kill it. With
+//! `engine spawn` the job is a `spawn` (a grandchild deaf to SIGTERM), and its
+//! `grandchild <pid>` line is printed too.
 
 use std::process::ExitCode;
 
@@ -54,11 +56,16 @@ async fn engine() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::builder().executor(executor).build();
     let mut events = engine.subscribe();
     let mut wf = Workflow::builder("orphan");
-    wf.add("block", jobs::Block).input(60_000);
+    if std::env::args().nth(2).as_deref() == Some("spawn") {
+        // A cooperative job with a grandchild deaf to SIGTERM.
+        wf.add("spawn", jobs::Spawn).input((60_000, true));
+    } else {
+        wf.add("block", jobs::Block).input(60_000);
+    }
     let run = engine.start(&wf.build()?, ()).await?;
     while let Some(e) = events.next().await {
         if let EventKind::Log { message, .. } = e.kind
-            && message.starts_with("pid ")
+            && (message.starts_with("pid ") || message.starts_with("grandchild "))
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{message}")?;

@@ -155,6 +155,39 @@ impl Job for Hang {
     }
 }
 
+/// Starts a `sleep 60` of its own and leaves it running — deaf to SIGTERM if asked
+/// (`trap '' TERM`, kept across `exec`) — logs `grandchild <pid>`, then sleeps `ms`
+/// milliseconds (stopping when cancelled) without ever waiting for it.
+pub(crate) struct Spawn;
+
+impl Job for Spawn {
+    type Input = (u64, bool);
+    type Output = u64;
+    const NAME: &'static str = "spawn";
+
+    async fn run(&self, ctx: &JobContext, (ms, deaf): (u64, bool)) -> Result<u64, JobError> {
+        log_pid(ctx);
+        let mut command = std::process::Command::new("sh");
+        if deaf {
+            command.args(["-c", "trap '' TERM; exec sleep 60"]);
+        } else {
+            command.args(["-c", "exec sleep 60"]);
+        }
+        let child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        ctx.info(format!("grandchild {}", child.id()));
+        // Dropping a `std::process::Child` neither kills nor waits for it.
+        drop(child);
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(ms)) => Ok(ms),
+            () = ctx.cancelled() => Err(JobError::cancelled()),
+        }
+    }
+}
+
 /// Returns the working directory, the value of the environment variable named by its
 /// input, and the attempt's identity as the worker sees it.
 pub(crate) struct Environ;
@@ -190,6 +223,7 @@ pub(crate) fn registry() -> Result<Registry, dagforge::Error> {
         .register(Sleep)?
         .register(Block)?
         .register(Hang)?
+        .register(Spawn)?
         .register(Environ)?
         .register(Markets)?
         .register(DataProxy)?

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 #[allow(dead_code)]
 mod jobs;
 
-use jobs::{Block, Boom, Echo, Environ, Exit, Garbage, Hang, Sleep};
+use jobs::{Block, Boom, Echo, Environ, Exit, Garbage, Hang, Sleep, Spawn};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_dagforge-test-worker");
 const GRACE: Duration = Duration::from_millis(500);
@@ -85,6 +85,26 @@ impl Logs {
         }
         panic!("the workers did not log {n} pids: {:?}", self.lines());
     }
+
+    /// The pid of the process a `spawn` job started (its `grandchild <pid>` line).
+    fn grandchild(&self) -> Option<i32> {
+        self.lines()
+            .iter()
+            .find_map(|(_, _, m)| m.strip_prefix("grandchild ")?.parse().ok())
+    }
+
+    /// Waits for a `spawn` job's worker and grandchild pids, and checks both run.
+    async fn wait_for_spawn(&self) -> (i32, i32) {
+        for _ in 0..300 {
+            if let (Some(&worker), Some(grandchild)) = (self.pids().first(), self.grandchild()) {
+                assert!(runs(worker), "the worker runs");
+                assert!(runs(grandchild), "the grandchild runs");
+                return (worker, grandchild);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the job did not log its grandchild: {:?}", self.lines());
+    }
 }
 
 /// The state letter of a process in /proc (`Z` for a zombie); `None` once it is
@@ -93,6 +113,24 @@ fn proc_state(pid: i32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_comm = &stat[stat.rfind(')')? + 1..];
     after_comm.trim_start().chars().next()
+}
+
+/// Whether `pid` exists and is no zombie.
+fn runs(pid: i32) -> bool {
+    proc_state(pid).is_some_and(|s| s != 'Z')
+}
+
+/// Asserts that `pid` — a grandchild: not ours to reap — stops running within
+/// `within` (it is gone, or a zombie until its new parent reaps it).
+async fn assert_dead(pid: i32, within: Duration) {
+    let t = Instant::now();
+    while runs(pid) {
+        assert!(
+            t.elapsed() <= within,
+            "process {pid} still runs after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Asserts that `pid` is gone (exited *and* reaped: no zombie) within `within`.
@@ -574,4 +612,152 @@ async fn a_program_that_dies_of_sigterm_is_cancelled() {
             .contains("was killed by signal SIGTERM (15) after SIGTERM"),
         "{e}"
     );
+}
+
+/// Starts a `spawn` job (a grandchild `sleep`, deaf to SIGTERM if asked) and returns
+/// the run, its engine's logs and the worker's and grandchild's pids.
+async fn start_spawn(
+    engine: &Engine,
+    input: (u64, bool),
+    timeout: Option<Duration>,
+) -> (RunHandle, Logs, i32, i32) {
+    let mut wf = Workflow::builder("spawn");
+    let node = wf.add("job", Spawn).input(input);
+    if let Some(t) = timeout {
+        node.timeout(t);
+    }
+    let logs = Logs::collect(engine);
+    let run = engine.start(&wf.build().unwrap(), ()).await.unwrap();
+    let (worker, grandchild) = logs.wait_for_spawn().await;
+    (run, logs, worker, grandchild)
+}
+
+#[tokio::test]
+async fn cancel_signals_the_worker_s_whole_process_group() {
+    let engine = engine(executor());
+    let (run, _, worker, grandchild) = start_spawn(&engine, (30_000, false), None).await;
+    let t = Instant::now();
+    run.cancel();
+    let r = run.wait().await.unwrap();
+    assert!(t.elapsed() < GRACE, "{:?}", t.elapsed());
+    assert_eq!(r.state, RunState::Cancelled);
+    assert_eq!(node(&r, "job").error.unwrap().message, "cancelled");
+    // SIGTERM went to the group: the job's own `sleep` got it as well.
+    assert_gone(worker, GRACE).await;
+    assert_dead(grandchild, GRACE).await;
+}
+
+#[tokio::test]
+async fn a_grandchild_deaf_to_sigterm_dies_when_its_cancelled_worker_exits() {
+    let engine = engine(executor());
+    let (run, _, worker, grandchild) = start_spawn(&engine, (30_000, true), None).await;
+    let t = Instant::now();
+    run.cancel();
+    let r = run.wait().await.unwrap();
+    // The worker itself stopped cooperatively, well within the grace period…
+    assert!(t.elapsed() < GRACE, "{:?}", t.elapsed());
+    assert_eq!(node(&r, "job").error.unwrap().message, "cancelled");
+    assert_gone(worker, GRACE).await;
+    // …and what it left in its group was killed as it exited.
+    assert_dead(grandchild, Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn a_timeout_kills_what_the_job_started() {
+    let engine = engine(executor());
+    let (run, _, worker, grandchild) =
+        start_spawn(&engine, (30_000, true), Some(Duration::from_millis(300))).await;
+    let r = run.wait().await.unwrap();
+    let n = node(&r, "job");
+    assert_eq!(n.state, NodeState::TimedOut, "{}", r.table());
+    assert_gone(worker, GRACE).await;
+    assert_dead(grandchild, Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn nothing_a_job_started_outlives_its_successful_attempt() {
+    let engine = engine(executor());
+    let (run, _, worker, grandchild) = start_spawn(&engine, (300, true), None).await;
+    let r = run.wait().await.unwrap();
+    assert!(r.is_success(), "{}", r.table());
+    assert_eq!(r.output::<u64>("job").unwrap(), 300);
+    assert_gone(worker, GRACE).await;
+    assert_dead(grandchild, Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn a_dropped_run_kills_its_workers_process_groups() {
+    let engine = engine(executor().grace_period(Duration::from_secs(30)));
+    let (run, _, worker, grandchild) = start_spawn(&engine, (30_000, true), None).await;
+    // As when the engine stops: the driver goes, its executions are aborted.
+    run.abandon();
+    assert_gone(worker, Duration::from_millis(500)).await;
+    assert_dead(grandchild, Duration::from_millis(500)).await;
+}
+
+#[test]
+fn a_runtime_shutdown_kills_the_workers_process_groups() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (run, worker, grandchild) = rt.block_on(async {
+        let engine = engine(executor().grace_period(Duration::from_secs(30)));
+        let (run, _, worker, grandchild) = start_spawn(&engine, (30_000, true), None).await;
+        (run, worker, grandchild)
+    });
+    // The engine's process is ending (its `main` returned): the runtime drops every
+    // task, executions included, without a cancellation.
+    drop(rt);
+    drop(run);
+    let t = Instant::now();
+    while runs(worker) || runs(grandchild) {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "worker {worker} ({:?}) or grandchild {grandchild} ({:?}) still runs",
+            proc_state(worker),
+            proc_state(grandchild)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[tokio::test]
+async fn a_worker_orphaned_by_an_engine_crash_ends_its_process_group() {
+    use std::io::BufRead;
+
+    let mut engine = std::process::Command::new(WORKER)
+        .args(["engine", "spawn"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(engine.stdout.take().unwrap());
+    let (mut worker, mut grandchild) = (None, None);
+    while worker.is_none() || grandchild.is_none() {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the engine ended");
+        let line = line.trim();
+        if let Some(p) = line.strip_prefix("pid ") {
+            worker = p.parse::<i32>().ok();
+        } else if let Some(p) = line.strip_prefix("grandchild ") {
+            grandchild = p.parse::<i32>().ok();
+        }
+    }
+    let (worker, grandchild) = (worker.unwrap(), grandchild.unwrap());
+    assert!(runs(worker) && runs(grandchild));
+    engine.kill().unwrap(); // SIGKILL: the engine cannot stop its worker
+    engine.wait().unwrap();
+    // The orphan notices at its next heartbeat (100 ms) and ends its group: SIGTERM
+    // (its job stops; the grandchild is deaf to it), then SIGKILL as it exits.
+    let t = Instant::now();
+    while runs(worker) || runs(grandchild) {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "worker {worker} ({:?}) or grandchild {grandchild} ({:?}) still runs",
+            proc_state(worker),
+            proc_state(grandchild)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -9,9 +9,11 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep_until};
 
@@ -45,16 +47,26 @@ type Configure = dyn Fn(&Execution, &mut WorkerCommand) + Send + Sync;
 /// forwarded to the run's log as `info` lines marked `[stdout]` / `[stderr]`.
 /// The exit status and the final `output`/`error` line decide the outcome.
 ///
-/// - **Cancellation**: when the run is cancelled the worker gets SIGTERM (its job's
-///   cancellation token fires), and SIGKILL after the [grace
+/// - **Process group**: each worker leads a process group of its own, and every
+///   signal goes to the whole group, so processes a job starts (a `sh -c …`, a
+///   tool) stop with it. When the worker exits — in any way — whatever is left in
+///   its group gets SIGKILL: nothing a job started outlives its attempt (a job that
+///   must leave a daemon behind detaches it into a session of its own, `setsid`).
+///   Being in their own group, workers do not get the terminal's signals (Ctrl-C):
+///   the engine stops them itself — an execution that is dropped (aborted, its run
+///   dropped, the runtime shut down) kills its group — and a worker whose engine
+///   died kills its group (see [`worker::run`](crate::worker::run)).
+/// - **Cancellation**: when the run is cancelled the worker's group gets SIGTERM
+///   (the job's cancellation token fires), and SIGKILL after the [grace
 ///   period](ProcessExecutorBuilder::grace_period). Aborting the
 ///   [`ExecutionHandle`] (the engine's own grace period ran out, or the engine stops)
-///   kills the child at once.
+///   kills the group at once.
 /// - **Timeout**: the worker applies the attempt's timeout itself; a worker still
-///   alive a grace period after it is killed. Either way the attempt is `TimedOut`.
+///   alive a grace period after it is killed (with its group). Either way the
+///   attempt is `TimedOut`.
 /// - **Heartbeat**: a worker that writes no protocol line for the [heartbeat
-///   timeout](ProcessExecutorBuilder::heartbeat_timeout) is killed; the attempt
-///   fails and is retried per the node's policy.
+///   timeout](ProcessExecutorBuilder::heartbeat_timeout) is killed with its group;
+///   the attempt fails and is retried per the node's policy.
 /// - Every child is waited for: no zombie is left behind.
 ///
 /// ```no_run
@@ -313,8 +325,8 @@ impl Executor for ProcessExecutor {
             attempt = ctx.attempt(),
             executor = "process",
         );
-        // The task owns the child (`kill_on_drop`): aborting it kills the worker, and
-        // tokio reaps the killed child in the background.
+        // The task owns the child (a `Worker`): aborting it kills the worker's process
+        // group, and tokio reaps the killed child in the background.
         let task = tokio::spawn(
             async move {
                 let slot = match &inner.limit {
@@ -400,8 +412,10 @@ async fn supervise(inner: &Inner, exec: &Execution) -> Result<Value, ErrorInfo> 
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A group of its own, which the worker leads: its pgid is its pid.
+        .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| {
+    let child = cmd.spawn().map_err(|e| {
         ErrorInfo::new(
             ErrorKind::Executor,
             format!(
@@ -410,9 +424,10 @@ async fn supervise(inner: &Inner, exec: &Execution) -> Result<Value, ErrorInfo> 
             ),
         )
     })?;
-    let pid = child.id().unwrap_or(0);
+    let mut worker = Worker::new(child);
+    let pid = worker.child.id().unwrap_or(0);
     let input = serde_json::to_vec(exec.input()).unwrap_or_else(|_| b"null".to_vec());
-    let stdin = child.stdin.take();
+    let stdin = worker.child.stdin.take();
     let feed = async move {
         if let Some(mut stdin) = stdin {
             // A worker that exits without reading its input closes the pipe; its exit
@@ -422,8 +437,8 @@ async fn supervise(inner: &Inner, exec: &Execution) -> Result<Value, ErrorInfo> 
         }
     };
     tokio::pin!(feed);
-    let mut out = Lines::new(child.stdout.take());
-    let mut err = Lines::new(child.stderr.take());
+    let mut out = Lines::new(worker.child.stdout.take());
+    let mut err = Lines::new(worker.child.stderr.take());
 
     let mut watch = Watch {
         ctx,
@@ -461,17 +476,20 @@ async fn supervise(inner: &Inner, exec: &Execution) -> Result<Value, ErrorInfo> 
                     watch.on_stderr(&line);
                 }
             }
-            st = child.wait(), if alive => {
+            st = worker.child.wait(), if alive => {
                 status = Some(st);
+                // What the job left running in the worker's group goes with it (and
+                // then no longer holds the pipes open).
+                worker.exited();
                 drain_deadline = Some(Instant::now() + DRAIN);
             }
             () = &mut feed, if !fed => fed = true,
             () = ctx.cancelled(), if alive && term_deadline.is_none() => {
-                signal(pid, nix::sys::signal::Signal::SIGTERM);
+                worker.signal(Signal::SIGTERM);
                 term_deadline = Some(Instant::now() + inner.grace);
             }
             () = at(term_deadline), if alive && killed.is_none() => {
-                let _ = child.start_kill();
+                worker.signal(Signal::SIGKILL);
                 killed = Some(ErrorInfo::new(
                     ErrorKind::Cancelled,
                     format!(
@@ -482,7 +500,7 @@ async fn supervise(inner: &Inner, exec: &Execution) -> Result<Value, ErrorInfo> 
                 ));
             }
             () = sleep_until(silent_until), if alive && killed.is_none() => {
-                let _ = child.start_kill();
+                worker.signal(Signal::SIGKILL);
                 killed = Some(ErrorInfo::new(
                     ErrorKind::Failed,
                     format!(
@@ -492,7 +510,7 @@ async fn supervise(inner: &Inner, exec: &Execution) -> Result<Value, ErrorInfo> 
                 ));
             }
             () = at(hard_deadline), if alive && killed.is_none() => {
-                let _ = child.start_kill();
+                worker.signal(Signal::SIGKILL);
                 let limit = exec.timeout().unwrap_or_default();
                 killed = Some(ErrorInfo::new(
                     ErrorKind::TimedOut,
@@ -515,12 +533,72 @@ async fn supervise(inner: &Inner, exec: &Execution) -> Result<Value, ErrorInfo> 
     watch.finish(status, killed, term_deadline.is_some())
 }
 
-fn signal(pid: u32, sig: nix::sys::signal::Signal) {
-    if let Ok(raw) = i32::try_from(pid)
-        && raw > 0
-    {
-        // The child is not reaped yet (its status is unknown), so the pid is still ours.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), sig);
+/// A worker process, leader of its own process group (spawned with
+/// `process_group(0)`, so the group's id is the worker's pid).
+///
+/// Signals go to the whole group. Dropped before the worker was waited for (the
+/// execution was aborted: the engine's grace period ran out, the run's driver went
+/// away, the runtime shut down), it kills the group with SIGKILL; the child is then
+/// dropped, which kills it again (`kill_on_drop`) and leaves it to tokio's reaper.
+struct Worker {
+    child: Child,
+    /// The group's id; `None` if the child had no pid (it cannot happen right after
+    /// a spawn).
+    group: Option<Pid>,
+    /// The worker was waited for (its pid is no longer ours).
+    reaped: bool,
+}
+
+impl Worker {
+    fn new(child: Child) -> Self {
+        let group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .filter(|&id| id > 0)
+            .map(Pid::from_raw);
+        Worker {
+            child,
+            group,
+            reaped: false,
+        }
+    }
+
+    /// Sends `sig` to the worker's process group. Until the worker is reaped its pid
+    /// — the group's id — cannot be reused, so the signal reaches only its group.
+    fn signal(&mut self, sig: Signal) {
+        if self.reaped {
+            return;
+        }
+        let sent = self
+            .group
+            .is_some_and(|g| nix::sys::signal::killpg(g, sig).is_ok());
+        if !sent && sig == Signal::SIGKILL {
+            // No group to signal (cannot happen): at least the worker itself.
+            let _ = self.child.start_kill();
+        }
+    }
+
+    /// The worker was waited for: kills whatever is left in its group (processes the
+    /// job started and did not end), so none outlives the attempt.
+    ///
+    /// Right after the wait the group's id is still the group's: a pid is reused only
+    /// once it is neither a process's nor a group's id, and Linux hands pids out
+    /// cyclically, so the id of a group that just emptied comes back only after the
+    /// whole pid range was used.
+    fn exited(&mut self) {
+        if !self.reaped {
+            self.reaped = true;
+            if let Some(g) = self.group {
+                // ESRCH: the group is empty already, as it usually is.
+                let _ = nix::sys::signal::killpg(g, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
     }
 }
 

@@ -39,6 +39,7 @@ mod protocol;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -88,7 +89,10 @@ pub fn is_worker_invocation() -> bool {
 /// `DAGFORGE_WORKER_HEARTBEAT_MS`, and finally one `output` or `error` line. SIGTERM
 /// fires the job's cancellation token; a job still running `DAGFORGE_WORKER_GRACE_MS`
 /// after that (or after the engine that started the worker went away) is ended with
-/// the process. A panic or a timeout
+/// the process. A worker that leads a process group of its own (a `ProcessExecutor`
+/// starts it so) and finds its engine gone signals its group itself, as the engine no
+/// longer can: SIGTERM at once, SIGKILL as it ends (itself included), so nothing the
+/// job started keeps running. A panic or a timeout
 /// (`DAGFORGE_WORKER_TIMEOUT_MS`) is a failed attempt, as in process. Exit codes:
 /// 0 on success, [`EXIT_FAILED`], [`EXIT_INVOCATION`], [`EXIT_UNKNOWN_JOB`].
 ///
@@ -149,12 +153,20 @@ pub async fn run(registry: &Registry) -> ExitCode {
         pid: std::process::id(),
         dagforge: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let writer = tokio::spawn(write_lines(hello, rx, invocation.heartbeat, cancel.clone()));
+    let orphan = Orphan::default();
+    let writer = tokio::spawn(write_lines(
+        hello,
+        rx,
+        invocation.heartbeat,
+        cancel.clone(),
+        orphan.clone(),
+    ));
     let sigterm = tokio::spawn(cancel_on_sigterm(sigterm, ctx.clone()));
     let watchdog = tokio::spawn(exit_after_grace(
         cancel,
         invocation.grace,
         invocation.job.clone(),
+        orphan.clone(),
     ));
 
     let outcome = guarded(job.call(ctx.clone(), input), invocation.timeout).await;
@@ -164,6 +176,7 @@ pub async fn run(registry: &Registry) -> ExitCode {
     drop(ctx);
     let written = writer.await.unwrap_or(false);
     sigterm.abort();
+    orphan.end_group();
     if succeeded && written {
         ExitCode::SUCCESS
     } else {
@@ -210,6 +223,7 @@ async fn write_lines(
     mut rx: UnboundedReceiver<(u32, Signal)>,
     heartbeat: Duration,
     cancel: CancellationToken,
+    orphan: Orphan,
 ) -> bool {
     let parent = std::os::unix::process::parent_id();
     let mut ok = write_line(&mut std::io::stdout().lock(), &hello).is_ok();
@@ -231,6 +245,7 @@ async fn write_lines(
             _ = beat.tick() => {
                 if std::os::unix::process::parent_id() != parent {
                     // Re-parented: the engine died.
+                    orphan.found();
                     cancel.cancel();
                 }
                 Message::Heartbeat
@@ -241,6 +256,7 @@ async fn write_lines(
         if ok {
             ok = write_line(&mut std::io::stdout().lock(), &message).is_ok();
             if !ok {
+                orphan.found();
                 cancel.cancel();
             }
         }
@@ -251,9 +267,9 @@ async fn write_lines(
 }
 
 /// Once the job is cancelled (SIGTERM, or the engine is gone), gives it `grace` to
-/// stop, then ends the process: a job deaf to cancellation does not outlive its
-/// engine.
-async fn exit_after_grace(cancel: CancellationToken, grace: Duration, job: String) {
+/// stop, then ends the process (and, when the engine is gone, its group): a job deaf
+/// to cancellation does not outlive its engine.
+async fn exit_after_grace(cancel: CancellationToken, grace: Duration, job: String, orphan: Orphan) {
     cancel.cancelled().await;
     tokio::time::sleep(grace).await;
     let error = ErrorInfo::new(
@@ -264,8 +280,47 @@ async fn exit_after_grace(cancel: CancellationToken, grace: Duration, job: Strin
         ),
     );
     let _ = write_line(&mut std::io::stdout().lock(), &Message::Error { error });
+    orphan.end_group();
     #[allow(clippy::exit)] // The job's thread may be blocked: nothing else ends it.
     std::process::exit(i32::from(EXIT_FAILED));
+}
+
+/// Whether the engine that started this worker is gone (its pipe broke, or the worker
+/// was re-parented). An executor signals a worker's process group; once the engine is
+/// gone, a worker that leads its group does that itself.
+#[derive(Clone, Default)]
+struct Orphan(Arc<AtomicBool>);
+
+impl Orphan {
+    /// The engine is gone: SIGTERM to the worker's group (the worker's own handler
+    /// only cancels the job, which is cancelled anyway), so that what the job started
+    /// stops too.
+    fn found(&self) {
+        if !self.0.swap(true, Ordering::SeqCst)
+            && let Some(group) = own_group()
+        {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+
+    /// As the worker ends: if the engine is gone, SIGKILL to the worker's group — the
+    /// worker included, which ends here — since nobody else will end what is left.
+    fn end_group(&self) {
+        if self.0.load(Ordering::SeqCst)
+            && let Some(group) = own_group()
+        {
+            let _ = std::io::stdout().lock().flush();
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// This process's group, if it leads it (as a worker a `ProcessExecutor` started
+/// does); `None` for a worker in someone else's group (say, a shell's), which it must
+/// not signal.
+fn own_group() -> Option<nix::unistd::Pid> {
+    let group = nix::unistd::getpgrp();
+    (group == nix::unistd::getpid()).then_some(group)
 }
 
 /// Fires the job's cancellation token on SIGTERM (instead of dying at once).
