@@ -180,3 +180,25 @@ async fn postgres_cancel_reaches_another_process() {
     cancel_from_elsewhere(asker, server, &*a).await;
     a.drop_schema().await.unwrap();
 }
+
+/// Two stores on one SQLite file, as two processes would have: the serving engine
+/// notices the other's enqueue through the file (well within its hour-long poll).
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_engines_notice_each_other() {
+    let path = crate::store::sqlite_path();
+    let url = path.to_string_lossy().into_owned();
+    let a: Arc<dyn Store> = Arc::new(dagforge::store::SqliteStore::open(&url).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(dagforge::store::SqliteStore::open(&url).await.unwrap());
+    let wf = workflow();
+    let enqueuer = Engine::builder()
+        .shared_store(Arc::clone(&a))
+        .id("enqueuer")
+        .build();
+    let server = Engine::builder()
+        .shared_store(Arc::clone(&b))
+        .id("server")
+        .workflow(&wf)
+        .build();
+    pickup(&enqueuer, server, &*a).await;
+}

@@ -25,6 +25,9 @@ use super::{ScheduleAdvance, ScheduleRecord};
 mod schedules;
 mod write;
 
+/// How often an idle engine looks for other processes' commits (see `watch`).
+const WATCH_EVERY: Duration = Duration::from_millis(50);
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Columns of a run row, in [`RunRow`] order.
@@ -69,6 +72,9 @@ type RunRow = (
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// How to open another connection to the same file (for wake-ups); `None` for an
+    /// in-memory database, which no other process can write.
+    file: Option<SqliteConnectOptions>,
     specs: Arc<SpecCache>,
     writer: Arc<Combiner<write::Writer>>,
 }
@@ -125,6 +131,7 @@ impl SqliteOptions {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(self.busy_timeout);
+        let file = (!self.memory).then(|| opts.clone());
         let pool = if self.memory {
             // Each in-memory connection would be its own database: keep exactly one.
             SqlitePoolOptions::new()
@@ -174,6 +181,7 @@ impl SqliteOptions {
                 .map_err(|e| migrate_error(&self.url, e))?,
         }
         Ok(SqliteStore {
+            file,
             writer: Arc::new(Combiner::new(write::Writer { pool: pool.clone() })),
             pool,
             specs: Arc::default(),
@@ -621,6 +629,44 @@ impl Store for SqliteStore {
                 events: u64::try_from(last).unwrap_or(0),
             })
             .collect())
+    }
+
+    async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
+        // Other processes' commits, seen through `PRAGMA data_version` on a connection
+        // of its own (the value changes when another connection committed), looked at
+        // every 50 ms: wake-ups within 50 ms for a few cheap reads a second, instead of
+        // the engine's poll interval.
+        let Some(opts) = self.file.clone() else {
+            return Ok(None);
+        };
+        let mut conn = sqlx::ConnectOptions::connect(&opts)
+            .await
+            .map_err(|e| backend("watching for changes", e))?;
+        let last: i64 = sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| backend("watching for changes", e))?;
+        Ok(Some(Box::pin(futures_util::stream::unfold(
+            (conn, last),
+            |(mut conn, mut last)| async move {
+                loop {
+                    tokio::time::sleep(WATCH_EVERY).await;
+                    match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                        .fetch_one(&mut conn)
+                        .await
+                    {
+                        Ok(v) if v == last => {}
+                        Ok(v) => {
+                            last = v;
+                            return Some(((), (conn, last)));
+                        }
+                        // The file went away or stays locked: wake, and let the
+                        // engine's own reads report it.
+                        Err(_) => return Some(((), (conn, last))),
+                    }
+                }
+            },
+        ))))
     }
 
     async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
