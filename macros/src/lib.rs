@@ -183,7 +183,8 @@ pub fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// |---|---|---|
 /// | `name` | `name = "catalog-integration"` | the workflow's name (default: the function's name) |
 /// | `version` | `version = "2"` | the workflow's version (default `"1"`) |
-/// | `cron` | `cron = "0 3 * * *"` | a schedule, kept in `<Name>Workflow::CRON` for the scheduler (5–7 fields or `@daily`-style) |
+/// | `cron` | `cron = "0 3 * * *"` | a recurring schedule (5–7 fields or `@daily`-style), in `<Name>Workflow::CRON` and on the built workflow (`Workflow::cron()`); an engine serving a store registers it as the schedule named after the workflow |
+/// | `time_zone` | `time_zone = "Europe/Paris"` | the IANA time zone of `cron` (default `UTC`), in `<Name>Workflow::TIME_ZONE` |
 #[proc_macro_attribute]
 pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
     workflow::expand(attr.into(), item.into()).into()

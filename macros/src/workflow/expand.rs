@@ -16,10 +16,13 @@ pub(crate) fn expand(m: &WfModel) -> TokenStream {
         name,
         version,
         cron,
+        time_zone,
         params,
         nodes,
     } = m;
     let version_stmt = version.as_ref().map(|v| quote!(__wf.version(#v);));
+    let zone = time_zone.as_deref().unwrap_or("UTC");
+    let cron_stmt = cron.as_ref().map(|c| quote!(__wf.cron(#c, #zone);));
     let param_stmts = params.iter().map(|p| {
         let (var, ty, pname) = (&p.var, &p.ty, &p.name);
         quote_spanned! {var.span()=>
@@ -44,6 +47,7 @@ pub(crate) fn expand(m: &WfModel) -> TokenStream {
         #vis fn #fn_ident() -> ::core::result::Result<::dagforge::Workflow, ::dagforge::workflow::ValidationErrors> {
             let mut __wf = ::dagforge::Workflow::builder(#name);
             #version_stmt
+            #cron_stmt
             #(#param_stmts)*
             #(#node_stmts)*
             __wf.build()
@@ -61,6 +65,8 @@ pub(crate) fn expand(m: &WfModel) -> TokenStream {
             #vis const VERSION: &'static str = #version_const;
             /// The `cron` schedule given in `#[workflow(cron = "…")]`, if any.
             #vis const CRON: ::core::option::Option<&'static str> = #cron_const;
+            /// The time zone of the schedule (`time_zone = "…"`, default `UTC`).
+            #vis const TIME_ZONE: &'static str = #zone;
             /// The names of the run parameters, in declaration order.
             #vis const PARAMS: &'static [&'static str] = &[#(#param_names),*];
 

@@ -12,16 +12,18 @@ mod kw {
     syn::custom_keyword!(name);
     syn::custom_keyword!(version);
     syn::custom_keyword!(cron);
+    syn::custom_keyword!(time_zone);
 }
 
 /// Every attribute `#[workflow]` accepts, for messages.
-pub(crate) const ATTRIBUTES: &str = "name, version, cron";
+pub(crate) const ATTRIBUTES: &str = "name, version, cron, time_zone";
 
 /// One `key = value` entry.
 pub(crate) enum WfAttr {
     Name(Span, LitStr),
     Version(Span, Lit),
     Cron(Span, LitStr),
+    TimeZone(Span, LitStr),
 }
 
 /// Parses the attribute list; bad entries are reported and skipped.
@@ -45,6 +47,10 @@ fn parse_one(input: ParseStream<'_>) -> syn::Result<WfAttr> {
         input.parse::<kw::cron>()?;
         input.parse::<Token![=]>()?;
         Ok(WfAttr::Cron(span, input.parse()?))
+    } else if l.peek(kw::time_zone) {
+        input.parse::<kw::time_zone>()?;
+        input.parse::<Token![=]>()?;
+        Ok(WfAttr::TimeZone(span, input.parse()?))
     } else if input.peek(Ident) {
         let ident: Ident = input.parse()?;
         Err(syn::Error::new(

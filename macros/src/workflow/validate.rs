@@ -25,6 +25,7 @@ pub(crate) struct WfModel {
     pub(crate) name: String,
     pub(crate) version: Option<String>,
     pub(crate) cron: Option<String>,
+    pub(crate) time_zone: Option<String>,
     pub(crate) params: Vec<ParamModel>,
     pub(crate) nodes: Vec<NodeModel>,
 }
@@ -153,6 +154,7 @@ pub(crate) fn validate(
     let mut name = None;
     let mut version = None;
     let mut cron = None;
+    let mut time_zone: Option<(String, Span)> = None;
     for attr in attrs {
         match attr {
             WfAttr::Name(span, lit) => {
@@ -183,8 +185,32 @@ pub(crate) fn validate(
                     errors,
                 );
             }
+            WfAttr::TimeZone(span, lit) => {
+                if let Some(v) = non_empty(&lit, "the time zone", errors) {
+                    let v = v.trim().to_owned();
+                    if v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c))
+                    {
+                        once(&mut time_zone, (v, lit.span()), span, "time_zone", errors);
+                    } else {
+                        errors.at(
+                            lit.span(),
+                            format_args!(
+                                "malformed time zone `{v}`: expected an IANA name such as \"Europe/Paris\" or \"UTC\""
+                            ),
+                        );
+                    }
+                }
+            }
         }
     }
+    if let (Some((_, span)), None) = (&time_zone, &cron) {
+        errors.at(
+            *span,
+            "`time_zone` applies to a schedule: add `cron = \"…\"`",
+        );
+    }
+    let time_zone = time_zone.map(|(v, _)| v);
 
     if stmts.is_empty() && errors.count() == start {
         errors.spanned(
@@ -243,6 +269,7 @@ pub(crate) fn validate(
         name: name.unwrap_or(plain),
         version,
         cron,
+        time_zone,
         params,
         nodes,
     })
