@@ -658,3 +658,54 @@ async fn racing_engines_on_one_store_fire_each_instant_once() {
     keys.dedup();
     assert_eq!(keys.len(), 30);
 }
+
+#[dagforge::job]
+async fn beat() -> Result<u64, JobError> {
+    Ok(1)
+}
+
+#[dagforge::workflow(cron = "*/1 * * * * *")]
+fn heartbeat() {
+    let b = beat();
+}
+
+/// On the system clock: `serve` registers the declared schedule and wakes at each fire,
+/// though it polls only every 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_registers_a_declared_cron_and_fires_on_time() {
+    let wf = heartbeat().unwrap();
+    let engine = Engine::builder().workflow(&wf).build();
+    let started = Utc::now();
+    engine
+        .serve(
+            Duration::from_secs(10),
+            tokio::time::sleep(Duration::from_millis(2600)),
+        )
+        .await
+        .unwrap();
+    let s = engine.recurring_schedule("heartbeat").await.unwrap();
+    assert_eq!(
+        (s.cron.as_str(), s.time_zone.as_str()),
+        ("*/1 * * * * *", "UTC")
+    );
+    let all = runs(&**engine.store()).await;
+    assert!(all.len() >= 2, "{} runs in 2.6 s", all.len());
+    for r in &all {
+        let key = r.idempotency_key.as_deref().unwrap();
+        let fire = DateTime::parse_from_rfc3339(key.strip_prefix("schedule:heartbeat@").unwrap())
+            .unwrap()
+            .with_timezone(&Utc);
+        assert!(
+            fire > started && fire.timestamp_subsec_nanos() == 0,
+            "{fire}"
+        );
+        // Enqueued at its instant, not at the next 10 s poll.
+        let late = (DateTime::<Utc>::from(r.created_at) - fire)
+            .to_std()
+            .unwrap();
+        assert!(
+            late < Duration::from_millis(500),
+            "fire {fire} enqueued {late:?} late"
+        );
+    }
+}
