@@ -66,6 +66,9 @@ pub(crate) enum Command {
     /// Inspect and manage recorded runs.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Recurring schedules: list, show, add, enable, disable, trigger, remove.
+    #[command(subcommand)]
+    Schedules(super::schedules::SchedulesCommand),
     /// Export a workflow's graph.
     Graph(GraphArgs),
     /// List the registered jobs and workflows with their specs.
@@ -98,6 +101,19 @@ pub(crate) struct RunArgs {
     /// and exit non-zero if it fails.
     #[arg(long)]
     pub(crate) wait: bool,
+    /// Enqueue the run to start no earlier than this instant (RFC 3339, e.g.
+    /// 2026-12-01T02:00:00Z).
+    #[arg(long, value_name = "INSTANT", conflicts_with = "delay")]
+    pub(crate) at: Option<String>,
+    /// Enqueue the run to start after this delay (e.g. 30s, 10m, 2h).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) delay: Option<String>,
+    /// The run's priority: higher runs are claimed first when capacity is short.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) priority: Option<i32>,
+    /// An idempotency key: enqueuing again with the same key gives the same run.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

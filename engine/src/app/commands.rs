@@ -8,7 +8,7 @@ use super::App;
 use super::cli::{Cli, Command, ExecutorKind, GraphArgs, GraphFormat, JobsArgs, RunArgs};
 use super::config::Settings;
 use super::error::CliError;
-use super::{progress, runs};
+use super::{progress, runs, schedules};
 use crate::orchestrator::{Engine, RunResult};
 
 /// Runs one parsed command.
@@ -62,6 +62,7 @@ pub(super) async fn dispatch(
                 }
                 Command::Run(a) => run(app, &settings, &a, out, err, live).await,
                 Command::Runs(r) => runs::dispatch(app, &settings, r, out, err, live).await,
+                Command::Schedules(s) => schedules::dispatch(app, &settings, s, out, err).await,
                 Command::Graph(_) | Command::Jobs(_) | Command::Worker => Ok(()),
             }
         }
@@ -113,8 +114,47 @@ async fn run(
     live: bool,
 ) -> Result<(), CliError> {
     let wf = app.find(&a.workflow)?;
-    let inputs = parse_inputs(a)?;
+    let inputs = parse_inputs(&a.inputs, a.input_json.as_deref())?;
+    let later = a.at.is_some() || a.delay.is_some() || a.priority.is_some() || a.key.is_some();
+    if later && a.wait {
+        return Err(CliError::usage(
+            "--at, --delay, --priority and --key enqueue the run for a serving engine; \
+             they do not go with --wait",
+        ));
+    }
+    let mut options = crate::Enqueue::new();
+    if let Some(at) = &a.at {
+        options = options.at(super::schedules::parse_at(at)?);
+    }
+    if let Some(d) = &a.delay {
+        options = options.delay(super::schedules::parse_duration("--delay", d)?);
+    }
+    if let Some(p) = a.priority {
+        options = options.priority(p);
+    }
+    if let Some(k) = &a.key {
+        options = options.idempotency_key(k);
+    }
     let engine = engine(app, settings).await?;
+    if later {
+        let id = engine.enqueue_with(wf, inputs, options).await?;
+        writeln!(out, "{id}")?;
+        let when = engine
+            .store()
+            .get_run(id)
+            .await
+            .map_err(|e| CliError::store(&settings.store, e))?
+            .and_then(|r| r.not_before)
+            .map(|t| format!(" for {}", super::table::time(t)))
+            .unwrap_or_default();
+        writeln!(
+            err,
+            "enqueued run {id} of `{}`{when}: an engine serving {} runs it (`serve`)",
+            wf.name(),
+            settings.store
+        )?;
+        return Ok(());
+    }
     if a.wait {
         let events = engine.subscribe();
         let handle = engine.start(wf, &inputs).await?;
@@ -159,8 +199,11 @@ pub(super) fn finish(result: &RunResult, out: &mut (dyn Write + Send)) -> Result
 }
 
 /// The run's parameters: `--input-json`'s object, then each `--input KEY=VALUE`.
-fn parse_inputs(a: &RunArgs) -> Result<Value, CliError> {
-    let mut map = match &a.input_json {
+pub(super) fn parse_inputs(
+    inputs: &[String],
+    input_json: Option<&std::path::Path>,
+) -> Result<Value, CliError> {
+    let mut map = match input_json {
         None => Map::new(),
         Some(path) => {
             let shown = path.display().to_string();
@@ -190,7 +233,7 @@ fn parse_inputs(a: &RunArgs) -> Result<Value, CliError> {
             }
         }
     };
-    for kv in &a.inputs {
+    for kv in inputs {
         let Some((k, v)) = kv.split_once('=') else {
             return Err(CliError::usage(format!(
                 "--input `{kv}`: expected KEY=VALUE"

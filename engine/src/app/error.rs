@@ -59,7 +59,9 @@ impl CliError {
                 | crate::Error::UnknownJob(_)
                 | crate::Error::UnknownWorkflow { .. }
                 | crate::Error::RunNotFinished { .. }
-                | crate::Error::NothingToRetry(_) => 2,
+                | crate::Error::NothingToRetry(_)
+                | crate::Error::Schedule { .. }
+                | crate::Error::UnknownSchedule(_) => 2,
                 _ => 1,
             },
             CliError::Store { .. } | CliError::Io(_) | CliError::Failed(_) => 1,

@@ -41,6 +41,7 @@ mod config;
 mod error;
 mod progress;
 mod runs;
+mod schedules;
 mod table;
 
 use std::collections::BTreeMap;
