@@ -266,11 +266,11 @@ pub struct Fire {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FireOutcome {
-    /// A run was enqueued, to start at `start` (the fire time plus its jitter).
+    /// A run was enqueued, at `start`: the fire time plus its jitter.
     Enqueued {
         /// The run.
         run: RunId,
-        /// When it may start.
+        /// The fire's jittered instant.
         start: DateTime<Utc>,
     },
     /// Skipped by the overlap policy: run `running` was still going.
@@ -526,7 +526,16 @@ impl Engine {
     /// the overlap policy and the jitter, enqueues one run per fire (idempotency key
     /// `schedule:<id>@<fire>`) and moves the schedule on — if no other engine did first.
     /// Returns the fires this engine handled (fires another engine won are not listed).
+    ///
+    /// A fire with jitter is handled at its delayed instant (the fire time plus the
+    /// schedule's [`Jitter`] offset): until then it stays due and nothing is enqueued.
     pub async fn fire_due_schedules(&self) -> Result<Vec<Fire>> {
+        Ok(self.scheduler_turn().await?.0)
+    }
+
+    /// [`fire_due_schedules`](Engine::fire_due_schedules), and the earliest instant a
+    /// due fire waits for (its jitter).
+    async fn scheduler_turn(&self) -> Result<(Vec<Fire>, Option<DateTime<Utc>>)> {
         let now = self.sh.clock.now();
         let due = self
             .sh
@@ -534,12 +543,17 @@ impl Engine {
             .due_schedules(now.into(), DUE_PER_TURN)
             .await?;
         let mut fires = Vec::new();
+        let mut wake: Option<DateTime<Utc>> = None;
         for record in due {
-            if let Err(e) = self.fire_one(&record, now, &mut fires).await {
-                tracing::warn!(schedule = %record.id, error = %e, "schedule not fired");
+            match self.fire_one(&record, now, &mut fires).await {
+                Ok(Some(at)) => wake = Some(wake.map_or(at, |w| w.min(at))),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(schedule = %record.id, error = %e, "schedule not fired");
+                }
             }
         }
-        Ok(fires)
+        Ok((fires, wake))
     }
 
     /// The earliest next fire of the enabled schedules after now.
@@ -553,33 +567,45 @@ impl Engine {
             .map(DateTime::from))
     }
 
-    /// How long [`serve`](Engine::serve) may sleep: until the next fire, at most `poll`.
+    /// Fires what is due, then says how long [`serve`](Engine::serve) may sleep: until
+    /// the next fire (or a due fire's jittered instant), at most `poll`.
     pub(crate) async fn schedule_turn(&self, poll: Duration) -> Duration {
-        if let Err(e) = self.fire_due_schedules().await {
-            tracing::warn!(error = %e, "scheduler turn failed");
-            return poll;
-        }
-        match self.next_schedule_fire().await {
-            Ok(Some(next)) => (next - self.sh.clock.now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(poll),
-            Ok(None) => poll,
+        let waiting = match self.scheduler_turn().await {
+            Ok((_, waiting)) => waiting,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler turn failed");
+                return poll;
+            }
+        };
+        let next = match self.next_schedule_fire().await {
+            Ok(next) => next,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the next schedule fire failed");
-                poll
+                return poll;
             }
-        }
+        };
+        let wake = match (waiting, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        wake.map_or(poll, |at| {
+            (at - self.sh.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(poll)
+        })
     }
 
+    /// Handles schedule `record`'s due fires; `Some(instant)` when they wait for their
+    /// jitter until then.
     async fn fire_one(
         &self,
         record: &ScheduleRecord,
         now: DateTime<Utc>,
         fires: &mut Vec<Fire>,
-    ) -> Result<()> {
+    ) -> Result<Option<DateTime<Utc>>> {
         let Some(expected) = record.next_fire else {
-            return Ok(());
+            return Ok(None);
         };
         let id = record.id.as_str();
         let next_fire: DateTime<Utc> = expected.into();
@@ -605,7 +631,7 @@ impl Engine {
         })?;
         let workflow = self.schedule_workflow(record, &policies)?;
 
-        // The overlap policy, if the previous run is still going.
+        // Is the previous run still going?
         let running = match record.last_run {
             Some(run) => self
                 .sh
@@ -616,12 +642,36 @@ impl Engine {
                 .map(|_| run),
             None => None,
         };
-        let mut grace = DEFAULT_MISFIRE_GRACE;
+        // A fire is on time for the grace period after its jittered instant; and a fire
+        // that waited for the previous run (overlap `queue`) is on time when it ends.
+        let mut grace = DEFAULT_MISFIRE_GRACE + policies.jitter.max();
+        let waited = record
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with(WAITING));
+        if waited && running.is_none() {
+            grace += (now - next_fire).to_std().unwrap_or(Duration::ZERO);
+        }
+        let plan = plan_fires_with_grace(
+            &schedule,
+            next_fire - TimeDelta::nanoseconds(1),
+            now,
+            policies.missed,
+            grace,
+        );
+        // Jitter: the fires wait until the latest one's delayed instant.
+        if let Some(last) = plan.to_fire.last() {
+            let start = policies.jitter.apply(id, *last);
+            if start > now {
+                return Ok(Some(start));
+            }
+        }
+
         if let Some(prev) = running {
             match policies.overlap {
                 OverlapPolicy::Queue => {
                     let note = format!("{WAITING}{prev} still running");
-                    if record.note.as_deref() != Some(note.as_str()) {
+                    if !plan.to_fire.is_empty() && record.note.as_deref() != Some(note.as_str()) {
                         tracing::info!(schedule = %id, fire = %rfc3339(next_fire), run_id = %prev,
                             "fire waits for the previous run");
                         let wait = ScheduleAdvance::to(Some(expected)).note(note);
@@ -630,17 +680,12 @@ impl Engine {
                             .advance_schedule(id, Some(expected), &wait)
                             .await?;
                     }
-                    return Ok(());
+                    if !plan.to_fire.is_empty() {
+                        return Ok(None);
+                    }
                 }
                 OverlapPolicy::Allow => {}
                 OverlapPolicy::Skip => {
-                    let plan = plan_fires_with_grace(
-                        &schedule,
-                        next_fire - TimeDelta::nanoseconds(1),
-                        now,
-                        policies.missed,
-                        grace,
-                    );
                     let mut step = ScheduleAdvance::to(plan.next.map(SystemTime::from));
                     if let Some(last) = plan.to_fire.last() {
                         step = step.fired((*last).into()).note(format!(
@@ -664,25 +709,11 @@ impl Engine {
                             });
                         }
                     }
-                    return Ok(());
+                    return Ok(None);
                 }
             }
-        } else if record
-            .note
-            .as_deref()
-            .is_some_and(|n| n.starts_with(WAITING))
-        {
-            // The fire waited for the previous run (overlap `queue`): it is on time now.
-            grace += (now - next_fire).to_std().unwrap_or(Duration::ZERO);
         }
 
-        let plan = plan_fires_with_grace(
-            &schedule,
-            next_fire - TimeDelta::nanoseconds(1),
-            now,
-            policies.missed,
-            grace,
-        );
         let mut to_fire = plan.to_fire;
         let mut next = plan.next;
         if policies.overlap == OverlapPolicy::Queue && to_fire.len() > 1 {
@@ -700,14 +731,14 @@ impl Engine {
         let mut handled = Vec::with_capacity(to_fire.len());
         for at in to_fire {
             let start = policies.jitter.apply(id, at);
-            let mut options = Enqueue::new()
-                .priority(policies.priority)
-                .idempotency_key(fire_key(id, at));
-            if let Ok(wait) = (start - now).to_std() {
-                options = options.delay(wait);
-            }
             let run = self
-                .enqueue_with(&workflow, &record.inputs, options)
+                .enqueue_with(
+                    &workflow,
+                    &record.inputs,
+                    Enqueue::new()
+                        .priority(policies.priority)
+                        .idempotency_key(fire_key(id, at)),
+                )
                 .await?;
             step = step.fired(at.into()).run(run);
             handled.push(Fire {
@@ -730,7 +761,7 @@ impl Engine {
             }
             fires.extend(handled);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The workflow a schedule runs: the version it was registered with, else any
