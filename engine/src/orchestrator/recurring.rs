@@ -295,6 +295,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// How often `serve` looks again at a fire waiting for its previous run (overlap
+/// `queue`).
+const QUEUE_RECHECK: TimeDelta = TimeDelta::seconds(1);
+
 /// Schedules handled per turn (the rest wait for the next one).
 const DUE_PER_TURN: usize = 256;
 
@@ -681,7 +685,8 @@ impl Engine {
                             .await?;
                     }
                     if !plan.to_fire.is_empty() {
-                        return Ok(None);
+                        // Look again soon: the fire goes as the previous run ends.
+                        return Ok(Some(now + QUEUE_RECHECK));
                     }
                 }
                 OverlapPolicy::Allow => {}

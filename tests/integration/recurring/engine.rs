@@ -700,3 +700,56 @@ async fn serve_registers_a_declared_cron_and_fires_on_time() {
         );
     }
 }
+
+/// Sleeps 1.2 s.
+struct Slow;
+
+impl Job for Slow {
+    type Input = ();
+    type Output = ();
+    const NAME: &'static str = "slow";
+
+    async fn run(&self, _: &JobContext, _: ()) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        Ok(())
+    }
+}
+
+/// On the system clock, with `serve`: a once-a-second schedule of a 1.2 s job with
+/// overlap `queue` never has two runs going at once, and each run follows the previous.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_queues_fires_behind_a_running_run() {
+    let wf = Workflow::of_job(Slow).unwrap();
+    let engine = Engine::builder().workflow(&wf).build();
+    engine
+        .add_or_update_recurring(
+            "slow",
+            &wf,
+            "* * * * * *",
+            Recurring::new().overlap(OverlapPolicy::Queue),
+        )
+        .await
+        .unwrap();
+    engine
+        .serve(
+            Duration::from_secs(10),
+            tokio::time::sleep(Duration::from_millis(4500)),
+        )
+        .await
+        .unwrap();
+    let mut all = runs(&**engine.store()).await;
+    all.sort_by_key(|r| r.created_at);
+    assert!(all.len() >= 2, "{} runs", all.len());
+    for w in all.windows(2) {
+        let finished = w[0].finished_at.expect("the previous run finished first");
+        assert!(
+            w[1].created_at >= finished,
+            "run {} enqueued before run {} finished",
+            w[1].id,
+            w[0].id
+        );
+        // ... and promptly after it (the scheduler looks again every second).
+        let gap = w[1].created_at.duration_since(finished).unwrap();
+        assert!(gap < Duration::from_millis(1500), "{gap:?}");
+    }
+}
