@@ -429,7 +429,7 @@ impl Engine {
     }
 
     /// Turns schedule `id` on: its next fire is the first after now (fires while it was
-    /// off are not caught up).
+    /// off are not caught up). A schedule that is on already is left as it is.
     pub async fn enable_recurring(&self, id: &str) -> Result<RecurringSchedule> {
         let record = self
             .sh
@@ -437,6 +437,9 @@ impl Engine {
             .get_schedule(id)
             .await?
             .ok_or_else(|| Error::UnknownSchedule(id.to_owned()))?;
+        if record.enabled {
+            return Ok(RecurringSchedule::of(record));
+        }
         let schedule =
             Schedule::parse(&record.cron, &record.time_zone).map_err(|source| Error::Schedule {
                 id: id.to_owned(),

@@ -476,6 +476,11 @@ async fn enable_disable_trigger_and_remove() {
     assert!(s.enabled);
     assert_eq!(s.next_fire, Some(at(1, 0, 40, 0)));
     assert!(engine.fire_due_schedules().await.unwrap().is_empty());
+    // Enabling it again changes nothing (a due fire is not pushed back).
+    clock.set(at(1, 0, 41, 0));
+    let s = engine.enable_recurring("s").await.unwrap();
+    assert_eq!(s.next_fire, Some(at(1, 0, 40, 0)));
+    clock.set(at(1, 0, 35, 0));
 
     // Trigger: one run now, with the schedule's priority; the schedule does not move.
     let run = engine.trigger_recurring("s").await.unwrap();
