@@ -350,3 +350,247 @@ async fn cancel_recorded_cancels_a_queued_run() {
         RunState::Succeeded
     );
 }
+
+/// `source` → `flaky` (retries 2) and `source` → `items` (fan-out, item 1 fails,
+/// retries 2); `late` (fan-out like `items`) runs after `flaky` whatever happened.
+fn budget_workflow(s: &Switch) -> Workflow {
+    let mut wf = Workflow::builder("retry-budget");
+    let n = wf.param::<u32>("n");
+    let source = wf.add("source", Source(s.clone())).input_from(n).handle();
+    let flaky = wf
+        .add("flaky", Flaky(s.clone()))
+        .input_from(source)
+        .retries(2)
+        .backoff(Backoff::none())
+        .handle();
+    wf.add("items", Item(s.clone()))
+        .each_input(source)
+        .retries(2)
+        .backoff(Backoff::none());
+    wf.add("late", Item(s.clone()))
+        .each_input(source)
+        .after(&flaky)
+        .trigger(TriggerRule::AllDone)
+        .retries(2)
+        .backoff(Backoff::none());
+    wf.build().unwrap()
+}
+
+/// The recorded attempts `(attempt, state)` of `node` (item `item`) in run `run`.
+async fn attempts(
+    engine: &Engine,
+    run: RunId,
+    node: &str,
+    item: Option<u32>,
+) -> Vec<(u32, NodeState)> {
+    let mut v: Vec<_> = engine
+        .store()
+        .executions(run)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.node == node && e.item == item && e.attempt > 0)
+        .map(|e| (e.attempt, e.state))
+        .collect();
+    v.sort_by_key(|(a, _)| *a);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_from_failed_retry_gives_re_run_nodes_and_items_a_fresh_budget() {
+    use NodeState::{Failed, Retrying, Succeeded};
+    let s = Switch::failing();
+    let wf = budget_workflow(&s);
+    let (store, _path) = sqlite("budget").await;
+    let engine = Engine::builder().store(store).workflow(&wf).build();
+    let first = engine
+        .run(&wf, serde_json::json!({ "n": 3 }))
+        .await
+        .unwrap();
+    assert_eq!(first.state, RunState::Failed);
+    // Retries 2: three attempts each.
+    assert_eq!(s.calls("flaky"), 3);
+    assert_eq!(s.calls("items[1]"), 3);
+    assert_eq!(s.calls("late[1]"), 3);
+
+    // Retried by hand while still broken: each re-run node and item gets its three
+    // attempts again, numbered on from the history.
+    let second = engine
+        .retry(first.id, RetryMode::FromFailed)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(second.state, RunState::Failed, "{}", second.table());
+    assert_eq!(s.calls("flaky"), 6);
+    assert_eq!(s.calls("items[0]"), 1, "a succeeded item is not re-run");
+    assert_eq!(s.calls("items[1]"), 6);
+    assert_eq!(s.calls("items[2]"), 1);
+    let whole = vec![
+        (1, Retrying),
+        (2, Retrying),
+        (3, Failed),
+        (4, Retrying),
+        (5, Retrying),
+        (6, Failed),
+    ];
+    assert_eq!(attempts(&engine, second.id, "flaky", None).await, whole);
+    assert_eq!(second.node("flaky").unwrap().attempts, 6);
+    // (An item's attempt that is retried is recorded in the state of its retry,
+    // Ready.)
+    let numbers = |v: Vec<(u32, NodeState)>| -> (Vec<u32>, Option<NodeState>) {
+        (
+            v.iter().map(|(n, _)| *n).collect(),
+            v.last().map(|(_, s)| *s),
+        )
+    };
+    let six = (vec![1, 2, 3, 4, 5, 6], Some(Failed));
+    assert_eq!(
+        numbers(attempts(&engine, second.id, "items", Some(1)).await),
+        six,
+        "an item's budget is fresh too"
+    );
+    let items = &second.node("items").unwrap().items;
+    assert_eq!(items[1].attempts, 6);
+    assert!(items[0].error.is_none() && items[1].error.is_some());
+    // `late` ran after a failed parent, so it is re-run whole: every item expands
+    // again; the attempt numbers of its items go on too (none is overwritten).
+    assert_eq!(s.calls("late[0]"), 2);
+    assert_eq!(s.calls("late[1]"), 6);
+    assert_eq!(
+        numbers(attempts(&engine, second.id, "late", Some(1)).await),
+        six
+    );
+    assert_eq!(
+        attempts(&engine, second.id, "late", Some(0)).await,
+        vec![(1, Succeeded), (2, Succeeded)]
+    );
+    // The old run keeps its three attempts.
+    assert_eq!(
+        attempts(&engine, first.id, "flaky", None).await,
+        whole[..3].to_vec()
+    );
+
+    // A retry of the retry: fresh again, and now it works at the first try.
+    s.heal();
+    let third = engine
+        .retry(second.id, RetryMode::FromFailed)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(third.state, RunState::Succeeded, "{}", third.table());
+    assert_eq!(s.calls("flaky"), 7);
+    let mut all = whole.clone();
+    all.push((7, Succeeded));
+    assert_eq!(attempts(&engine, third.id, "flaky", None).await, all);
+    assert_eq!(third.output::<Vec<u32>>("items").unwrap(), vec![10, 20, 30]);
+}
+
+/// Fails every attempt, except that the attempt numbered `hang_at` hangs.
+#[derive(Clone, Default)]
+struct Stubborn {
+    hang_at: Arc<std::sync::atomic::AtomicU32>,
+    calls: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Job for Stubborn {
+    type Input = ();
+    type Output = ();
+    const NAME: &'static str = "retry-stubborn";
+    async fn run(&self, ctx: &JobContext, _: ()) -> Result<(), JobError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if ctx.attempt() == self.hang_at.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+        Err(JobError::msg("still broken"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn resuming_a_retried_run_after_a_crash_does_not_reset_the_budget_again() {
+    use std::time::Duration;
+
+    use NodeState::{Failed, Retrying};
+    use dagforge::ErrorKind;
+    use dagforge::store::Store;
+
+    let job = Stubborn::default();
+    let mut wf = Workflow::builder("retry-resume");
+    wf.add("stubborn", job.clone())
+        .retries(2)
+        .backoff(Backoff::none());
+    let wf = wf.build().unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let a = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .id("engine-a")
+        .lease_ttl(Duration::from_secs(10))
+        .workflow(&wf)
+        .build();
+    let first = a.run(&wf, ()).await.unwrap();
+    assert_eq!(first.state, RunState::Failed);
+    assert_eq!(job.calls.load(Ordering::SeqCst), 3);
+
+    // The retry's second attempt (number 5) hangs, and engine A stops dead.
+    job.hang_at.store(5, Ordering::SeqCst);
+    let retried = a.retry(first.id, RetryMode::FromFailed).await.unwrap();
+    let id = retried.id();
+    for _ in 0..1_000 {
+        if job.calls.load(Ordering::SeqCst) >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        job.calls.load(Ordering::SeqCst),
+        5,
+        "the retry got a second attempt (number 5)"
+    );
+    retried.abandon();
+    drop(a);
+
+    let b = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .id("engine-b")
+        .workflow(&wf)
+        .build();
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let handles = b.resume().await.unwrap();
+    assert_eq!(handles.len(), 1);
+    let r = handles.into_iter().next().unwrap().wait().await.unwrap();
+    assert_eq!(r.id, id);
+    assert_eq!(r.state, RunState::Failed, "{}", r.table());
+    // The interrupted attempt runs again (as always after a crash), and the budget
+    // the retry gave (attempts 4–6) is not given a second time: 6 is the last.
+    assert_eq!(job.calls.load(Ordering::SeqCst), 6);
+    assert_eq!(r.node("stubborn").unwrap().attempts, 6);
+    let execs = store.executions(id).await.unwrap();
+    let mut seen: Vec<_> = execs
+        .iter()
+        .filter(|e| e.node == "stubborn" && e.attempt > 0)
+        .map(|e| (e.attempt, e.state))
+        .collect();
+    seen.sort_by_key(|(n, _)| *n);
+    assert_eq!(
+        seen,
+        vec![
+            (1, Retrying),
+            (2, Retrying),
+            (3, Failed),
+            (4, Retrying),
+            (5, Retrying),
+            (6, Failed),
+        ]
+    );
+    let interrupted = execs
+        .iter()
+        .find(|e| e.node == "stubborn" && e.attempt == 5)
+        .unwrap();
+    assert_eq!(
+        interrupted.error.as_ref().unwrap().kind,
+        ErrorKind::Interrupted
+    );
+}

@@ -6,7 +6,9 @@
 //! nodes keep their outputs, and every attempt — the failed ones included — stays on
 //! record with its number), followed by events that put the nodes to re-run back to
 //! Pending. The engine then drives it like a run resumed after a crash: succeeded
-//! nodes never run again, attempt numbers continue. The old run is left untouched.
+//! nodes never run again, attempt numbers continue, and each re-run node and item
+//! gets its full retry budget again (counted from the event that put it back, see
+//! `Driver::restore`). The old run is left untouched.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -33,6 +35,10 @@ pub enum RetryMode {
     /// whose items ran, only the items that did not succeed. Everything else keeps its
     /// recorded state and output. Nodes downstream of a re-run node that did run (an
     /// `all_done` cleanup, a `one_failed` handler) are not run again.
+    ///
+    /// Each re-run node (and fan-out item) gets its full retry budget again, while
+    /// its attempt numbers go on from the old run's: a node with `retries(2)` that
+    /// failed attempts 1–3 runs attempts 4–6, and attempts 1–3 stay on record.
     FromFailed,
     /// A fresh run with the same inputs.
     Fresh,

@@ -44,6 +44,9 @@ type Acquire = Pin<Box<dyn Future<Output = Permit> + Send + 'static>>;
 struct ItemRt {
     state: Option<NodeState>,
     attempts: u32,
+    /// Attempts made before a from-failure retry put the item back (see
+    /// [`NodeRt::base`]).
+    base: u32,
     start: Option<Instant>,
     end: Option<Instant>,
     output: Option<Arc<Value>>,
@@ -98,6 +101,14 @@ struct NodeRt {
     state: NodeState,
     waiting: u32,
     attempts: u32,
+    /// Attempts made before a from-failure retry of the run put the node back to
+    /// Pending: its retry budget counts only the attempts after them (attempt numbers
+    /// go on from `attempts`). Zero otherwise.
+    base: u32,
+    /// For a fan-out node a from-failure retry put back to Pending after its items
+    /// ran: each item's last recorded attempt, so that the items, expanded again,
+    /// number their attempts on from there (and get a fresh budget).
+    item_floor: Option<Box<[u32]>>,
     queued: bool,
     start: Option<Instant>,
     end: Option<Instant>,
@@ -175,13 +186,15 @@ fn json_len_exceeds(v: &Value, limit: usize) -> bool {
     serde_json::to_writer(&mut Counter { n: 0, limit }, v).is_err()
 }
 
-/// A recorded item transition: item, attempt, new state, output, error.
+/// A recorded item transition: item, attempt, new state, output, error, and whether
+/// a from-failure retry put the item back.
 type ItemEvent = (
     u32,
     u32,
     NodeState,
     Option<Arc<Value>>,
     Option<Box<ErrorInfo>>,
+    bool,
 );
 
 /// Wraps an output for sharing; the common `null` output shares one allocation.
@@ -303,6 +316,8 @@ impl Driver {
                 state: NodeState::Pending,
                 waiting: plan.parents(i).len() as u32,
                 attempts: 0,
+                base: 0,
+                item_floor: None,
                 queued: false,
                 start: None,
                 end: None,
@@ -847,7 +862,17 @@ impl Driver {
                 self.work.push(n);
                 return;
             }
-            self.nodes[n as usize].fan = Some(Box::new(FanRt::new(base, items)));
+            let mut fan = FanRt::new(base, items);
+            if let Some(floor) = self.nodes[n as usize].item_floor.take() {
+                // Items that ran before a from-failure retry: numbers go on, the budget
+                // starts afresh.
+                for (it, &f) in fan.st.iter_mut().zip(floor.iter()) {
+                    it.attempts = f;
+                    it.base = f;
+                    self.nodes[n as usize].attempts += f;
+                }
+            }
+            self.nodes[n as usize].fan = Some(Box::new(fan));
         }
         let cap = node.concurrency.unwrap_or(u32::MAX);
         let Some(fan) = self.nodes[n as usize].fan.as_deref_mut() else {
@@ -1074,7 +1099,18 @@ impl Driver {
         }
     }
 
-    /// What a failed attempt leads to.
+    /// The attempts of item `i` of fan-out node `n` made before a from-failure retry
+    /// put it back.
+    fn item_base(&self, n: u32, i: u32) -> u32 {
+        self.nodes[n as usize]
+            .fan
+            .as_deref()
+            .and_then(|f| f.st.get(i as usize))
+            .map_or(0, |it| it.base)
+    }
+
+    /// What a failed attempt leads to; `attempts` counts the attempts against the
+    /// node's retry budget (those since a from-failure retry put it back, if one did).
     fn after_failure(
         &self,
         node: &PlanNode,
@@ -1126,7 +1162,8 @@ impl Driver {
             }
             Err(e) => {
                 let node = &plan.nodes[n as usize];
-                match self.after_failure(node, attempt, &e) {
+                let counted = attempt.saturating_sub(self.nodes[n as usize].base);
+                match self.after_failure(node, counted, &e) {
                     Ok(delay) => {
                         self.set_node(plan, n, NodeState::Retrying, attempt, Detail::error(e));
                         self.schedule_retry(n, None, delay);
@@ -1162,17 +1199,19 @@ impl Driver {
                 self.set_item(plan, n, i, NodeState::Succeeded, attempt, d);
                 NodeState::Succeeded
             }
-            Err(e) => match self.after_failure(node, attempt, &e) {
-                Ok(delay) => {
-                    self.set_item(plan, n, i, NodeState::Retrying, attempt, Detail::error(e));
-                    self.schedule_retry(n, Some(i), delay);
-                    return;
+            Err(e) => {
+                match self.after_failure(node, attempt.saturating_sub(self.item_base(n, i)), &e) {
+                    Ok(delay) => {
+                        self.set_item(plan, n, i, NodeState::Retrying, attempt, Detail::error(e));
+                        self.schedule_retry(n, Some(i), delay);
+                        return;
+                    }
+                    Err(state) => {
+                        self.set_item(plan, n, i, state, attempt, Detail::error(e));
+                        state
+                    }
                 }
-                Err(state) => {
-                    self.set_item(plan, n, i, state, attempt, Detail::error(e));
-                    state
-                }
-            },
+            }
         };
         let Some(fan) = self.nodes[n as usize].fan.as_deref_mut() else {
             return;

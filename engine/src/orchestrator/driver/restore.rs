@@ -1,11 +1,13 @@
 //! Rebuilding a resumed run from its recorded events.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Detail, Driver, FanRt, ItemEvent};
 use crate::error::{ErrorInfo, ErrorKind};
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, NodeEvent};
+use crate::orchestrator::RETRY_REASON_PREFIX;
 use crate::state::NodeState;
 use crate::workflow::plan::Plan;
 
@@ -18,12 +20,21 @@ impl Driver {
     /// Retrying ones retry now (their timer died with the engine); an attempt that was
     /// Running is recorded as interrupted and runs again as a new attempt, whatever its
     /// retry budget (the crash was not the job's failure).
+    ///
+    /// The events a from-failure retry adds (reason [`RETRY_REASON_PREFIX`]) put nodes
+    /// back to Pending and items back to Ready: their attempt numbers go on from the
+    /// history, but their retry budget counts only the attempts after that event
+    /// (`NodeRt::base`, `ItemRt::base`). The offset comes from the log, so resuming a
+    /// retried run after a crash finds the same offset and does not reset it again.
     pub(crate) fn restore(mut self, events: Vec<Event>) -> Self {
         if events.is_empty() {
             return self;
         }
         let plan = Arc::clone(&self.plan);
-        let mut items: std::collections::HashMap<u32, Vec<ItemEvent>> = Default::default();
+        let mut items: HashMap<u32, Vec<ItemEvent>> = HashMap::new();
+        // Fan-out nodes a from-failure retry put back to Pending: each item's last
+        // attempt at that point (their budget counts from there).
+        let mut floors: HashMap<u32, Vec<u32>> = HashMap::new();
         for e in events {
             self.seq = e.seq;
             match e.kind {
@@ -32,11 +43,12 @@ impl Driver {
                     let Some(&i) = plan.index.get(&*n.node) else {
                         continue;
                     };
+                    let reset = put_back_by_retry(&n);
                     match n.item {
                         Some(item) => items
                             .entry(i)
                             .or_default()
-                            .push((item, n.attempt, n.to, n.output, n.error)),
+                            .push((item, n.attempt, n.to, n.output, n.error, reset)),
                         None => {
                             let rt = &mut self.nodes[i as usize];
                             if n.to == NodeState::Pending {
@@ -58,6 +70,17 @@ impl Driver {
                             if n.reason.is_some() {
                                 rt.reason = n.reason;
                             }
+                            if reset && n.to == NodeState::Pending {
+                                // A fresh retry budget from here.
+                                rt.base = rt.attempts;
+                                if plan.nodes[i as usize].fan_out.is_some() {
+                                    // Its items will be expanded again: their earlier
+                                    // states go, their attempt numbers stay.
+                                    let before = items.remove(&i);
+                                    let f = floors.entry(i).or_default();
+                                    raise(f, before.as_deref().unwrap_or_default());
+                                }
+                            }
                         }
                     }
                 }
@@ -76,6 +99,14 @@ impl Driver {
                 .filter(|&&p| !self.nodes[p as usize].state.is_terminal())
                 .count() as u32;
             self.nodes[n as usize].waiting = waiting;
+        }
+        // A fan-out put back to Pending after its items ran expands its items again:
+        // they go on from their last recorded attempts.
+        for (&n, floor) in &floors {
+            let state = self.nodes[n as usize].state;
+            if !state.is_terminal() && state != NodeState::Running {
+                self.nodes[n as usize].item_floor = Some(floor.clone().into_boxed_slice());
+            }
         }
         let interrupted = || {
             ErrorInfo::new(
@@ -106,7 +137,8 @@ impl Driver {
                 }
                 NodeState::Running => {
                     let recorded = items.remove(&n).unwrap_or_default();
-                    self.restore_fan(&plan, n, recorded);
+                    let floor = floors.remove(&n).unwrap_or_default();
+                    self.restore_fan(&plan, n, recorded, &floor);
                 }
                 _ => {}
             }
@@ -116,8 +148,9 @@ impl Driver {
     }
 
     /// Rebuilds a running fan-out node: items are recomputed from the (recorded)
-    /// upstream outputs, their states come from the events.
-    fn restore_fan(&mut self, plan: &Plan, n: u32, recorded: Vec<ItemEvent>) {
+    /// upstream outputs, their states come from the events. `floor`: the items' last
+    /// attempts when a from-failure retry put the whole node back to Pending.
+    fn restore_fan(&mut self, plan: &Plan, n: u32, recorded: Vec<ItemEvent>, floor: &[u32]) {
         let node = &plan.nodes[n as usize];
         let expanded = node
             .build_input(&*self)
@@ -135,23 +168,32 @@ impl Driver {
             }
         };
         let mut fan = FanRt::new(base, items);
-        for (item, attempt, to, output, error) in recorded {
+        for (item, attempt, to, output, error, reset) in recorded {
             let Some(it) = fan.st.get_mut(item as usize) else {
                 continue;
             };
-            if to == NodeState::Pending {
-                // Put back by a retry.
+            if reset || to == NodeState::Pending {
+                // Put back by a retry: what the old attempts left goes, and the retry
+                // budget starts afresh.
                 it.output = None;
                 it.error = None;
             }
             it.state = Some(to);
             it.attempts = it.attempts.max(attempt);
+            if reset {
+                it.base = it.attempts;
+            }
             if output.is_some() {
                 it.output = output;
             }
             if let Some(e) = error {
                 it.error = Some(*e);
             }
+        }
+        for (it, &f) in fan.st.iter_mut().zip(floor) {
+            // The latest put-back counts: a node-level one, or an item's own later one.
+            it.attempts = it.attempts.max(f);
+            it.base = it.base.max(f);
         }
         fan.next = fan.items.len() as u32;
         let mut interrupted = Vec::new();
@@ -195,5 +237,25 @@ impl Driver {
             self.enqueue(plan, n);
         }
         self.maybe_finish_fan(plan, n);
+    }
+}
+
+/// Whether `n` is one of the events a from-failure retry adds to put a node or an item
+/// back (see `orchestrator::retry`).
+fn put_back_by_retry(n: &NodeEvent) -> bool {
+    n.reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with(RETRY_REASON_PREFIX))
+}
+
+/// Raises `floor` (each item's last attempt, by item index) to the attempts in
+/// `recorded`.
+fn raise(floor: &mut Vec<u32>, recorded: &[ItemEvent]) {
+    for &(item, attempt, ..) in recorded {
+        let i = item as usize;
+        if floor.len() <= i {
+            floor.resize(i + 1, 0);
+        }
+        floor[i] = floor[i].max(attempt);
     }
 }
