@@ -336,6 +336,7 @@ impl Engine {
         use futures_util::StreamExt;
         let mut wakeups = self.sh.store.watch().await?;
         self.register_declared_recurring().await?;
+        let mut schedules_at = tokio::time::Instant::now();
         tokio::pin!(shutdown);
         loop {
             for handle in self.resume().await? {
@@ -354,7 +355,7 @@ impl Engine {
                 }
             }
             // Fire due recurring schedules; sleep no later than the next fire.
-            let sleep = self.schedule_turn(poll).await;
+            let sleep = self.schedule_turn(poll, &mut schedules_at).await;
             let wake = async {
                 match wakeups.as_mut() {
                     Some(w) => w.next().await.is_some(),

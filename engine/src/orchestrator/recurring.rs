@@ -575,8 +575,24 @@ impl Engine {
     }
 
     /// Fires what is due, then says how long [`serve`](Engine::serve) may sleep: until
-    /// the next fire (or a due fire's jittered instant), at most `poll`.
-    pub(crate) async fn schedule_turn(&self, poll: Duration) -> Duration {
+    /// the next fire (or a due fire's jittered instant), at most `poll`. Before `*at`
+    /// (the instant the previous turn said to come back) it reads nothing: `serve` loops
+    /// on every store notification, and a busy store sends many.
+    pub(crate) async fn schedule_turn(
+        &self,
+        poll: Duration,
+        at: &mut tokio::time::Instant,
+    ) -> Duration {
+        let now = tokio::time::Instant::now();
+        if now < *at {
+            return (*at - now).min(poll);
+        }
+        let sleep = self.schedule_sleep(poll).await;
+        *at = now + sleep;
+        sleep
+    }
+
+    async fn schedule_sleep(&self, poll: Duration) -> Duration {
         let waiting = match self.scheduler_turn().await {
             Ok((_, waiting)) => waiting,
             Err(e) => {
