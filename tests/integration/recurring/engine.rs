@@ -758,3 +758,34 @@ async fn serve_queues_fires_behind_a_running_run() {
         assert!(gap < Duration::from_millis(1500), "{gap:?}");
     }
 }
+
+/// An engine that died after enqueueing a fire's run and before moving the schedule on
+/// leaves the fire due; the next engine gets the same run back from the fire's key.
+#[tokio::test]
+async fn a_fire_enqueued_by_an_engine_that_died_is_not_run_twice() {
+    let clock = ManualClock::new(at(1, 0, 0, 0));
+    let wf = workflow("wf");
+    let engine = engine(&clock, &wf);
+    engine
+        .add_or_update_recurring("s", &wf, "*/5 * * * *", Recurring::new())
+        .await
+        .unwrap();
+    // What the dead engine did: the fire's run, under its key; the schedule not moved.
+    let orphan = engine
+        .enqueue_with(
+            &wf,
+            (),
+            dagforge::Enqueue::new().idempotency_key("schedule:s@2026-12-01T00:05:00Z"),
+        )
+        .await
+        .unwrap();
+    clock.set(at(1, 0, 5, 0));
+    let got = enqueued(&engine.fire_due_schedules().await.unwrap());
+    assert_eq!(got, [(at(1, 0, 5, 0), orphan)]);
+    assert_eq!(runs(&**engine.store()).await.len(), 1);
+    let s = engine.recurring_schedule("s").await.unwrap();
+    assert_eq!(
+        (s.next_fire, s.last_run),
+        (Some(at(1, 0, 10, 0)), Some(orphan))
+    );
+}
