@@ -79,10 +79,10 @@ pub use executor::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 pub use ids::{ParseRunIdError, RunId};
 pub use job::{Backoff, Job, JobSpec, Resources};
 pub use orchestrator::{
-    Engine, EngineBuilder, Enqueue, ItemReport, NodeReport, RetryMode, RunHandle, RunResult,
+    Clock, Fire, FireOutcome, ManualClock, Recurring, RecurringSchedule, SystemClock,
 };
 pub use orchestrator::{
-    Clock, Fire, FireOutcome, ManualClock, Recurring, RecurringSchedule, SystemClock,
+    Engine, EngineBuilder, Enqueue, ItemReport, NodeReport, RetryMode, RunHandle, RunResult,
 };
 pub use registry::{DynJob, Registry};
 pub use state::{NodeState, RunState};
