@@ -123,6 +123,7 @@ pub struct NodeEvent {
     /// Node id.
     pub node: Arc<str>,
     /// Fan-out item index; `None` for the node itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<u32>,
     /// Attempt number (0 before the first attempt, and for a fan-out node itself).
     pub attempt: u32,
@@ -131,10 +132,13 @@ pub struct NodeEvent {
     /// New state.
     pub to: NodeState,
     /// The output, when `to` is Succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Arc<Value>>,
     /// The error, when an attempt failed (`to` is Retrying, Failed or TimedOut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Box<ErrorInfo>>,
     /// Why a node was skipped or cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Arc<str>>,
 }
 
