@@ -202,3 +202,50 @@ async fn sqlite_engines_notice_each_other() {
         .build();
     pickup(&enqueuer, server, &*a).await;
 }
+
+/// An engine that serves the store but does not know a run's workflow leaves the run
+/// to one that does (after holding it for at most a couple of seconds), and does not
+/// spin claiming it back meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_an_unknown_workflow_goes_to_an_engine_that_knows_it() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let wf = workflow();
+    let stranger = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .id("stranger")
+        .build();
+    let knower = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .id("knower")
+        .workflow(&wf)
+        .build();
+    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let serve = |engine: Engine| {
+        let mut stopped = stop.subscribe();
+        tokio::spawn(async move {
+            engine
+                .serve(Duration::from_millis(20), async move {
+                    let _ = stopped.recv().await;
+                })
+                .await
+        })
+    };
+    let id = stranger.enqueue(&wf, ()).await.unwrap();
+    let s = serve(stranger);
+    // The stranger alone: it holds the run, it cannot run it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.get_run(id).await.unwrap().unwrap().state,
+        RunState::Pending
+    );
+    let k = serve(knower);
+    let t = Instant::now();
+    assert_eq!(
+        finished(&*store, id, Duration::from_secs(10)).await,
+        RunState::Succeeded
+    );
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let _ = stop.send(());
+    s.await.unwrap().unwrap();
+    k.await.unwrap().unwrap();
+}

@@ -44,6 +44,10 @@ pub(crate) struct Shared {
     active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
 }
 
+/// How long an engine holds a claimed run of a workflow it does not know before the
+/// run is claimable again (by an engine that knows it, ideally).
+const FOREIGN_HOLD: Duration = Duration::from_secs(2);
+
 /// Runs workflows. Cheap to clone; clones share the store, executor, concurrency
 /// limit and event stream.
 ///
@@ -395,9 +399,12 @@ impl Engine {
                 let (run, lease, recorded) = (c.run, c.lease, c.events);
                 let key = (run.workflow.clone(), run.version.clone());
                 let Some(workflow) = self.sh.workflows.get(&key) else {
-                    tracing::warn!(run_id = %run.id, workflow = %run.workflow, version = %run.version,
-                        "cannot resume: workflow not registered with this engine");
-                    self.sh.store.release(run.id, &lease).await?;
+                    // Not ours to drive: hold it briefly rather than release it, so that
+                    // this loop (and the next turns of `serve`) do not claim it straight
+                    // back, while an engine that knows the workflow can take it soon.
+                    tracing::debug!(run_id = %run.id, workflow = %run.workflow, version = %run.version,
+                        "left to other engines: workflow not registered with this engine");
+                    self.sh.store.renew(run.id, &lease, FOREIGN_HOLD).await?;
                     continue;
                 };
                 let params = bind_params(workflow, &run.inputs)?;
