@@ -59,6 +59,9 @@ impl Store for Flaky {
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release(run, lease).await
     }
+    async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
+        self.inner.next_start().await
+    }
     async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
         self.inner.request_cancel(run).await
     }

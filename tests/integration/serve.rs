@@ -249,3 +249,44 @@ async fn a_run_of_an_unknown_workflow_goes_to_an_engine_that_knows_it() {
     s.await.unwrap().unwrap();
     k.await.unwrap().unwrap();
 }
+
+/// A delayed run starts at its time, not at the serving engine's next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_run_starts_on_time() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let wf = workflow();
+    let engine = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .workflow(&wf)
+        .build();
+    let server = engine.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        server
+            .serve(Duration::from_secs(3600), async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = Instant::now();
+    let id = engine
+        .enqueue_with(
+            &wf,
+            (),
+            dagforge::Enqueue::new().delay(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        finished(&*store, id, Duration::from_secs(10)).await,
+        RunState::Succeeded
+    );
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+}

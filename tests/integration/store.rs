@@ -374,10 +374,20 @@ pub(crate) async fn delayed_runs_wait(store: Arc<dyn Store>) {
         store.claim("engine-d", TTL, 10).await.unwrap().is_empty(),
         "not yet"
     );
+    let next = store.next_start().await.unwrap().expect("a run waits");
+    let off = next
+        .duration_since(rec.not_before.unwrap())
+        .unwrap_or_else(|e| e.duration());
+    assert!(off < Duration::from_millis(50), "next start off by {off:?}");
     tokio::time::sleep(Duration::from_millis(450)).await;
     let c = store.claim("engine-d", TTL, 10).await.unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].run.id, id);
+    assert_eq!(
+        store.next_start().await.unwrap(),
+        None,
+        "nothing waits any more"
+    );
     // Out of range: a clear error naming the option.
     let err = engine
         .enqueue_with(
@@ -874,6 +884,9 @@ pub(crate) mod pg {
         }
         async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
             self.0.release(run, lease).await
+        }
+        async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
+            self.0.next_start().await
         }
         async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
             self.0.request_cancel(run).await

@@ -359,7 +359,15 @@ impl Engine {
                 }
             }
             // Fire due recurring schedules; sleep no later than the next fire.
-            let sleep = self.schedule_turn(poll, &mut schedules_at).await;
+            let mut sleep = self.schedule_turn(poll, &mut schedules_at).await;
+            // A run enqueued for later: wake when it may start (a moment after, so that
+            // its lease has surely expired by the store's clock).
+            if let Some(at) = self.sh.store.next_start().await? {
+                let wait = at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                sleep = sleep.min(wait + Duration::from_millis(2));
+            }
             let wake = async {
                 match wakeups.as_mut() {
                     Some(w) => w.next().await.is_some(),

@@ -207,9 +207,8 @@ impl Store for MemoryStore {
             },
         );
         drop(runs);
-        if ttl.is_zero() {
-            self.claimable.notify_waiters();
-        }
+        // Claimable now, or later (serving engines then learn when).
+        self.claimable.notify_waiters();
         Ok(())
     }
 
@@ -272,6 +271,19 @@ impl Store for MemoryStore {
         drop(runs);
         self.claimable.notify_waiters();
         Ok(())
+    }
+
+    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
+        let now = Instant::now();
+        let runs = self.lock();
+        let next = runs
+            .values()
+            .filter_map(|e| match &e.lease {
+                Some((owner, until)) if &**owner == "queue" && *until > now => Some(*until),
+                _ => None,
+            })
+            .min();
+        Ok(next.map(|t| SystemTime::now() + (t - now)))
     }
 
     async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {

@@ -419,6 +419,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError>;
 
+    /// When the earliest run enqueued for later ([`Enqueue::at`](crate::Enqueue::at),
+    /// [`delay`](crate::Enqueue::delay)) may start, if one waits: serving engines
+    /// wake then instead of at their next poll. `None` (the default) when the store
+    /// cannot tell.
+    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
+        Ok(None)
+    }
+
     /// Wake-up hints for engines serving this store ([`Wakeups`]); `None` when the
     /// store cannot notify, and the engine polls instead.
     async fn watch(&self) -> Result<Option<Wakeups>, StoreError> {

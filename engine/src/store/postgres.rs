@@ -769,6 +769,19 @@ impl Store for PostgresStore {
             .map_err(|e| backend("releasing a lease", e))
     }
 
+    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
+        // How far ahead on the database's clock, applied to ours (leases use the
+        // database's clock).
+        let wait_ms: Option<f64> = sqlx::query_scalar(
+            "SELECT (extract(epoch FROM min(lease_until) - now()) * 1000)::float8 FROM runs \
+             WHERE lease_owner = 'queue' AND lease_until > now()",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| backend("reading the next start", e))?;
+        Ok(wait_ms.map(|ms| SystemTime::now() + Duration::from_secs_f64(ms.max(0.0) / 1e3)))
+    }
+
     async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
         let done: i64 = sqlx::query_scalar(
             "WITH c AS (UPDATE runs SET cancel_requested = COALESCE(cancel_requested, $1) \

@@ -18,7 +18,7 @@ use crate::workflow::WorkflowSpec;
 use super::{ExecutionRecord, Lease, Sequence, StoreError};
 
 /// The schema version this build reads and writes (the `dagforge_schema` row).
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// Rows per multi-row insert (keeps bind parameters well under both databases' limits).
 pub(super) const ROWS_PER_INSERT: usize = 500;

@@ -669,6 +669,19 @@ impl Store for SqliteStore {
         ))))
     }
 
+    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT min(lease_until) FROM runs WHERE lease_owner = 'queue' AND lease_until > ?",
+        )
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| backend("reading the next start", e))?;
+        Ok(next.map(|ms| {
+            SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+        }))
+    }
+
     async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE runs SET cancel_requested = COALESCE(cancel_requested, ?) \
