@@ -290,3 +290,40 @@ async fn a_delayed_run_starts_on_time() {
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
 }
+
+/// No lost wake-ups: 200 runs enqueued one after the other, each as soon as the last
+/// finished, with an hour-long poll — a single missed notification would stall it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_never_loses_a_wake_up() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let wf = workflow();
+    let engine = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .workflow(&wf)
+        .build();
+    let server = engine.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        server
+            .serve(Duration::from_secs(3600), async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let mut slowest = Duration::ZERO;
+    for _ in 0..200 {
+        let t = Instant::now();
+        let id = engine.enqueue(&wf, ()).await.unwrap();
+        assert_eq!(
+            finished(&*store, id, Duration::from_secs(10)).await,
+            RunState::Succeeded
+        );
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest pickup {slowest:?}"
+    );
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+}

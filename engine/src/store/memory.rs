@@ -153,8 +153,10 @@ pub struct MemoryStore {
     keys: Mutex<HashMap<String, RunId>>,
     /// Capped lanes (locked after `runs`).
     queues: Mutex<BTreeMap<String, u32>>,
-    /// Woken when a run becomes claimable (enqueued, released).
-    claimable: Arc<tokio::sync::Notify>,
+    /// Bumped when a run may have become claimable (enqueued, released, a cap
+    /// raised, a cancellation asked): every watcher sees every bump it has not seen
+    /// yet, even one it was not waiting for at that moment (no lost wake-ups).
+    claimable: tokio::sync::watch::Sender<u64>,
     /// Recurring schedules.
     schedules: MemorySchedules,
 }
@@ -208,7 +210,7 @@ impl Store for MemoryStore {
         );
         drop(runs);
         // Claimable now, or later (serving engines then learn when).
-        self.claimable.notify_waiters();
+        self.claimable.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 
@@ -269,7 +271,7 @@ impl Store for MemoryStore {
             *until = Instant::now();
         }
         drop(runs);
-        self.claimable.notify_waiters();
+        self.claimable.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 
@@ -296,7 +298,7 @@ impl Store for MemoryStore {
         }
         entry.cancel_requested = true;
         drop(runs);
-        self.claimable.notify_waiters();
+        self.claimable.send_modify(|n| *n = n.wrapping_add(1));
         Ok(true)
     }
 
@@ -322,7 +324,7 @@ impl Store for MemoryStore {
         };
         drop(queues);
         // A raised cap may make runs claimable.
-        self.claimable.notify_waiters();
+        self.claimable.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 
@@ -344,12 +346,13 @@ impl Store for MemoryStore {
     }
 
     async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
-        let notify = Arc::clone(&self.claimable);
+        let mut seen = self.claimable.subscribe();
+        seen.mark_unchanged();
         Ok(Some(Box::pin(futures_util::stream::unfold(
-            notify,
-            |n| async move {
-                n.notified().await;
-                Some(((), n))
+            seen,
+            |mut seen| async move {
+                seen.changed().await.ok()?;
+                Some(((), seen))
             },
         ))))
     }
