@@ -128,6 +128,10 @@ pub(super) struct RunChange {
     pub(super) finished_at: Option<i64>,
     /// Whether the batch finished the run (which ends its lease).
     pub(super) ends_lease: bool,
+    /// Whether the batch records an outcome (an attempt or node that settled — succeeded,
+    /// failed, retrying, skipped, cancelled, timed out — or the run's end), as opposed
+    /// to only starts, logs and progress.
+    pub(super) settles: bool,
 }
 
 /// One execution row to upsert: a whole batch's events of one (node, item, attempt)
@@ -187,6 +191,7 @@ impl Batch {
                     } else if to.is_terminal() {
                         b.run.finished_at = Some(at);
                         b.run.ends_lease = true;
+                        b.run.settles = true;
                     }
                 }
                 EventKind::Node(n) => {
@@ -206,6 +211,12 @@ impl Batch {
                         });
                         b.executions.len() - 1
                     });
+                    if !matches!(
+                        n.to,
+                        NodeState::Pending | NodeState::Ready | NodeState::Running
+                    ) {
+                        b.run.settles = true;
+                    }
                     let row = &mut b.executions[i];
                     row.state = n.to.as_str();
                     row.updated_at = at;

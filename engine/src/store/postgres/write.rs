@@ -21,12 +21,16 @@ use super::super::{Lease, StoreError};
 /// * `ev`, `ex`: the events and the execution rows of the runs that passed, numbered
 ///   after each run's reserved base.
 ///
+/// * `s`: how the commit waits for the disk (`$26`, see [`Writer::write`]).
+///
 /// The statement returns the positions (from 1) of the appends that were written.
 macro_rules! write_sql {
     ($select:literal) => {
         concat!(
             "\
-WITH u AS (
+WITH s AS MATERIALIZED (
+  SELECT set_config('synchronous_commit', $26, true) AS v
+), u AS (
   SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
                        $6::bigint[], $7::bigint[], $8::bool[], $24::bigint[])
     WITH ORDINALITY AS u (id, owner, fence, n, state, started, finished, ends, first, idx)
@@ -37,7 +41,7 @@ WITH u AS (
     finished_at = COALESCE(u.finished, runs.finished_at),
     lease_owner = CASE WHEN u.ends THEN NULL ELSE runs.lease_owner END,
     lease_until = CASE WHEN u.ends THEN NULL ELSE runs.lease_until END
-  FROM u
+  FROM u CROSS JOIN s
   WHERE runs.id = u.id::uuid AND runs.lease_owner = u.owner AND runs.fence = u.fence
     AND (u.n = 0 OR runs.last_seq = u.first - 1)
   RETURNING runs.pk, u.idx, runs.last_seq - u.n AS base, u.id, u.ends
@@ -95,8 +99,20 @@ pub(super) struct Writer {
 impl Writer {
     /// Writes `appends` in one statement; `Ok` holds, per append, whether its lease
     /// held (and so it was written).
+    ///
+    /// A group that records only starts, logs and progress (no outcome) commits without
+    /// waiting for its WAL flush (`synchronous_commit = off` for this transaction): it
+    /// takes a disk flush off the start of every attempt, the pickup of every run
+    /// included. Outcomes stay synchronous, and since the WAL is written in order, an
+    /// outcome's flush makes everything before it durable too. If the server crashes
+    /// and loses such a tail, it is lost whole: the driver's next append no longer
+    /// continues the log (or its claim is gone too) and is refused, the driver stops,
+    /// and the run is resumed from the recorded history — the lost starts' attempts run
+    /// again (at least once, as after any crash); nothing recorded as an outcome is
+    /// ever lost or run again.
     async fn write(&self, appends: &[Append]) -> Result<Vec<bool>, sqlx::Error> {
         let runs = appends.len();
+        let settles = appends.iter().any(|a| a.batch.run.settles);
         let mut ids = Vec::with_capacity(runs);
         let mut owners = Vec::with_capacity(runs);
         let mut fences = Vec::with_capacity(runs);
@@ -185,7 +201,8 @@ impl Writer {
             .bind(starts)
             .bind(updates)
             .bind(firsts_run)
-            .bind(&*self.channel);
+            .bind(&*self.channel)
+            .bind(if settles { "on" } else { "off" });
         let rows = q.fetch_all(&self.pool).await?;
         let mut written = vec![false; runs];
         for (idx,) in rows {
