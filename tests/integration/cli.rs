@@ -343,3 +343,45 @@ fn serve_drives_enqueued_runs_until_interrupted() {
     assert!(err.contains("serving sqlite://serve.db"), "{err}");
     assert!(err.contains("stopped"), "{err}");
 }
+
+/// Ctrl-C while `run --wait` shows a run: the run is cancelled (its job sees its
+/// cancellation token), the final table says so, and the exit code is 1; the store
+/// records the run as cancelled.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_run_wait_cancels_the_run() {
+    let dir = temp_dir("ctrl-c");
+    let store = "sqlite://ctrl-c.db";
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_dagforge-cli-app"))
+        .current_dir(&dir)
+        .args(["run", "cli-sleep", "--wait", "--store", store])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the job runs (the run is recorded as running).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let id = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        let (_, out, _, _) = app_bin(&dir, &["runs", "list", "--store", store], &[]);
+        if let Some(line) = out.lines().find(|l| l.contains("running")) {
+            break line.split_whitespace().next().unwrap().to_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let asked = std::time::Instant::now();
+    let pid = nix::unistd::Pid::from_raw(run.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = run.wait_with_output().unwrap();
+    let took = asked.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert!(stdout.contains("cancelled"), "{stdout}\n{stderr}");
+    let (_, shown, _, _) = app_bin(&dir, &["runs", "show", &id, "--store", store], &[]);
+    assert!(shown.contains("cancelled"), "{shown}");
+}

@@ -158,7 +158,7 @@ async fn run(
     if a.wait {
         let events = engine.subscribe();
         let handle = engine.start(wf, &inputs).await?;
-        let result = progress::watch(events, handle, wf, &inputs, out, live).await?;
+        let result = progress::watch(&engine, events, handle, wf, &inputs, out, live).await?;
         finish(&result, out)
     } else {
         let id = engine.enqueue(wf, inputs).await?;

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::error::CliError;
 use crate::events::{EventKind, EventStream, NodeEvent};
-use crate::orchestrator::{RunHandle, RunResult};
+use crate::orchestrator::{Engine, RunHandle, RunResult};
 use crate::state::NodeState;
 use crate::workflow::Workflow;
 use crate::workflow::plan::Values;
@@ -19,6 +19,7 @@ use crate::workflow::plan::Values;
 /// a done/total bar per fan-out node on standard error; otherwise prints each event as
 /// a line on `out`.
 pub(super) async fn watch(
+    engine: &Engine,
     mut events: EventStream,
     handle: RunHandle,
     wf: &Workflow,
@@ -33,6 +34,9 @@ pub(super) async fn watch(
     let mut view = View::new(wf, live).with_inputs(inputs);
     let wait = handle.wait();
     tokio::pin!(wait);
+    // Ctrl-C cancels the run (its jobs get their cancellation token, then the engine's
+    // grace period) and the display shows it winding down; a second Ctrl-C leaves.
+    let mut interrupts = 0u32;
     let result = loop {
         tokio::select! {
             e = events.next() => match e {
@@ -41,6 +45,14 @@ pub(super) async fn watch(
                 None => break (&mut wait).await,
             },
             r = &mut wait => break r,
+            Ok(()) = tokio::signal::ctrl_c() => {
+                interrupts += 1;
+                if interrupts > 1 {
+                    view.clear();
+                    return Err(CliError::interrupted(id));
+                }
+                engine.cancel(id);
+            }
         }
     };
     // Events published just before the run returned.

@@ -321,7 +321,7 @@ async fn retry(
         let events = engine.subscribe();
         let handle = engine.retry(id, mode).await?;
         writeln!(err, "run {} retries run {id}", handle.id())?;
-        let result = progress::watch(events, handle, wf, &old.inputs, out, live).await?;
+        let result = progress::watch(&engine, events, handle, wf, &old.inputs, out, live).await?;
         finish(&result, out)
     } else {
         let new = engine.enqueue_retry(id, mode).await?;
