@@ -352,7 +352,9 @@ fn serve_drives_enqueued_runs_until_interrupted() {
 fn ctrl_c_during_run_wait_cancels_the_run() {
     let dir = temp_dir("ctrl-c");
     let store = "sqlite://ctrl-c.db";
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_dagforge-cli-app"))
+    let (code, _, err, _) = app_bin(&dir, &["runs", "list", "--store", store], &[]);
+    assert_eq!(code, 0, "{err}");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_dagforge-cli-app"))
         .current_dir(&dir)
         .args(["run", "cli-sleep", "--wait", "--store", store])
         .stdout(std::process::Stdio::piped())
@@ -366,6 +368,11 @@ fn ctrl_c_during_run_wait_cancels_the_run() {
             std::time::Instant::now() < deadline,
             "the run never started"
         );
+        if let Some(status) = run.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("`run --wait` ended early ({status}): {err}");
+        }
         let (_, out, _, _) = app_bin(&dir, &["runs", "list", "--store", store], &[]);
         if let Some(line) = out.lines().find(|l| l.contains("running")) {
             break line.split_whitespace().next().unwrap().to_owned();

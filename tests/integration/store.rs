@@ -1032,3 +1032,22 @@ async fn postgres_notifies_creates_appends_and_releases() {
         [NotificationKind::Created, NotificationKind::Released]
     );
 }
+
+/// Several processes (here: stores) opening one new file at once all get a migrated
+/// store: the losers of the migration race try again instead of failing.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_opened_by_many_at_once() {
+    let path = sqlite_path();
+    let url = path.to_string_lossy().into_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            dagforge::store::SqliteStore::open(&url).await.map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("opened and migrated");
+    }
+}

@@ -175,10 +175,22 @@ impl SqliteOptions {
                     supported: SCHEMA_VERSION,
                 });
             }
-            _ => MIGRATOR
-                .run(&pool)
-                .await
-                .map_err(|e| migrate_error(&self.url, e))?,
+            _ => {
+                // Two processes opening a new file at once both try to migrate it; the
+                // one that waited for the other's lock then fails on what the other
+                // created. Trying again reads the applied migrations afresh.
+                let mut tries = 0;
+                loop {
+                    match MIGRATOR.run(&pool).await {
+                        Ok(()) => break,
+                        Err(_) if tries < 3 => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+                        }
+                        Err(e) => return Err(migrate_error(&self.url, e)),
+                    }
+                }
+            }
         }
         Ok(SqliteStore {
             file,
