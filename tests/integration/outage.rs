@@ -62,6 +62,17 @@ impl Store for Flaky {
     async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
         self.inner.next_start().await
     }
+    async fn claim_workflows(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+        workflows: &[String],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.inner
+            .claim_workflows(owner, ttl, limit, workflows)
+            .await
+    }
     async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
         self.inner.request_cancel(run).await
     }

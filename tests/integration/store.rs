@@ -340,9 +340,26 @@ pub(crate) async fn claims_follow_priority(store: Arc<dyn Store>) {
     }
     by_priority.sort_by_key(|p| std::cmp::Reverse(p.0));
     tokio::time::sleep(Duration::from_millis(5)).await;
+    // An engine that knows other workflows takes none of these.
+    let other = ["something-else".to_owned()];
+    assert!(
+        store
+            .claim_workflows("engine-o", TTL, 10, &other)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let mut claimed = Vec::new();
-    for _ in 0..4 {
-        let c = store.claim("engine-p", TTL, 1).await.unwrap();
+    for i in 0..4 {
+        let c = if i % 2 == 0 {
+            store.claim("engine-p", TTL, 1).await.unwrap()
+        } else {
+            let mine = ["enqueued".to_owned()];
+            store
+                .claim_workflows("engine-p", TTL, 1, &mine)
+                .await
+                .unwrap()
+        };
         assert_eq!(c.len(), 1);
         claimed.push((c[0].run.priority, c[0].run.id));
     }
@@ -887,6 +904,15 @@ pub(crate) mod pg {
         }
         async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
             self.0.next_start().await
+        }
+        async fn claim_workflows(
+            &self,
+            owner: &str,
+            ttl: Duration,
+            limit: usize,
+            workflows: &[String],
+        ) -> Result<Vec<dagforge::store::Claimed>, StoreError> {
+            self.0.claim_workflows(owner, ttl, limit, workflows).await
         }
         async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
             self.0.request_cancel(run).await

@@ -394,11 +394,19 @@ impl Engine {
     /// engine does not know (see [`EngineBuilder::workflow`]) are left to other engines.
     pub async fn resume(&self) -> Result<Vec<RunHandle>> {
         let mut handles = Vec::new();
+        // Only runs of workflows this engine can drive (by name; a version it does not
+        // know is held briefly below and left to others).
+        let mut names: Vec<String> = self.sh.workflows.keys().map(|(n, _)| n.clone()).collect();
+        names.sort();
+        names.dedup();
+        if names.is_empty() {
+            return Ok(handles);
+        }
         loop {
             let claimed = self
                 .sh
                 .store
-                .claim(&self.sh.owner, self.sh.lease_ttl, 64)
+                .claim_workflows(&self.sh.owner, self.sh.lease_ttl, 64, &names)
                 .await?;
             if claimed.is_empty() {
                 return Ok(handles);
@@ -407,9 +415,10 @@ impl Engine {
                 let (run, lease, recorded) = (c.run, c.lease, c.events);
                 let key = (run.workflow.clone(), run.version.clone());
                 let Some(workflow) = self.sh.workflows.get(&key) else {
-                    // Not ours to drive: hold it briefly rather than release it, so that
-                    // this loop (and the next turns of `serve`) do not claim it straight
-                    // back, while an engine that knows the workflow can take it soon.
+                    // A version this engine does not know: hold it briefly rather than
+                    // release it, so that this loop (and the next turns of `serve`) do
+                    // not claim it straight back, while an engine that knows the version
+                    // can take it soon.
                     tracing::debug!(run_id = %run.id, workflow = %run.workflow, version = %run.version,
                         "left to other engines: workflow not registered with this engine");
                     self.sh.store.renew(run.id, &lease, FOREIGN_HOLD).await?;

@@ -172,6 +172,65 @@ impl MemoryStore {
         // mutation is a push or a field store), so a poisoned lock is still usable.
         self.runs.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// [`Store::claim`], of any workflow (`None`) or of those named.
+    fn claim_of(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+        workflows: Option<&[String]>,
+    ) -> Vec<Claimed> {
+        let now = Instant::now();
+        let owner: Arc<str> = owner.into();
+        let mut runs = self.lock();
+        // Higher priority first, then the longest expired.
+        let mut due: Vec<(i32, Instant, RunId)> = runs
+            .values()
+            .filter(|e| !e.record.state.is_terminal())
+            .filter(|e| workflows.is_none_or(|w| w.contains(&e.record.workflow)))
+            .filter_map(|e| match &e.lease {
+                Some((_, until)) if *until <= now => Some((e.record.priority, *until, e.record.id)),
+                _ => None,
+            })
+            .collect();
+        due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        // Room left in each capped lane: its cap less its runs under a live lease.
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let mut room: HashMap<&str, u32> = queues.iter().map(|(q, m)| (q.as_str(), *m)).collect();
+        for e in runs.values() {
+            if let (Some(q), Some((_, until))) = (&e.record.queue, &e.lease)
+                && *until > now
+                && !e.record.state.is_terminal()
+                && let Some(r) = room.get_mut(q.as_str())
+            {
+                *r = r.saturating_sub(1);
+            }
+        }
+        let mut out = Vec::with_capacity(due.len().min(limit));
+        for (_, _, id) in due {
+            if out.len() >= limit {
+                break;
+            }
+            let Some(entry) = runs.get_mut(&id) else {
+                continue;
+            };
+            if let Some(r) = entry.record.queue.as_deref().and_then(|q| room.get_mut(q)) {
+                if *r == 0 {
+                    continue;
+                }
+                *r -= 1;
+            }
+            entry.fence += 1;
+            entry.lease = Some((Arc::clone(&owner), now + ttl));
+            out.push(Claimed {
+                run: entry.record.clone(),
+                lease: Lease::new(Arc::clone(&owner), entry.fence),
+                events: entry.len as u64,
+            });
+        }
+        out
+    }
 }
 
 #[async_trait::async_trait]
@@ -363,56 +422,18 @@ impl Store for MemoryStore {
         ttl: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let now = Instant::now();
-        let owner: Arc<str> = owner.into();
-        let mut runs = self.lock();
-        // Higher priority first, then the longest expired.
-        let mut due: Vec<(i32, Instant, RunId)> = runs
-            .values()
-            .filter(|e| !e.record.state.is_terminal())
-            .filter_map(|e| match &e.lease {
-                Some((_, until)) if *until <= now => Some((e.record.priority, *until, e.record.id)),
-                _ => None,
-            })
-            .collect();
-        due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        // Room left in each capped lane: its cap less its runs under a live lease.
-        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        let mut room: HashMap<&str, u32> = queues.iter().map(|(q, m)| (q.as_str(), *m)).collect();
-        for e in runs.values() {
-            if let (Some(q), Some((_, until))) = (&e.record.queue, &e.lease)
-                && *until > now
-                && !e.record.state.is_terminal()
-                && let Some(r) = room.get_mut(q.as_str())
-            {
-                *r = r.saturating_sub(1);
-            }
-        }
-        let mut out = Vec::with_capacity(due.len().min(limit));
-        for (_, _, id) in due {
-            if out.len() >= limit {
-                break;
-            }
-            let Some(entry) = runs.get_mut(&id) else {
-                continue;
-            };
-            if let Some(r) = entry.record.queue.as_deref().and_then(|q| room.get_mut(q)) {
-                if *r == 0 {
-                    continue;
-                }
-                *r -= 1;
-            }
-            entry.fence += 1;
-            entry.lease = Some((Arc::clone(&owner), now + ttl));
-            out.push(Claimed {
-                run: entry.record.clone(),
-                lease: Lease::new(Arc::clone(&owner), entry.fence),
-                events: entry.len as u64,
-            });
-        }
-        Ok(out)
+        Ok(self.claim_of(owner, ttl, limit, None))
     }
 
+    async fn claim_workflows(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+        workflows: &[String],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        Ok(self.claim_of(owner, ttl, limit, Some(workflows)))
+    }
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
         Ok(self.lock().get(&run).map(|e| e.record.clone()))
     }

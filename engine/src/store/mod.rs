@@ -419,6 +419,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError>;
 
+    /// [`claim`](Store::claim), taking only runs of the named workflows: what a
+    /// serving engine can drive. Runs of other workflows are left to engines that
+    /// know them.
+    async fn claim_workflows(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+        workflows: &[String],
+    ) -> Result<Vec<Claimed>, StoreError>;
+
     /// When the earliest run enqueued for later ([`Enqueue::at`](crate::Enqueue::at),
     /// [`delay`](crate::Enqueue::delay)) may start, if one waits: serving engines
     /// wake then instead of at their next poll. `None` (the default) when the store

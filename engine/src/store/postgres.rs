@@ -586,6 +586,81 @@ impl PostgresStore {
         StoreError::RunExists(run.id)
     }
 
+    /// [`Store::claim`], of any workflow (`None`) or of those named.
+    async fn claim_of(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+        workflows: Option<&[String]>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Runs in uncapped lanes: one statement.
+        let mut rows = claim_rows(&self.pool, owner, ttl, limit, None, workflows).await?;
+        // Capped lanes with claimable runs, each under its `queues` row lock (claimers
+        // of one lane take turns, so together they never exceed the cap).
+        if rows.len() < limit {
+            let lanes: Vec<(String, i32)> = sqlx::query_as(
+                "SELECT q.name, q.max_running FROM queues q WHERE EXISTS (SELECT 1 FROM runs \
+                 WHERE queue = q.name AND lease_owner IS NOT NULL AND lease_until <= now())",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend("claiming runs", e))?;
+            for (lane, max) in lanes {
+                let want = limit - rows.len();
+                if want == 0 {
+                    break;
+                }
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(|e| backend("claiming runs", e))?;
+                // The lane's row lock first, in a statement of its own: the count
+                // below then reads (with a fresh snapshot) every claim committed by
+                // the claimer that held the lock before.
+                sqlx::query("SELECT 1 FROM queues WHERE name = $1 FOR UPDATE")
+                    .bind(&lane)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| backend("claiming runs", e))?;
+                let live: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM runs WHERE queue = $1 \
+                     AND lease_owner IS NOT NULL AND lease_until > now()",
+                )
+                .bind(&lane)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| backend("claiming runs", e))?;
+                let room = usize::try_from(i64::from(max) - live).unwrap_or(0);
+                if room > 0 {
+                    rows.extend(
+                        claim_rows(&mut *tx, owner, ttl, room.min(want), Some(&lane), workflows)
+                            .await?,
+                    );
+                }
+                tx.commit().await.map_err(|e| backend("claiming runs", e))?;
+            }
+        }
+        let owner: Arc<str> = owner.into();
+        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
+        let records = self
+            .records(rows.into_iter().map(|(_, _, row)| row).collect())
+            .await?;
+        Ok(records
+            .into_iter()
+            .zip(fences)
+            .map(|(run, (f, last))| Claimed {
+                run,
+                lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
+                events: u64::try_from(last).unwrap_or(0),
+            })
+            .collect())
+    }
+
     async fn run_pk(&self, run: RunId) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT pk FROM runs WHERE id = $1::uuid")
             .bind(run.to_uuid_string())
@@ -614,6 +689,7 @@ async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
     ttl: Duration,
     limit: usize,
     lane: Option<&str>,
+    workflows: Option<&[String]>,
 ) -> Result<Vec<(i64, i64, RunRow)>, StoreError> {
     type Row = (
         i64,
@@ -640,6 +716,7 @@ async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
          AND (CASE WHEN $4::text IS NULL \
               THEN queue IS NULL OR queue NOT IN (SELECT name FROM queues) \
               ELSE queue = $4 END) \
+         AND ($5::text[] IS NULL OR workflow = ANY($5)) \
          ORDER BY priority DESC, lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) c \
          WHERE r.pk = c.pk \
          RETURNING r.fence, r.last_seq, r.id::text, r.workflow_id, r.workflow, r.version, \
@@ -650,6 +727,7 @@ async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
     .bind(millis(ttl))
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .bind(lane)
+    .bind(workflows)
     .fetch_all(conn)
     .await
     .map_err(|e| backend("claiming runs", e))?;
@@ -859,70 +937,17 @@ impl Store for PostgresStore {
         ttl: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        // Runs in uncapped lanes: one statement.
-        let mut rows = claim_rows(&self.pool, owner, ttl, limit, None).await?;
-        // Capped lanes with claimable runs, each under its `queues` row lock (claimers
-        // of one lane take turns, so together they never exceed the cap).
-        if rows.len() < limit {
-            let lanes: Vec<(String, i32)> = sqlx::query_as(
-                "SELECT q.name, q.max_running FROM queues q WHERE EXISTS (SELECT 1 FROM runs \
-                 WHERE queue = q.name AND lease_owner IS NOT NULL AND lease_until <= now())",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| backend("claiming runs", e))?;
-            for (lane, max) in lanes {
-                let want = limit - rows.len();
-                if want == 0 {
-                    break;
-                }
-                let mut tx = self
-                    .pool
-                    .begin()
-                    .await
-                    .map_err(|e| backend("claiming runs", e))?;
-                // The lane's row lock first, in a statement of its own: the count
-                // below then reads (with a fresh snapshot) every claim committed by
-                // the claimer that held the lock before.
-                sqlx::query("SELECT 1 FROM queues WHERE name = $1 FOR UPDATE")
-                    .bind(&lane)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| backend("claiming runs", e))?;
-                let live: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM runs WHERE queue = $1 \
-                     AND lease_owner IS NOT NULL AND lease_until > now()",
-                )
-                .bind(&lane)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| backend("claiming runs", e))?;
-                let room = usize::try_from(i64::from(max) - live).unwrap_or(0);
-                if room > 0 {
-                    rows.extend(
-                        claim_rows(&mut *tx, owner, ttl, room.min(want), Some(&lane)).await?,
-                    );
-                }
-                tx.commit().await.map_err(|e| backend("claiming runs", e))?;
-            }
-        }
-        let owner: Arc<str> = owner.into();
-        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
-        let records = self
-            .records(rows.into_iter().map(|(_, _, row)| row).collect())
-            .await?;
-        Ok(records
-            .into_iter()
-            .zip(fences)
-            .map(|(run, (f, last))| Claimed {
-                run,
-                lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
-                events: u64::try_from(last).unwrap_or(0),
-            })
-            .collect())
+        self.claim_of(owner, ttl, limit, None).await
+    }
+
+    async fn claim_workflows(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+        workflows: &[String],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim_of(owner, ttl, limit, Some(workflows)).await
     }
 
     async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {

@@ -113,8 +113,23 @@ impl SqliteOptions {
         self
     }
 
-    /// Opens the store.
+    /// Opens the store. A file another process holds locked is waited for up to the
+    /// busy timeout (processes opening one new file at once take turns setting it up).
     pub async fn open(self) -> Result<SqliteStore, StoreError> {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.clone().open_once().await {
+                Err(StoreError::Locked { .. }) if started.elapsed() < self.busy_timeout => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn open_once(self) -> Result<SqliteStore, StoreError> {
         let opts = if self.memory {
             SqliteConnectOptions::from_str("sqlite::memory:")
         } else if self.url.starts_with("sqlite:") {
@@ -389,6 +404,82 @@ impl SqliteStore {
         self.writer.flusher().refused(run, lease).await
     }
 
+    /// [`Store::claim`], of any workflow (`None`) or of those named.
+    async fn claim_of(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+        workflows: Option<&[String]>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Runs in uncapped lanes: one statement. SQLite runs it under the write lock, so
+        // two engines never pick the same run, and each pick increments the fence.
+        let mut rows = claim_rows(&self.pool, owner, ttl, limit, None, workflows).await?;
+        // Capped lanes with claimable runs: the count and the claim in one transaction,
+        // which SQLite serializes with every other writer.
+        if rows.len() < limit {
+            let lanes: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT q.name, q.max_running FROM queues q WHERE EXISTS (SELECT 1 FROM runs \
+                 WHERE queue = q.name AND lease_owner IS NOT NULL AND lease_until <= ?)",
+            )
+            .bind(now_ms())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend("claiming runs", e))?;
+            for (lane, max) in lanes {
+                let want = limit - rows.len();
+                if want == 0 {
+                    break;
+                }
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(|e| backend("claiming runs", e))?;
+                // Take the write lock first, so the count cannot go stale.
+                sqlx::query("UPDATE queues SET max_running = max_running WHERE name = ?")
+                    .bind(&lane)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| backend("claiming runs", e))?;
+                let live: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM runs WHERE queue = ? AND lease_owner IS NOT NULL \
+                     AND lease_until > ?",
+                )
+                .bind(&lane)
+                .bind(now_ms())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| backend("claiming runs", e))?;
+                let room = usize::try_from(max - live).unwrap_or(0);
+                if room > 0 {
+                    rows.extend(
+                        claim_rows(&mut *tx, owner, ttl, room.min(want), Some(&lane), workflows)
+                            .await?,
+                    );
+                }
+                tx.commit().await.map_err(|e| backend("claiming runs", e))?;
+            }
+        }
+        let owner: Arc<str> = owner.into();
+        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
+        let records = self
+            .records(rows.into_iter().map(|(_, _, row)| row).collect())
+            .await?;
+        Ok(records
+            .into_iter()
+            .zip(fences)
+            .map(|(run, (f, last))| Claimed {
+                run,
+                lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
+                events: u64::try_from(last).unwrap_or(0),
+            })
+            .collect())
+    }
+
     async fn run_pk(&self, run: RunId) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT pk FROM runs WHERE id = ?")
             .bind(run.to_uuid_string())
@@ -411,6 +502,7 @@ async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
     ttl: Duration,
     limit: usize,
     lane: Option<&str>,
+    workflows: Option<&[String]>,
 ) -> Result<Vec<(i64, i64, RunRow)>, StoreError> {
     type Row = (
         i64,
@@ -436,6 +528,7 @@ async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
          AND lease_until <= ?3 AND (CASE WHEN ?5 IS NULL \
              THEN queue IS NULL OR queue NOT IN (SELECT name FROM queues) \
              ELSE queue = ?5 END) \
+         AND (?6 IS NULL OR workflow IN (SELECT value FROM json_each(?6))) \
          ORDER BY priority DESC, lease_until LIMIT ?4) \
          RETURNING fence, last_seq, id, workflow_id, workflow, version, inputs, state, \
          created_at, started_at, finished_at, priority, not_before, idempotency_key, queue",
@@ -445,6 +538,7 @@ async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
     .bind(now)
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .bind(lane)
+    .bind(workflows.map(|w| serde_json::Value::from(w.to_vec()).to_string()))
     .fetch_all(conn)
     .await
     .map_err(|e| backend("claiming runs", e))?;
@@ -576,71 +670,17 @@ impl Store for SqliteStore {
         ttl: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        // Runs in uncapped lanes: one statement. SQLite runs it under the write lock, so
-        // two engines never pick the same run, and each pick increments the fence.
-        let mut rows = claim_rows(&self.pool, owner, ttl, limit, None).await?;
-        // Capped lanes with claimable runs: the count and the claim in one transaction,
-        // which SQLite serializes with every other writer.
-        if rows.len() < limit {
-            let lanes: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT q.name, q.max_running FROM queues q WHERE EXISTS (SELECT 1 FROM runs \
-                 WHERE queue = q.name AND lease_owner IS NOT NULL AND lease_until <= ?)",
-            )
-            .bind(now_ms())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| backend("claiming runs", e))?;
-            for (lane, max) in lanes {
-                let want = limit - rows.len();
-                if want == 0 {
-                    break;
-                }
-                let mut tx = self
-                    .pool
-                    .begin()
-                    .await
-                    .map_err(|e| backend("claiming runs", e))?;
-                // Take the write lock first, so the count cannot go stale.
-                sqlx::query("UPDATE queues SET max_running = max_running WHERE name = ?")
-                    .bind(&lane)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| backend("claiming runs", e))?;
-                let live: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM runs WHERE queue = ? AND lease_owner IS NOT NULL \
-                     AND lease_until > ?",
-                )
-                .bind(&lane)
-                .bind(now_ms())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| backend("claiming runs", e))?;
-                let room = usize::try_from(max - live).unwrap_or(0);
-                if room > 0 {
-                    rows.extend(
-                        claim_rows(&mut *tx, owner, ttl, room.min(want), Some(&lane)).await?,
-                    );
-                }
-                tx.commit().await.map_err(|e| backend("claiming runs", e))?;
-            }
-        }
-        let owner: Arc<str> = owner.into();
-        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
-        let records = self
-            .records(rows.into_iter().map(|(_, _, row)| row).collect())
-            .await?;
-        Ok(records
-            .into_iter()
-            .zip(fences)
-            .map(|(run, (f, last))| Claimed {
-                run,
-                lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
-                events: u64::try_from(last).unwrap_or(0),
-            })
-            .collect())
+        self.claim_of(owner, ttl, limit, None).await
+    }
+
+    async fn claim_workflows(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+        workflows: &[String],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim_of(owner, ttl, limit, Some(workflows)).await
     }
 
     async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
