@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::RunId;
 
-use super::sql::Batch;
+use super::sql::{Batch, backend, refusal};
 use super::{Lease, StoreError};
 
 /// Appends taken per write (bounds statement size and parameter counts).
@@ -45,6 +45,105 @@ pub(super) trait Flush: Send + Sync + 'static {
     /// order. A refused lease fails only its own append.
     fn flush(&self, appends: &[Append])
     -> impl Future<Output = Vec<Result<(), StoreError>>> + Send;
+}
+
+/// What a SQL store provides for [`Flush`]: the grouped write, and the run row that
+/// explains a refusal.
+pub(super) trait GroupWrite: Send + Sync + 'static {
+    /// Writes `appends` (each run at most once) together; `Ok` holds, per append,
+    /// whether its lease and sequence checks passed (and so it was written).
+    fn write(
+        &self,
+        appends: &[Append],
+    ) -> impl Future<Output = Result<Vec<bool>, sqlx::Error>> + Send;
+
+    /// The run's lease owner, fence and last sequence number (`None`: no such run).
+    fn run_row(
+        &self,
+        run: RunId,
+    ) -> impl Future<Output = Result<Option<(Option<String>, i64, i64)>, sqlx::Error>> + Send;
+
+    /// Why a lease check on `run` failed: no such run, or a stale lease.
+    fn refused(&self, run: RunId, lease: &Lease) -> impl Future<Output = StoreError> + Send {
+        async move {
+            match self.run_row(run).await {
+                Ok(None) => StoreError::UnknownRun(run),
+                Ok(Some(_)) => StoreError::Fenced {
+                    run,
+                    owner: lease.owner.to_string(),
+                    fence: lease.fence,
+                },
+                Err(e) => backend("checking a lease", e),
+            }
+        }
+    }
+}
+
+/// Why `append` was not written (or `Ok`: it had been, by an earlier try whose reply
+/// was lost).
+async fn explain<W: GroupWrite>(w: &W, append: &Append) -> Result<(), StoreError> {
+    let row = w
+        .run_row(append.run)
+        .await
+        .map_err(|e| backend("checking a lease", e))?;
+    refusal(
+        append.run,
+        &append.lease,
+        u64::try_from(append.first).unwrap_or(0),
+        u64::try_from(append.n).unwrap_or(0),
+        row,
+    )
+}
+
+/// Whether `e` means the database could not be reached (rather than that it refused
+/// this statement).
+fn lost_connection(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+    ) || matches!(e, sqlx::Error::Database(db)
+        if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")))
+}
+
+impl<W: GroupWrite> Flush for W {
+    async fn flush(&self, appends: &[Append]) -> Vec<Result<(), StoreError>> {
+        match self.write(appends).await {
+            Ok(written) => {
+                let mut out = Vec::with_capacity(appends.len());
+                for (a, ok) in appends.iter().zip(written) {
+                    out.push(if ok { Ok(()) } else { explain(self, a).await });
+                }
+                out
+            }
+            // The database is out of reach: every append waits for it alike.
+            Err(e) if appends.len() > 1 && lost_connection(&e) => {
+                let message = e.to_string();
+                appends
+                    .iter()
+                    .map(|_| {
+                        Err(StoreError::Backend {
+                            message: format!("store: appending events: {message}"),
+                            source: None,
+                        })
+                    })
+                    .collect()
+            }
+            // The group was refused as a whole (nothing of it was written): write each
+            // append alone, so that one bad append fails only itself.
+            Err(_) if appends.len() > 1 => {
+                let mut out = Vec::with_capacity(appends.len());
+                for a in appends {
+                    out.push(match self.write(std::slice::from_ref(a)).await {
+                        Ok(w) if w.first() == Some(&true) => Ok(()),
+                        Ok(_) => explain(self, a).await,
+                        Err(e) => Err(backend("appending events", e)),
+                    });
+                }
+                out
+            }
+            Err(e) => vec![Err(backend("appending events", e))],
+        }
+    }
 }
 
 type Request = (Append, oneshot::Sender<Result<(), StoreError>>);

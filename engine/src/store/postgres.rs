@@ -10,7 +10,7 @@ use crate::events::Event;
 use crate::ids::RunId;
 use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
 
-use super::combine::{Append, Combiner};
+use super::combine::{Append, Combiner, GroupWrite};
 use super::sql::{
     Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, from_json, from_micros,
     micros, millis, parse_run_id, parse_state, to_json,
@@ -512,7 +512,7 @@ impl PostgresStore {
 
     /// Why a lease check on `run` failed: no such run, or a stale lease.
     async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
-        self.writer.flusher().refused(run, lease).await
+        GroupWrite::refused(self.writer.flusher(), run, lease).await
     }
 
     /// Inserts `run` (spec row `wf`) and notifies its creation, in one statement;

@@ -14,7 +14,7 @@ use crate::events::Event;
 use crate::ids::RunId;
 use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
 
-use super::combine::{Append, Combiner};
+use super::combine::{Append, Combiner, GroupWrite};
 use super::sql::{
     Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, from_json, from_micros,
     micros, millis, parse_run_id, parse_state, to_json,
@@ -401,7 +401,7 @@ impl SqliteStore {
     }
 
     async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
-        self.writer.flusher().refused(run, lease).await
+        GroupWrite::refused(self.writer.flusher(), run, lease).await
     }
 
     /// [`Store::claim`], of any workflow (`None`) or of those named.

@@ -6,9 +6,9 @@ use sqlx::postgres::PgPool;
 
 use crate::ids::RunId;
 
-use super::super::combine::{Append, Flush};
-use super::super::sql::{backend, refusal};
-use super::super::{Lease, StoreError};
+use super::super::combine::{Append, GroupWrite};
+
+use super::super::Lease;
 
 /// The statement writing a group of appends. One round trip and one commit for any
 /// number of runs:
@@ -215,90 +215,19 @@ impl Writer {
         }
         Ok(written)
     }
+}
 
-    /// Why `append` was not written (or `Ok`: it had been, by an earlier try).
-    async fn explain(&self, append: &Append) -> Result<(), StoreError> {
-        let row: Option<(Option<String>, i64, i64)> =
-            sqlx::query_as("SELECT lease_owner, fence, last_seq FROM runs WHERE id = $1::uuid")
-                .bind(append.run.to_uuid_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| backend("checking a lease", e))?;
-        refusal(
-            append.run,
-            &append.lease,
-            u64::try_from(append.first).unwrap_or(0),
-            u64::try_from(append.n).unwrap_or(0),
-            row,
-        )
+impl GroupWrite for Writer {
+    async fn write(&self, appends: &[Append]) -> Result<Vec<bool>, sqlx::Error> {
+        Writer::write(self, appends).await
     }
 
-    /// Why a lease check on `run` failed: no such run, or a stale lease.
-    pub(super) async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
-        match sqlx::query_scalar::<_, i64>("SELECT pk FROM runs WHERE id = $1::uuid")
+    async fn run_row(&self, run: RunId) -> Result<Option<(Option<String>, i64, i64)>, sqlx::Error> {
+        sqlx::query_as("SELECT lease_owner, fence, last_seq FROM runs WHERE id = $1::uuid")
             .bind(run.to_uuid_string())
             .fetch_optional(&self.pool)
             .await
-        {
-            Ok(None) => StoreError::UnknownRun(run),
-            Ok(Some(_)) => StoreError::Fenced {
-                run,
-                owner: lease.owner.to_string(),
-                fence: lease.fence,
-            },
-            Err(e) => backend("checking a lease", e),
-        }
     }
-}
-
-impl Flush for Writer {
-    async fn flush(&self, appends: &[Append]) -> Vec<Result<(), StoreError>> {
-        match self.write(appends).await {
-            Ok(written) => {
-                let mut out = Vec::with_capacity(appends.len());
-                for (a, ok) in appends.iter().zip(written) {
-                    out.push(if ok { Ok(()) } else { self.explain(a).await });
-                }
-                out
-            }
-            // The database is out of reach: every append waits for it alike.
-            Err(e) if appends.len() > 1 && lost_connection(&e) => {
-                let message = e.to_string();
-                appends
-                    .iter()
-                    .map(|_| {
-                        Err(StoreError::Backend {
-                            message: format!("store: appending events: {message}"),
-                            source: None,
-                        })
-                    })
-                    .collect()
-            }
-            // Something in the group was refused as a whole: write each append alone,
-            // so that one bad append fails only itself.
-            Err(_) if appends.len() > 1 => {
-                let mut out = Vec::with_capacity(appends.len());
-                for a in appends {
-                    out.push(match self.write(std::slice::from_ref(a)).await {
-                        Ok(w) if w.first() == Some(&true) => Ok(()),
-                        Ok(_) => self.explain(a).await,
-                        Err(e) => Err(backend("appending events", e)),
-                    });
-                }
-                out
-            }
-            Err(e) => vec![Err(backend("appending events", e))],
-        }
-    }
-}
-
-/// Whether `e` means the database could not be reached (rather than that it refused
-/// this statement).
-fn lost_connection(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-    ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")))
 }
 
 fn fence(lease: &Lease) -> i64 {

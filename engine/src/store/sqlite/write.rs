@@ -7,9 +7,9 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use crate::ids::RunId;
 
-use super::super::combine::{Append, Flush};
-use super::super::sql::{ROWS_PER_INSERT, backend, refusal};
-use super::super::{Lease, StoreError};
+use super::super::Lease;
+use super::super::combine::{Append, GroupWrite};
+use super::super::sql::ROWS_PER_INSERT;
 
 /// Runs per lease-checking `UPDATE` (10 parameters each).
 const RUNS_PER_UPDATE: usize = 100;
@@ -126,67 +126,18 @@ impl Writer {
         tx.commit().await?;
         Ok(placed.iter().map(Option::is_some).collect())
     }
+}
 
-    /// Why `append` was not written (or `Ok`: it had been, by an earlier try).
-    async fn explain(&self, append: &Append) -> Result<(), StoreError> {
-        let row: Option<(Option<String>, i64, i64)> =
-            sqlx::query_as("SELECT lease_owner, fence, last_seq FROM runs WHERE id = ?")
-                .bind(append.run.to_uuid_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| backend("checking a lease", e))?;
-        refusal(
-            append.run,
-            &append.lease,
-            u64::try_from(append.first).unwrap_or(0),
-            u64::try_from(append.n).unwrap_or(0),
-            row,
-        )
+impl GroupWrite for Writer {
+    async fn write(&self, appends: &[Append]) -> Result<Vec<bool>, sqlx::Error> {
+        Writer::write(self, appends).await
     }
 
-    /// Why a lease check on `run` failed: no such run, or a stale lease.
-    pub(super) async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
-        match sqlx::query_scalar::<_, i64>("SELECT pk FROM runs WHERE id = ?")
+    async fn run_row(&self, run: RunId) -> Result<Option<(Option<String>, i64, i64)>, sqlx::Error> {
+        sqlx::query_as("SELECT lease_owner, fence, last_seq FROM runs WHERE id = ?")
             .bind(run.to_uuid_string())
             .fetch_optional(&self.pool)
             .await
-        {
-            Ok(None) => StoreError::UnknownRun(run),
-            Ok(Some(_)) => StoreError::Fenced {
-                run,
-                owner: lease.owner.to_string(),
-                fence: lease.fence,
-            },
-            Err(e) => backend("checking a lease", e),
-        }
-    }
-}
-
-impl Flush for Writer {
-    async fn flush(&self, appends: &[Append]) -> Vec<Result<(), StoreError>> {
-        match self.write(appends).await {
-            Ok(written) => {
-                let mut out = Vec::with_capacity(appends.len());
-                for (a, ok) in appends.iter().zip(written) {
-                    out.push(if ok { Ok(()) } else { self.explain(a).await });
-                }
-                out
-            }
-            // The group was refused as a whole (nothing of it was written): write each
-            // append alone, so that one bad append fails only itself.
-            Err(_) if appends.len() > 1 => {
-                let mut out = Vec::with_capacity(appends.len());
-                for a in appends {
-                    out.push(match self.write(std::slice::from_ref(a)).await {
-                        Ok(w) if w.first() == Some(&true) => Ok(()),
-                        Ok(_) => self.explain(a).await,
-                        Err(e) => Err(backend("appending events", e)),
-                    });
-                }
-                out
-            }
-            Err(e) => vec![Err(backend("appending events", e))],
-        }
     }
 }
 
