@@ -62,6 +62,14 @@ impl Store for Flaky {
     async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
         self.inner.next_start().await
     }
+    async fn claim_run(
+        &self,
+        run: RunId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<dagforge::store::Claimed>, StoreError> {
+        self.inner.claim_run(run, owner, ttl).await
+    }
     async fn claim_workflows(
         &self,
         owner: &str,

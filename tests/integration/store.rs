@@ -391,12 +391,37 @@ pub(crate) async fn delayed_runs_wait(store: Arc<dyn Store>) {
         store.claim("engine-d", TTL, 10).await.unwrap().is_empty(),
         "not yet"
     );
+    assert!(
+        store
+            .claim_run(id, "engine-d", TTL)
+            .await
+            .unwrap()
+            .is_none(),
+        "not yet, even by id"
+    );
     let next = store.next_start().await.unwrap().expect("a run waits");
     let off = next
         .duration_since(rec.not_before.unwrap())
         .unwrap_or_else(|e| e.duration());
     assert!(off < Duration::from_millis(50), "next start off by {off:?}");
     tokio::time::sleep(Duration::from_millis(450)).await;
+    let by_id = store
+        .claim_run(id, "engine-e", TTL)
+        .await
+        .unwrap()
+        .expect("due: claimable by id");
+    assert_eq!(by_id.run.id, id);
+    assert!(
+        store
+            .claim_run(id, "engine-f", TTL)
+            .await
+            .unwrap()
+            .is_none(),
+        "held now"
+    );
+    // Given back for the claim below.
+    store.release(id, &by_id.lease).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
     let c = store.claim("engine-d", TTL, 10).await.unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].run.id, id);
@@ -904,6 +929,14 @@ pub(crate) mod pg {
         }
         async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
             self.0.next_start().await
+        }
+        async fn claim_run(
+            &self,
+            run: RunId,
+            owner: &str,
+            ttl: Duration,
+        ) -> Result<Option<dagforge::store::Claimed>, StoreError> {
+            self.0.claim_run(run, owner, ttl).await
         }
         async fn claim_workflows(
             &self,

@@ -110,28 +110,12 @@ impl Engine {
                 .map_or(record.state, |r| r.state);
             return Ok(state);
         }
-        // Claim what is claimable; keep the run asked for, hand the others back.
-        let mut target = None;
-        loop {
-            let claimed = self
-                .sh
-                .store
-                .claim(&self.sh.owner, self.sh.lease_ttl, 64)
-                .await?;
-            if claimed.is_empty() {
-                break;
-            }
-            for c in claimed {
-                if c.run.id == run && target.is_none() {
-                    target = Some(c);
-                } else {
-                    self.sh.store.release(c.run.id, &c.lease).await?;
-                }
-            }
-            if target.is_some() {
-                break;
-            }
-        }
+        // Queued, or its engine died: take it and cancel it here.
+        let target = self
+            .sh
+            .store
+            .claim_run(run, &self.sh.owner, self.sh.lease_ttl)
+            .await?;
         let Some(c) = target else {
             // Another live engine drives it; it will see the request.
             return Ok(record.state);

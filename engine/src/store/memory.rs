@@ -425,6 +425,31 @@ impl Store for MemoryStore {
         Ok(self.claim_of(owner, ttl, limit, None))
     }
 
+    async fn claim_run(
+        &self,
+        run: RunId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let now = Instant::now();
+        let mut runs = self.lock();
+        let Some(entry) = runs.get_mut(&run) else {
+            return Ok(None);
+        };
+        let expired = matches!(&entry.lease, Some((_, until)) if *until <= now);
+        if entry.record.state.is_terminal() || !expired {
+            return Ok(None);
+        }
+        let owner: Arc<str> = owner.into();
+        entry.fence += 1;
+        entry.lease = Some((Arc::clone(&owner), now + ttl));
+        Ok(Some(Claimed {
+            run: entry.record.clone(),
+            lease: Lease::new(owner, entry.fence),
+            events: entry.len as u64,
+        }))
+    }
+
     async fn claim_workflows(
         &self,
         owner: &str,

@@ -419,6 +419,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError>;
 
+    /// Claims run `run` if its lease expired (it is queued, or its engine died),
+    /// whatever its lane's cap: for acting on that run alone (cancelling it).
+    async fn claim_run(
+        &self,
+        run: RunId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Claimed>, StoreError>;
+
     /// [`claim`](Store::claim), taking only runs of the named workflows: what a
     /// serving engine can drive. Runs of other workflows are left to engines that
     /// know them.

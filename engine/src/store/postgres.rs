@@ -598,7 +598,7 @@ impl PostgresStore {
             return Ok(Vec::new());
         }
         // Runs in uncapped lanes: one statement.
-        let mut rows = claim_rows(&self.pool, owner, ttl, limit, None, workflows).await?;
+        let mut rows = claim_rows(&self.pool, owner, ttl, limit, Pick::Uncapped, workflows).await?;
         // Capped lanes with claimable runs, each under its `queues` row lock (claimers
         // of one lane take turns, so together they never exceed the cap).
         if rows.len() < limit {
@@ -638,13 +638,29 @@ impl PostgresStore {
                 let room = usize::try_from(i64::from(max) - live).unwrap_or(0);
                 if room > 0 {
                     rows.extend(
-                        claim_rows(&mut *tx, owner, ttl, room.min(want), Some(&lane), workflows)
-                            .await?,
+                        claim_rows(
+                            &mut *tx,
+                            owner,
+                            ttl,
+                            room.min(want),
+                            Pick::Lane(&lane),
+                            workflows,
+                        )
+                        .await?,
                     );
                 }
                 tx.commit().await.map_err(|e| backend("claiming runs", e))?;
             }
         }
+        self.claimed(owner, rows).await
+    }
+
+    /// Claims from claimed rows (fence, event count, run row).
+    async fn claimed(
+        &self,
+        owner: &str,
+        rows: Vec<(i64, i64, RunRow)>,
+    ) -> Result<Vec<Claimed>, StoreError> {
         let owner: Arc<str> = owner.into();
         let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
         let records = self
@@ -671,6 +687,17 @@ impl PostgresStore {
     }
 }
 
+/// Which expired runs a claim takes.
+#[derive(Clone, Copy)]
+enum Pick<'a> {
+    /// Runs of lanes without a cap.
+    Uncapped,
+    /// Runs of this (capped) lane.
+    Lane(&'a str),
+    /// This run, whatever its lane.
+    Run(RunId),
+}
+
 /// Claims up to `limit` expired runs for `owner`: of lane `lane`, or (`None`) of the
 /// lanes without a cap. `SKIP LOCKED`: concurrent claimers pass over each other's
 /// candidates instead of waiting for them (and never pick the same run). Returns each
@@ -688,9 +715,14 @@ async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
     owner: &str,
     ttl: Duration,
     limit: usize,
-    lane: Option<&str>,
+    pick: Pick<'_>,
     workflows: Option<&[String]>,
 ) -> Result<Vec<(i64, i64, RunRow)>, StoreError> {
+    let (lane, run) = match pick {
+        Pick::Uncapped => (None, None),
+        Pick::Lane(lane) => (Some(lane), None),
+        Pick::Run(run) => (None, Some(run.to_uuid_string())),
+    };
     type Row = (
         i64,
         i64,
@@ -713,7 +745,8 @@ async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
          UPDATE runs r SET fence = r.fence + 1, lease_owner = $1, \
          lease_until = now() + $2 * interval '1 millisecond' \
          FROM s, (SELECT pk FROM runs WHERE lease_owner IS NOT NULL AND lease_until <= now() \
-         AND (CASE WHEN $4::text IS NULL \
+         AND (CASE WHEN $6::text IS NOT NULL THEN id = $6::uuid \
+              WHEN $4::text IS NULL \
               THEN queue IS NULL OR queue NOT IN (SELECT name FROM queues) \
               ELSE queue = $4 END) \
          AND ($5::text[] IS NULL OR workflow = ANY($5)) \
@@ -728,6 +761,7 @@ async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .bind(lane)
     .bind(workflows)
+    .bind(run)
     .fetch_all(conn)
     .await
     .map_err(|e| backend("claiming runs", e))?;
@@ -938,6 +972,16 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
         self.claim_of(owner, ttl, limit, None).await
+    }
+
+    async fn claim_run(
+        &self,
+        run: RunId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let rows = claim_rows(&self.pool, owner, ttl, 1, Pick::Run(run), None).await?;
+        Ok(self.claimed(owner, rows).await?.pop())
     }
 
     async fn claim_workflows(

@@ -417,7 +417,7 @@ impl SqliteStore {
         }
         // Runs in uncapped lanes: one statement. SQLite runs it under the write lock, so
         // two engines never pick the same run, and each pick increments the fence.
-        let mut rows = claim_rows(&self.pool, owner, ttl, limit, None, workflows).await?;
+        let mut rows = claim_rows(&self.pool, owner, ttl, limit, Pick::Uncapped, workflows).await?;
         // Capped lanes with claimable runs: the count and the claim in one transaction,
         // which SQLite serializes with every other writer.
         if rows.len() < limit {
@@ -457,13 +457,29 @@ impl SqliteStore {
                 let room = usize::try_from(max - live).unwrap_or(0);
                 if room > 0 {
                     rows.extend(
-                        claim_rows(&mut *tx, owner, ttl, room.min(want), Some(&lane), workflows)
-                            .await?,
+                        claim_rows(
+                            &mut *tx,
+                            owner,
+                            ttl,
+                            room.min(want),
+                            Pick::Lane(&lane),
+                            workflows,
+                        )
+                        .await?,
                     );
                 }
                 tx.commit().await.map_err(|e| backend("claiming runs", e))?;
             }
         }
+        self.claimed(owner, rows).await
+    }
+
+    /// Claims from claimed rows (fence, event count, run row).
+    async fn claimed(
+        &self,
+        owner: &str,
+        rows: Vec<(i64, i64, RunRow)>,
+    ) -> Result<Vec<Claimed>, StoreError> {
         let owner: Arc<str> = owner.into();
         let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
         let records = self
@@ -494,6 +510,17 @@ fn fence(lease: &Lease) -> i64 {
     i64::try_from(lease.fence).unwrap_or(i64::MAX)
 }
 
+/// Which expired runs a claim takes.
+#[derive(Clone, Copy)]
+enum Pick<'a> {
+    /// Runs of lanes without a cap.
+    Uncapped,
+    /// Runs of this (capped) lane.
+    Lane(&'a str),
+    /// This run, whatever its lane.
+    Run(RunId),
+}
+
 /// Claims up to `limit` expired runs for `owner`: of lane `lane`, or (`None`) of the
 /// lanes without a cap. Returns each run's new fence, its event count and its row.
 async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
@@ -501,9 +528,14 @@ async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
     owner: &str,
     ttl: Duration,
     limit: usize,
-    lane: Option<&str>,
+    pick: Pick<'_>,
     workflows: Option<&[String]>,
 ) -> Result<Vec<(i64, i64, RunRow)>, StoreError> {
+    let (lane, run) = match pick {
+        Pick::Uncapped => (None, None),
+        Pick::Lane(lane) => (Some(lane), None),
+        Pick::Run(run) => (None, Some(run.to_uuid_string())),
+    };
     type Row = (
         i64,
         i64,
@@ -525,7 +557,7 @@ async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
     let rows: Vec<Row> = sqlx::query_as(
         "UPDATE runs SET fence = fence + 1, lease_owner = ?1, lease_until = ?2 \
          WHERE pk IN (SELECT pk FROM runs WHERE lease_owner IS NOT NULL \
-         AND lease_until <= ?3 AND (CASE WHEN ?5 IS NULL \
+         AND lease_until <= ?3 AND (CASE WHEN ?7 IS NOT NULL THEN id = ?7 WHEN ?5 IS NULL \
              THEN queue IS NULL OR queue NOT IN (SELECT name FROM queues) \
              ELSE queue = ?5 END) \
          AND (?6 IS NULL OR workflow IN (SELECT value FROM json_each(?6))) \
@@ -539,6 +571,7 @@ async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .bind(lane)
     .bind(workflows.map(|w| serde_json::Value::from(w.to_vec()).to_string()))
+    .bind(run)
     .fetch_all(conn)
     .await
     .map_err(|e| backend("claiming runs", e))?;
@@ -671,6 +704,16 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
         self.claim_of(owner, ttl, limit, None).await
+    }
+
+    async fn claim_run(
+        &self,
+        run: RunId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let rows = claim_rows(&self.pool, owner, ttl, 1, Pick::Run(run), None).await?;
+        Ok(self.claimed(owner, rows).await?.pop())
     }
 
     async fn claim_workflows(
