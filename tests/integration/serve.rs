@@ -27,18 +27,38 @@ async fn finished(store: &dyn Store, id: RunId, limit: Duration) -> RunState {
     }
 }
 
+/// An engine serving the store with an hour-long poll (so that only a wake-up can
+/// explain a quick pickup), until stopped.
+struct Serving {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<dagforge::Result<()>>,
+}
+
+impl Serving {
+    fn start(server: Engine) -> Serving {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .serve(Duration::from_secs(3600), async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Serving { stop, task }
+    }
+
+    /// Stops serving; serving must have ended well.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 /// Serves with a poll interval far longer than the test: only a notification can
 /// explain a quick pickup.
 async fn pickup(enqueuer: &Engine, server: Engine, store: &dyn Store) {
     let wf = workflow();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(async move {
-        server
-            .serve(Duration::from_secs(3600), async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let serving = Serving::start(server);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut waits = Vec::new();
     for _ in 0..5 {
@@ -52,8 +72,7 @@ async fn pickup(enqueuer: &Engine, server: Engine, store: &dyn Store) {
     }
     println!("enqueue → finished: {waits:?}");
     assert!(waits.iter().all(|w| *w < Duration::from_secs(5)));
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
+    serving.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,14 +134,7 @@ async fn cancel_from_elsewhere(asker: Engine, server: Engine, store: &dyn Store)
         .id("server")
         .workflow(&wf)
         .build();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(async move {
-        server
-            .serve(Duration::from_secs(3600), async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let serving = Serving::start(server);
     let id = asker.enqueue(&wf, ()).await.unwrap();
     // Wait until the server drives it.
     let t = Instant::now();
@@ -142,8 +154,7 @@ async fn cancel_from_elsewhere(asker: Engine, server: Engine, store: &dyn Store)
         "cancelled in {:?}",
         asked.elapsed()
     );
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
+    serving.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,14 +271,7 @@ async fn a_delayed_run_starts_on_time() {
         .workflow(&wf)
         .build();
     let server = engine.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(async move {
-        server
-            .serve(Duration::from_secs(3600), async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let serving = Serving::start(server);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let t = Instant::now();
     let id = engine
@@ -287,8 +291,7 @@ async fn a_delayed_run_starts_on_time() {
         took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
         "{took:?}"
     );
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
+    serving.stop().await;
 }
 
 /// No lost wake-ups: 200 runs enqueued one after the other, each as soon as the last
@@ -302,14 +305,7 @@ async fn memory_store_never_loses_a_wake_up() {
         .workflow(&wf)
         .build();
     let server = engine.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(async move {
-        server
-            .serve(Duration::from_secs(3600), async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let serving = Serving::start(server);
     let mut slowest = Duration::ZERO;
     for _ in 0..200 {
         let t = Instant::now();
@@ -324,6 +320,5 @@ async fn memory_store_never_loses_a_wake_up() {
         slowest < Duration::from_secs(1),
         "slowest pickup {slowest:?}"
     );
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
+    serving.stop().await;
 }
