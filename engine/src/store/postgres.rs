@@ -12,7 +12,7 @@ use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
 
 use super::combine::{Append, Combiner, GroupWrite};
 use super::sql::{
-    Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, from_json, from_micros,
+    Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, fence, from_json, from_micros,
     micros, millis, parse_run_id, parse_state, to_json,
 };
 use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
@@ -283,10 +283,6 @@ fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
             source: Some(Box::new(e)),
         },
     }
-}
-
-fn fence(lease: &Lease) -> i64 {
-    i64::try_from(lease.fence).unwrap_or(i64::MAX)
 }
 
 /// What a [`Notification`] reports.

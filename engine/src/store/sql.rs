@@ -85,6 +85,11 @@ pub(super) fn parse_run_id(s: &str) -> Result<RunId, StoreError> {
     s.parse().map_err(|e| bad_row("run id", e))
 }
 
+/// A lease's fencing token as a column value.
+pub(super) fn fence(lease: &Lease) -> i64 {
+    i64::try_from(lease.fence).unwrap_or(i64::MAX)
+}
+
 /// Why an append of `n` events from `first` to `run` was not written, from the run's
 /// row (`lease_owner`, `fence`, `last_seq`; `None`: no such run). `Ok` when the batch
 /// had been written already under this lease (a write retried after a lost reply).

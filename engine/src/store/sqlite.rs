@@ -16,7 +16,7 @@ use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
 
 use super::combine::{Append, Combiner, GroupWrite};
 use super::sql::{
-    Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, from_json, from_micros,
+    Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, fence, from_json, from_micros,
     micros, millis, parse_run_id, parse_state, to_json,
 };
 use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
@@ -504,10 +504,6 @@ impl SqliteStore {
             .map_err(|e| backend("reading a run", e))?
             .ok_or(StoreError::UnknownRun(run))
     }
-}
-
-fn fence(lease: &Lease) -> i64 {
-    i64::try_from(lease.fence).unwrap_or(i64::MAX)
 }
 
 /// Which expired runs a claim takes.

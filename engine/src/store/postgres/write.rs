@@ -7,8 +7,8 @@ use sqlx::postgres::PgPool;
 use crate::ids::RunId;
 
 use super::super::combine::{Append, GroupWrite};
+use super::super::sql::fence;
 
-use super::super::Lease;
 
 /// The statement writing a group of appends. One round trip and one commit for any
 /// number of runs:
@@ -228,8 +228,4 @@ impl GroupWrite for Writer {
             .fetch_optional(&self.pool)
             .await
     }
-}
-
-fn fence(lease: &Lease) -> i64 {
-    i64::try_from(lease.fence).unwrap_or(i64::MAX)
 }

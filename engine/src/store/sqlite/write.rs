@@ -7,9 +7,8 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use crate::ids::RunId;
 
-use super::super::Lease;
 use super::super::combine::{Append, GroupWrite};
-use super::super::sql::ROWS_PER_INSERT;
+use super::super::sql::{ROWS_PER_INSERT, fence};
 
 /// Runs per lease-checking `UPDATE` (10 parameters each).
 const RUNS_PER_UPDATE: usize = 100;
@@ -139,8 +138,4 @@ impl GroupWrite for Writer {
             .fetch_optional(&self.pool)
             .await
     }
-}
-
-fn fence(lease: &Lease) -> i64 {
-    i64::try_from(lease.fence).unwrap_or(i64::MAX)
 }
