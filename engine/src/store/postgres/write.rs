@@ -9,7 +9,6 @@ use crate::ids::RunId;
 use super::super::combine::{Append, GroupWrite};
 use super::super::sql::fence;
 
-
 /// The statement writing a group of appends. One round trip and one commit for any
 /// number of runs:
 ///
