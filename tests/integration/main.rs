@@ -1,14 +1,18 @@
 //! Integration tests: one binary, one module per area.
 
 mod artifacts;
+mod bounds;
 mod cancel;
+mod cancel_queued;
 mod cli;
 mod common;
 mod concurrency;
 mod crash;
 mod dag;
 mod events;
+mod faults;
 mod fanout;
+mod hygiene;
 mod macros;
 mod outage;
 #[cfg(unix)]

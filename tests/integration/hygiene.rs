@@ -1,0 +1,1 @@
+//! Secrets never shown, clear store errors, SQLite hygiene and CLI input checks.
