@@ -32,6 +32,22 @@ impl Drop for Permit {
     }
 }
 
+/// One pending [`Limiter::acquire`] in the waiter count, for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(waiters: &'a AtomicUsize) -> Self {
+        waiters.fetch_add(1, Ordering::SeqCst);
+        Waiting(waiters)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Limiter {
     pub(crate) fn new(permits: usize) -> Arc<Self> {
         Arc::new(Limiter {
@@ -61,22 +77,24 @@ impl Limiter {
         }
     }
 
-    /// Waits for a permit.
+    /// Waits for a permit. Cancel-safe: dropping the future before it completes
+    /// leaves nothing behind (no permit taken, no waiter counted).
     pub(crate) async fn acquire(self: Arc<Self>) -> Permit {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            self.waiters.fetch_add(1, Ordering::SeqCst);
+            // Counted while waiting, uncounted however the wait ends (a permit, or the
+            // future dropped while pending).
+            let waiting = Waiting::new(&self.waiters);
             // Re-check after announcing ourselves: a release that happened before
             // the announcement left its permit for us to see here; one after it
             // will notify.
             if let Some(p) = self.try_acquire() {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
                 return p;
             }
             notified.await;
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            drop(waiting);
             if let Some(p) = self.try_acquire() {
                 return p;
             }
@@ -86,6 +104,11 @@ impl Limiter {
     #[cfg(test)]
     fn available(&self) -> usize {
         self.available.load(Ordering::SeqCst)
+    }
+
+    #[cfg(test)]
+    fn waiters(&self) -> usize {
+        self.waiters.load(Ordering::SeqCst)
     }
 }
 
@@ -129,5 +152,36 @@ mod tests {
         }
         assert!(peak.load(Ordering::SeqCst) <= 3);
         assert_eq!(l.available(), 3);
+        assert_eq!(l.waiters(), 0);
+    }
+
+    /// A pending acquire that is dropped (the driver gave up waiting: its run was
+    /// cancelled, its ready nodes went) is no longer counted as a waiter, and a
+    /// waiter woken by a release but dropped before it took the permit leaves the
+    /// permit for others.
+    #[test]
+    fn a_dropped_pending_acquire_leaves_no_waiter_behind() {
+        use futures_util::FutureExt;
+        let l = Limiter::new(1);
+        let held = l.try_acquire().unwrap();
+        for _ in 0..3 {
+            let mut pending = Box::pin(Arc::clone(&l).acquire());
+            assert!(pending.as_mut().now_or_never().is_none());
+            assert_eq!(l.waiters(), 1);
+            drop(pending);
+            assert_eq!(l.waiters(), 0, "a dropped acquire is still counted");
+        }
+        // Woken by the release, dropped before being polled again.
+        let mut woken = Box::pin(Arc::clone(&l).acquire());
+        assert!(woken.as_mut().now_or_never().is_none());
+        drop(held);
+        drop(woken);
+        assert_eq!(l.waiters(), 0);
+        assert_eq!(l.available(), 1);
+        // And the limiter still works.
+        let mut next = Box::pin(Arc::clone(&l).acquire());
+        let permit = next.as_mut().now_or_never();
+        assert!(permit.is_some());
+        assert_eq!(l.available(), 0);
     }
 }
