@@ -50,6 +50,7 @@ pub mod __private;
 #[cfg(feature = "cli")]
 mod app;
 pub mod artifact;
+pub mod bounds;
 mod context;
 mod error;
 mod events;

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::bounds;
 use crate::context::JobContext;
 use crate::error::{Error, ErrorInfo, ErrorKind};
 use crate::job::{Job, JobSpec};
@@ -47,13 +48,42 @@ async fn run_typed<J: Job>(job: &J, ctx: &JobContext, input: Value) -> Result<Va
         )
     })?;
     match job.run(ctx, input).await {
-        Ok(out) => serde_json::to_value(out).map_err(|e| {
-            ErrorInfo::new(
-                ErrorKind::Output,
-                format!("output of job `{}` cannot be encoded as JSON: {e}", J::NAME),
-            )
-        }),
+        Ok(out) => encode_output::<J>(out),
         Err(e) => Err(e.to_info()),
+    }
+}
+
+/// A job's output as JSON, refused (not retried) when nested deeper than
+/// [`bounds::MAX_DEPTH`]: encoding, storing and reading it back would recurse as deep.
+fn encode_output<J: Job>(out: J::Output) -> Result<Value, ErrorInfo> {
+    let too_deep = |e: bounds::TooDeep| {
+        ErrorInfo::new(
+            ErrorKind::Output,
+            format!("the output of job `{}` is {e}", J::NAME),
+        )
+    };
+    // A `Value` output is taken as it is (no copy) and measured without recursion.
+    let mut slot = Some(out);
+    if let Some(v) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Value>>() {
+        return bounds::admit(v.take().unwrap_or_default(), bounds::MAX_DEPTH).map_err(too_deep);
+    }
+    // `slot` is only emptied by the branch above, which returned.
+    let Some(out) = slot else {
+        return Ok(Value::Null);
+    };
+    match bounds::to_value(&out, bounds::MAX_DEPTH) {
+        Ok(v) => Ok(v),
+        Err(bounds::EncodeError::TooDeep(e)) => {
+            // Dropping a typed value this deep may recurse as deep and overflow the
+            // stack; its parts cannot be taken out without knowing the type, so it is
+            // leaked instead (once per refused attempt, which is not retried).
+            std::mem::forget(out);
+            Err(too_deep(e))
+        }
+        Err(bounds::EncodeError::Json(e)) => Err(ErrorInfo::new(
+            ErrorKind::Output,
+            format!("output of job `{}` cannot be encoded as JSON: {e}", J::NAME),
+        )),
     }
 }
 

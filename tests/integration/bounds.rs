@@ -1,1 +1,313 @@
 //! Bounded inputs and outputs: nesting depth and size where values enter, readable records.
+//!
+//! A value nested 100,000 levels deep overflowed the stack (serializing, cloning or
+//! dropping a `serde_json::Value` recurses per level) and aborted the process. The
+//! tests that could abort run in a child process of this test binary (see
+//! [`in_child`]), so that a regression fails one test instead of ending the suite.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use dagforge::bounds::{self, MAX_DEPTH};
+use dagforge::prelude::*;
+use dagforge::store::{RunQuery, Store};
+use dagforge::{Error, ErrorKind, Execution, ExecutionHandle, Executor};
+use serde_json::{Value, json};
+
+/// A value `n` arrays deep, built without recursion (drop it with [`bounds::dispose`]).
+fn nested(n: usize) -> Value {
+    let mut v = Value::Null;
+    for _ in 0..n {
+        v = Value::Array(vec![v]);
+    }
+    v
+}
+
+/// Runs the ignored test `name` of this module alone, in a child process of this test
+/// binary, and asserts that it passed (a stack overflow aborts the child, not us).
+fn in_child(name: &str) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            &format!("bounds::{name}"),
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} in a child process ended with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+}
+
+/// Returns a `Value` nested as deep as its input says.
+struct Deep;
+
+impl Job for Deep {
+    type Input = usize;
+    type Output = Value;
+    const NAME: &'static str = "deep";
+
+    async fn run(&self, _: &JobContext, depth: usize) -> Result<Value, JobError> {
+        Ok(nested(depth))
+    }
+}
+
+/// A typed output holding a deep value.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Wrapped {
+    data: Value,
+}
+
+struct DeepTyped;
+
+impl Job for DeepTyped {
+    type Input = usize;
+    type Output = Wrapped;
+    const NAME: &'static str = "deep-typed";
+
+    async fn run(&self, _: &JobContext, depth: usize) -> Result<Wrapped, JobError> {
+        Ok(Wrapped {
+            data: nested(depth),
+        })
+    }
+}
+
+struct Ok1;
+
+impl Job for Ok1 {
+    type Input = ();
+    type Output = u32;
+    const NAME: &'static str = "ok1";
+
+    async fn run(&self, _: &JobContext, _: ()) -> Result<u32, JobError> {
+        Ok(1)
+    }
+}
+
+/// `deep` (nesting `depth`, with retries) → `after` (runs when all are done), and an
+/// independent `sibling`.
+fn deep_workflow(depth: usize, typed: bool) -> Workflow {
+    let mut wf = Workflow::builder("deep");
+    if typed {
+        wf.add("deep", DeepTyped).input(depth).retries(3);
+    } else {
+        wf.add("deep", Deep).input(depth).retries(3);
+    }
+    wf.add("after", Ok1)
+        .after_named("deep")
+        .trigger(TriggerRule::AllDone);
+    wf.add("sibling", Ok1);
+    wf.build().unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The node failed once (not retried) with an output error saying `says`; the rest of
+/// the run went on by its trigger rules.
+fn assert_refused(r: &RunResult, says: &str) {
+    let deep = r.node("deep").unwrap();
+    assert_eq!(deep.state, NodeState::Failed);
+    assert_eq!(deep.attempts, 1, "an output error is not retried");
+    let e = deep.error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Output);
+    assert!(e.message.contains(says), "{}", e.message);
+    assert!(e.message.contains("limit of 64 levels"), "{}", e.message);
+    assert_eq!(r.node("after").unwrap().state, NodeState::Succeeded);
+    assert_eq!(r.node("sibling").unwrap().state, NodeState::Succeeded);
+    assert_eq!(r.state, RunState::Failed);
+}
+
+#[test]
+fn a_job_output_nested_100000_levels_fails_its_node_not_the_process() {
+    in_child("child_value_output_100000_levels");
+}
+
+#[test]
+#[ignore = "run in a child process by a_job_output_nested_100000_levels_fails_its_node_not_the_process"]
+fn child_value_output_100000_levels() {
+    let r = rt()
+        .block_on(Engine::new().run(&deep_workflow(100_000, false), ()))
+        .unwrap();
+    assert_refused(&r, "is nested 100000 levels deep");
+}
+
+#[test]
+fn a_typed_job_output_nested_100000_levels_fails_its_node_not_the_process() {
+    in_child("child_typed_output_100000_levels");
+}
+
+#[test]
+#[ignore = "run in a child process by a_typed_job_output_nested_100000_levels_fails_its_node_not_the_process"]
+fn child_typed_output_100000_levels() {
+    let r = rt()
+        .block_on(Engine::new().run(&deep_workflow(100_000, true), ()))
+        .unwrap();
+    assert_refused(&r, "nested at least 65 levels deep");
+}
+
+/// Completes every attempt with a deep output, as any executor (the process
+/// executor's worker, a remote one) might report it.
+#[derive(Debug)]
+struct DeepExecutor(usize);
+
+impl Executor for DeepExecutor {
+    fn start(&self, execution: Execution) -> ExecutionHandle {
+        let out = if execution.context().node_id() == "deep" {
+            nested(self.0)
+        } else {
+            json!(1)
+        };
+        execution.complete(Ok(out));
+        ExecutionHandle::detached()
+    }
+}
+
+#[test]
+fn an_executor_reporting_an_output_nested_100000_levels_fails_the_node_not_the_process() {
+    in_child("child_executor_output_100000_levels");
+}
+
+#[test]
+#[ignore = "run in a child process by an_executor_reporting_an_output_nested_100000_levels_fails_the_node_not_the_process"]
+fn child_executor_output_100000_levels() {
+    let engine = Engine::builder().executor(DeepExecutor(100_000)).build();
+    let r = rt()
+        .block_on(engine.run(&deep_workflow(0, false), ()))
+        .unwrap();
+    assert_refused(&r, "the output of node `deep` is nested 100000 levels deep");
+}
+
+/// Measures its input's depth.
+struct Measure;
+
+impl Job for Measure {
+    type Input = Value;
+    type Output = usize;
+    const NAME: &'static str = "measure";
+
+    async fn run(&self, _: &JobContext, v: Value) -> Result<usize, JobError> {
+        Ok(bounds::depth(&v))
+    }
+}
+
+fn param_workflow() -> Workflow {
+    let mut wf = Workflow::builder("takes-a-value");
+    let v = wf.param::<Value>("v");
+    wf.add("measure", Measure).input_from(v);
+    wf.build().unwrap()
+}
+
+#[test]
+fn run_inputs_nested_100000_levels_are_refused_before_anything_is_recorded() {
+    in_child("child_inputs_100000_levels");
+}
+
+#[test]
+#[ignore = "run in a child process by run_inputs_nested_100000_levels_are_refused_before_anything_is_recorded"]
+fn child_inputs_100000_levels() {
+    rt().block_on(async {
+        let engine = Engine::new();
+        let wf = param_workflow();
+        let mut inputs = serde_json::Map::new();
+        inputs.insert("v".to_owned(), nested(100_000));
+        let inputs = Value::Object(inputs);
+        for e in [
+            engine
+                .start(&wf, &inputs)
+                .await
+                .map(|h| h.id())
+                .unwrap_err(),
+            engine.enqueue(&wf, &inputs).await.unwrap_err(),
+        ] {
+            match e {
+                Error::Input { name, reason } => {
+                    assert_eq!(name, "v");
+                    assert!(reason.contains("limit of 64 levels"), "{reason}");
+                }
+                other => panic!("expected an input error, got {other}"),
+            }
+        }
+        let page = engine.store().list_runs(&RunQuery::new()).await.unwrap();
+        assert!(page.items.is_empty(), "nothing is recorded");
+        bounds::dispose(inputs);
+    });
+}
+
+#[tokio::test]
+async fn run_inputs_deeper_than_the_limit_or_larger_than_the_cap_are_refused_by_name() {
+    let engine = Engine::builder().max_input_bytes(200).build();
+    let wf = param_workflow();
+    let deep = json!({ "v": nested(MAX_DEPTH + 1) });
+    let err = engine.enqueue(&wf, &deep).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Input { name, reason } if name == "v" && reason.contains("limit of 64 levels")),
+        "{err}"
+    );
+    let big = json!({ "v": "x".repeat(300) });
+    let err = engine.start(&wf, &big).await.map(|h| h.id()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Input { name, reason } if name == "v" && reason.contains("200-byte limit")),
+        "{err}"
+    );
+    assert!(
+        engine
+            .store()
+            .list_runs(&RunQuery::new())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // At the limit: accepted.
+    let ok = json!({ "v": nested(MAX_DEPTH) });
+    let r = engine.run(&wf, &ok).await.unwrap();
+    assert_eq!(r.output::<usize>("measure").unwrap(), MAX_DEPTH);
+}
+
+/// An output 200 levels deep was stored, and then every read of the run failed
+/// (serde_json reads at most 127 levels): `runs show` could not show it. Now the
+/// output is refused, and everything recorded reads back; at the limit it is kept.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn what_is_accepted_reads_back_from_sqlite() {
+    let dir = std::env::temp_dir().join(format!("dagforge-bounds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("readable.db");
+    let _ = std::fs::remove_file(&path);
+    let store: Arc<dyn Store> = Arc::new(
+        dagforge::store::SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::builder().shared_store(Arc::clone(&store)).build();
+    for (depth, ok) in [(200, false), (MAX_DEPTH, true)] {
+        let r = engine.run(&deep_workflow(depth, false), ()).await.unwrap();
+        assert_eq!(r.node("deep").unwrap().state.is_failure(), !ok, "{depth}");
+        let execs = store.executions(r.id).await.unwrap();
+        let out = execs
+            .iter()
+            .find_map(|e| e.output.as_ref().filter(|_| e.node == "deep"));
+        assert_eq!(out.map(bounds::depth), ok.then_some(depth), "{depth}");
+        let events = store.events(r.id, 0, 10_000).await.unwrap();
+        assert!(!events.is_empty());
+        store.get_run(r.id).await.unwrap().unwrap();
+    }
+    assert_eq!(
+        store.list_runs(&RunQuery::new()).await.unwrap().items.len(),
+        2
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

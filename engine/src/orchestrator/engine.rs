@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) lease_ttl: Duration,
     /// Largest JSON output an attempt may return.
     pub(crate) max_output: usize,
+    /// Largest run inputs, as JSON.
+    pub(crate) max_input: usize,
     /// Workflows this engine can resume runs of, by (name, version).
     pub(super) workflows: HashMap<(String, String), Workflow>,
     /// Where the scheduler reads the time.
@@ -96,6 +98,7 @@ pub struct EngineBuilder {
     lease_ttl: Duration,
     workflows: HashMap<(String, String), Workflow>,
     max_output: usize,
+    max_input: usize,
     clock: Option<Arc<dyn super::recurring::Clock>>,
 }
 
@@ -112,6 +115,7 @@ impl Default for EngineBuilder {
             lease_ttl: Duration::from_secs(30),
             workflows: HashMap::new(),
             max_output: 1 << 20,
+            max_input: crate::bounds::DEFAULT_MAX_INPUT_BYTES,
             clock: None,
         }
     }
@@ -187,6 +191,16 @@ impl EngineBuilder {
         self
     }
 
+    /// The largest run inputs, as JSON, a run may be started or enqueued with (default
+    /// 1 MiB); larger inputs are refused with [`Error::Input`] naming the largest
+    /// parameter, and nothing is recorded. Independently of it, a parameter's value
+    /// nested deeper than [`bounds::MAX_DEPTH`](crate::bounds::MAX_DEPTH) levels is
+    /// refused.
+    pub fn max_input_bytes(mut self, limit: usize) -> Self {
+        self.max_input = limit;
+        self
+    }
+
     /// Where the scheduler of recurring schedules reads the time (default:
     /// [`SystemClock`](crate::SystemClock)); tests pass a [`ManualClock`](crate::ManualClock).
     pub fn clock(mut self, clock: impl super::recurring::Clock) -> Self {
@@ -218,6 +232,7 @@ impl EngineBuilder {
                 owner: self.id.unwrap_or_else(default_engine_id).into(),
                 lease_ttl: self.lease_ttl,
                 max_output: self.max_output,
+                max_input: self.max_input,
                 workflows: self.workflows,
                 clock: self
                     .clock
@@ -268,10 +283,7 @@ impl Engine {
     /// when the workflow has no parameters) and returns at once.
     pub async fn start(&self, workflow: &Workflow, inputs: impl Serialize) -> Result<RunHandle> {
         let plan = Arc::clone(&workflow.plan);
-        let inputs = serde_json::to_value(inputs).map_err(|e| Error::Input {
-            name: "*".to_owned(),
-            reason: format!("inputs cannot be encoded as JSON: {e}"),
-        })?;
+        let inputs = crate::bounds::run_inputs(&inputs, self.sh.max_input)?;
         let params = bind_params(workflow, &inputs)?;
         let id = RunId::new();
         let spec = crate::workflow::WorkflowSnapshot::of(workflow);

@@ -193,10 +193,7 @@ impl Engine {
         inputs: impl Serialize,
         options: Enqueue,
     ) -> Result<RunId> {
-        let inputs = serde_json::to_value(inputs).map_err(|e| Error::Input {
-            name: "*".to_owned(),
-            reason: format!("inputs cannot be encoded as JSON: {e}"),
-        })?;
+        let inputs = crate::bounds::run_inputs(&inputs, self.sh.max_input)?;
         bind_params(workflow, &inputs)?;
         let now = SystemTime::now();
         let start = options.start_at(now)?;

@@ -146,7 +146,8 @@ impl Recurring {
 
     /// The runs' inputs (the workflow's parameters), as for [`Engine::enqueue`].
     pub fn inputs(mut self, inputs: impl Serialize) -> Self {
-        self.inputs = serde_json::to_value(inputs).map_err(|e| e.to_string());
+        self.inputs = crate::bounds::to_value(&inputs, crate::bounds::MAX_DEPTH + 1)
+            .map_err(|e| e.to_string());
         self
     }
 
@@ -374,6 +375,7 @@ impl Engine {
             reason: format!("inputs cannot be encoded as JSON: {reason}"),
         })?;
         bind_params(workflow, &inputs)?;
+        crate::bounds::check_run_inputs(&inputs, self.sh.max_input)?;
         let mut policies = options.policies;
         policies.version = Some(workflow.version().to_owned());
         let options = serde_json::to_value(&policies).map_err(|e| Error::Input {

@@ -58,6 +58,7 @@ impl Engine {
         match mode {
             RetryMode::Fresh => self.start(&workflow, &old.inputs).await,
             RetryMode::FromFailed => {
+                crate::bounds::check_run_inputs(&old.inputs, self.sh.max_input)?;
                 let params = bind_params(&workflow, &old.inputs)?;
                 let (id, lease, events) = self.record_retry(&old, &workflow).await?;
                 Ok(self.drive(id, Arc::clone(&workflow.plan), params, lease, events))
@@ -72,6 +73,7 @@ impl Engine {
         match mode {
             RetryMode::Fresh => self.enqueue(&workflow, &old.inputs).await,
             RetryMode::FromFailed => {
+                crate::bounds::check_run_inputs(&old.inputs, self.sh.max_input)?;
                 bind_params(&workflow, &old.inputs)?;
                 let (id, lease, _) = self.record_retry(&old, &workflow).await?;
                 self.sh.store.release(id, &lease).await?;

@@ -1078,7 +1078,8 @@ impl Driver {
         }
     }
 
-    /// Refuses outputs over the engine's size limit.
+    /// Refuses outputs nested too deep (measured first, without recursion: encoding
+    /// to measure the size recurses per level) or over the engine's size limit.
     fn limit_output(
         &self,
         plan: &Plan,
@@ -1086,6 +1087,12 @@ impl Driver {
         outcome: Result<Value, ErrorInfo>,
     ) -> Result<Value, ErrorInfo> {
         let limit = self.sh.max_output;
+        let outcome = outcome.and_then(|v| {
+            crate::bounds::admit(v, crate::bounds::MAX_DEPTH).map_err(|e| {
+                let node = &plan.nodes[n as usize].id;
+                ErrorInfo::new(ErrorKind::Output, format!("the output of node `{node}` is {e}"))
+            })
+        });
         match outcome {
             Ok(v) if json_len_exceeds(&v, limit) => Err(ErrorInfo::new(
                 ErrorKind::Output,
