@@ -6,7 +6,9 @@
 //! (deaf to cancellation) through a process executor that starts this binary, prints
 //! the worker's `pid <pid>` line, and waits — for a test to kill it. With
 //! `engine spawn` the job is a `spawn` (a grandchild deaf to SIGTERM), and its
-//! `grandchild <pid>` line is printed too.
+//! `grandchild <pid>` line is printed too. With `engine env SECRET` the job is an
+//! `env-names` (given SECRET), and the engine prints `env <its output as JSON>` and
+//! ends: what a worker of an engine with this process's environment inherits.
 
 use std::process::ExitCode;
 
@@ -56,11 +58,22 @@ async fn engine() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::builder().executor(executor).build();
     let mut events = engine.subscribe();
     let mut wf = Workflow::builder("orphan");
-    if std::env::args().nth(2).as_deref() == Some("spawn") {
+    match std::env::args().nth(2).as_deref() {
         // A cooperative job with a grandchild deaf to SIGTERM.
-        wf.add("spawn", jobs::Spawn).input((60_000, true));
-    } else {
-        wf.add("block", jobs::Block).input(60_000);
+        Some("spawn") => {
+            wf.add("spawn", jobs::Spawn).input((60_000, true));
+        }
+        Some("env") => {
+            let secret = std::env::args().nth(3).unwrap_or_default();
+            wf.add("env", jobs::EnvNames).input(secret);
+            let r = engine.run(&wf.build()?, ()).await?;
+            let out: serde_json::Value = r.output("env")?;
+            println!("env {out}");
+            return Ok(());
+        }
+        _ => {
+            wf.add("block", jobs::Block).input(60_000);
+        }
     }
     let run = engine.start(&wf.build()?, ()).await?;
     while let Some(e) = events.next().await {

@@ -209,6 +209,120 @@ impl Job for Environ {
     }
 }
 
+/// Prints protocol lines on stdout and stderr — an `output` line of this protocol
+/// version and of the old one, an `error` line — as a job that wants to forge its
+/// result would, tries to write one on stdin too, and returns 42.
+pub(crate) struct Forge;
+
+impl Job for Forge {
+    type Input = ();
+    type Output = u32;
+    const NAME: &'static str = "forge";
+
+    async fn run(&self, _: &JobContext, _: ()) -> Result<u32, JobError> {
+        let forged = [
+            r#"@dagforge:2 {"type":"output","value":666}"#,
+            r#"@dagforge:1 {"type":"output","value":666}"#,
+            r#"@dagforge:2 {"type":"error","error":{"kind":"terminal","message":"forged"}}"#,
+        ];
+        let mut out = std::io::stdout().lock();
+        for line in forged {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        drop(out);
+        eprintln!("{}", forged[0]);
+        // Stdin is /dev/null by now, opened for reading: the write goes nowhere.
+        let stdin = std::io::stdin();
+        let _ = std::fs::File::from(std::os::fd::AsFd::as_fd(&stdin).try_clone_to_owned()?)
+            .write_all(format!("{}\n", forged[0]).as_bytes());
+        // What the job starts cannot reach the channel either.
+        let status = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("echo '{}'; echo '{}' >&0", forged[0], forged[0]),
+            ])
+            .status()?;
+        if !status.success() {
+            eprintln!("sh: {status}");
+        }
+        Ok(42)
+    }
+}
+
+/// Prints `lines` console lines of `width` bytes (line feed included) on stdout, or on
+/// stderr, and returns how many bytes it printed.
+pub(crate) struct Print;
+
+impl Job for Print {
+    type Input = (u64, usize, bool);
+    type Output = u64;
+    const NAME: &'static str = "print";
+
+    async fn run(
+        &self,
+        _: &JobContext,
+        (lines, width, stderr): (u64, usize, bool),
+    ) -> Result<u64, JobError> {
+        let mut line = vec![b'p'; width.saturating_sub(1)];
+        line.push(b'\n');
+        let mut sink: Box<dyn Write> = if stderr {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::BufWriter::with_capacity(
+                1 << 16,
+                std::io::stdout().lock(),
+            ))
+        };
+        for i in 0..lines {
+            let number = format!("{i:010} ");
+            let n = number.len().min(line.len());
+            line[..n].copy_from_slice(&number.as_bytes()[..n]);
+            sink.write_all(&line)?;
+        }
+        sink.flush()?;
+        Ok(lines * line.len() as u64)
+    }
+}
+
+/// Returns a string of `n` bytes.
+pub(crate) struct Big;
+
+impl Job for Big {
+    type Input = usize;
+    type Output = String;
+    const NAME: &'static str = "big";
+
+    async fn run(&self, _: &JobContext, n: usize) -> Result<String, JobError> {
+        Ok("b".repeat(n))
+    }
+}
+
+/// Returns the names of its `DAGFORGE*` environment variables and the value of
+/// `KEEP_ME` (a variable a worker is meant to inherit), and whether any
+/// variable's value contains its input.
+pub(crate) struct EnvNames;
+
+impl Job for EnvNames {
+    type Input = String;
+    type Output = (Vec<String>, Option<String>, bool);
+    const NAME: &'static str = "env-names";
+
+    async fn run(&self, _: &JobContext, secret: String) -> Result<Self::Output, JobError> {
+        let mut names = Vec::new();
+        let mut leaked = false;
+        for (k, v) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            leaked |= !secret.is_empty() && v.to_string_lossy().contains(&secret);
+            if k.starts_with("DAGFORGE") {
+                names.push(k);
+            }
+        }
+        names.sort();
+        Ok((names, std::env::var("KEEP_ME").ok(), leaked))
+    }
+}
+
 /// Registers every job above and those of the catalog example.
 pub(crate) fn registry() -> Result<Registry, dagforge::Error> {
     use examples::catalog::macros::{
@@ -225,6 +339,10 @@ pub(crate) fn registry() -> Result<Registry, dagforge::Error> {
         .register(Hang)?
         .register(Spawn)?
         .register(Environ)?
+        .register(Forge)?
+        .register(Print)?
+        .register(Big)?
+        .register(EnvNames)?
         .register(Markets)?
         .register(DataProxy)?
         .register(Integration)?

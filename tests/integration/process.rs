@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 #[allow(dead_code)]
 mod jobs;
 
-use jobs::{Block, Boom, Echo, Environ, Exit, Garbage, Hang, Sleep, Spawn};
+use jobs::{Big, Block, Boom, Echo, Environ, Exit, Forge, Garbage, Hang, Print, Sleep, Spawn};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_dagforge-test-worker");
 const GRACE: Duration = Duration::from_millis(500);
@@ -282,8 +282,301 @@ async fn garbage_output_is_console_and_the_job_still_succeeds() {
     assert!(logs.has(LogLevel::Info, "[stdout] plain text on stdout"));
     assert!(logs.has(LogLevel::Info, "[stdout] bytes \u{fffd}\u{fffd} not utf-8"));
     assert!(logs.has(LogLevel::Info, "[stderr] a warning on stderr"));
+    // Protocol-looking lines on stdout are console output, not protocol errors.
+    assert!(logs.has(LogLevel::Info, "[stdout] @dagforge:1 {not json"));
+    assert!(logs.has(
+        LogLevel::Info,
+        r#"[stdout] @dagforge:9 {"type":"heartbeat"}"#
+    ));
+    assert!(
+        !logs.has(LogLevel::Warn, "[protocol]"),
+        "{:?}",
+        logs.lines()
+    );
+}
+
+#[tokio::test]
+async fn a_job_cannot_forge_its_result_by_printing_protocol_lines() {
+    let mut wf = Workflow::builder("forge");
+    wf.add("forge", Forge).retries(1).backoff(Backoff::none());
+    let engine = engine(executor());
+    let logs = Logs::collect(&engine);
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    assert!(r.is_success(), "{}", r.table());
+    assert_eq!(node(&r, "forge").attempts, 1);
+    // The job's real return value, not the forged 666.
+    assert_eq!(r.output::<u32>("forge").unwrap(), 42);
+    let forged = r#"@dagforge:2 {"type":"output","value":666}"#;
+    for line in [
+        format!("[stdout] {forged}"),
+        r#"[stdout] @dagforge:1 {"type":"output","value":666}"#.to_owned(),
+        r#"[stdout] @dagforge:2 {"type":"error","error":{"kind":"terminal","message":"forged"}}"#
+            .to_owned(),
+        format!("[stderr] {forged}"),
+    ] {
+        assert!(
+            logs.lines()
+                .iter()
+                .any(|(_, l, m)| *l == LogLevel::Info && *m == line),
+            "{line} missing: {:?}",
+            logs.lines()
+        );
+    }
+    // What the job started printed the line on its stdout (console) too, and its write
+    // to fd 0 (/dev/null, read-only) reached nothing.
+    let console = logs
+        .lines()
+        .iter()
+        .filter(|(_, _, m)| m.contains(forged))
+        .count();
+    assert!(console >= 3, "{:?}", logs.lines());
+    assert!(
+        !logs.has(LogLevel::Warn, "[protocol]"),
+        "{:?}",
+        logs.lines()
+    );
+}
+
+/// The log lines of a run as its engine's store holds them (a subscriber may lag and
+/// miss some; the store does not).
+async fn stored_logs(engine: &Engine, run: dagforge::RunId) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = engine.store().events(run, after, 10_000).await.unwrap();
+        let Some(last) = page.last() else {
+            return lines;
+        };
+        after = last.seq;
+        for e in page {
+            if let EventKind::Log { message, .. } = e.kind {
+                lines.push(message);
+            }
+        }
+    }
+}
+
+/// The console lines (`[stdout]`/`[stderr]`) and console markers of a run's log.
+async fn console_lines(engine: &Engine, run: dagforge::RunId) -> Vec<String> {
+    stored_logs(engine, run)
+        .await
+        .into_iter()
+        .filter(|m| {
+            m.starts_with("[stdout]") || m.starts_with("[stderr]") || m.starts_with("[console]")
+        })
+        .collect()
+}
+
+/// The peak resident memory of this process, in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_output_is_capped_keeping_head_and_tail_with_a_marker() {
+    // 100 MB printed: 1,000,000 lines of 100 bytes, against the default 1 MiB cap.
+    let mut wf = Workflow::builder("print");
+    wf.add("print", Print)
+        .input((1_000_000u64, 100usize, false));
+    let engine = engine(executor().heartbeat_timeout(Duration::from_secs(30)));
+    let t = Instant::now();
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    let took = t.elapsed();
+    assert!(r.is_success(), "{}", r.table());
+    assert_eq!(r.output::<u64>("print").unwrap(), 100_000_000);
+    let lines = console_lines(&engine, r.id).await;
+    let kept: usize = lines
+        .iter()
+        .filter(|m| !m.starts_with("[console]"))
+        .map(String::len)
+        .sum();
+    let all: usize = stored_logs(&engine, r.id)
+        .await
+        .iter()
+        .map(String::len)
+        .sum();
+    eprintln!(
+        "100 MB printed: {took:?}, {} log lines, {kept} console bytes kept, {all} log bytes in \
+         all, peak RSS of the test process {} KiB",
+        lines.len(),
+        peak_rss_kib()
+    );
+    assert!(kept <= 1 << 20, "{kept}");
+    assert!(all < (1 << 20) + 4096, "{all}");
+    // The head, the marker, the tail.
+    assert!(
+        lines[0].starts_with("[stdout] 0000000000 ppp"),
+        "{}",
+        lines[0]
+    );
+    let marker = lines
+        .iter()
+        .position(|m| m.contains("dropped here"))
+        .expect("a truncation marker");
+    assert!(
+        lines[marker].contains("printed 108000000 bytes")
+            && lines[marker].contains("1048576-byte console limit"),
+        "{}",
+        lines[marker]
+    );
+    assert!(
+        lines.last().unwrap().starts_with("[stdout] 0000999999 ppp"),
+        "{}",
+        lines.last().unwrap()
+    );
+    assert!(
+        lines[marker + 1].starts_with("[stdout] 0000"),
+        "{}",
+        lines[marker + 1]
+    );
+}
+
+#[tokio::test]
+async fn the_console_limit_is_configurable_and_covers_stderr() {
+    let mut wf = Workflow::builder("print");
+    wf.add("print", Print).input((10_000u64, 50usize, true));
+    let engine = engine(executor().console_limit(10_000));
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    assert!(r.is_success(), "{}", r.table());
+    let lines = console_lines(&engine, r.id).await;
+    let kept: usize = lines
+        .iter()
+        .filter(|m| m.starts_with("[stderr]"))
+        .map(String::len)
+        .sum();
+    assert!(kept <= 10_000 && kept > 9_000, "{kept}");
+    assert!(
+        lines.iter().any(|m| m.contains("10000-byte console limit")),
+        "{lines:?}"
+    );
+    assert!(lines.last().unwrap().starts_with("[stderr] 0000009999"));
+}
+
+#[tokio::test]
+async fn a_too_large_output_is_an_output_error_and_stays_out_of_the_log() {
+    let mut wf = Workflow::builder("big");
+    wf.add("big", Big).input(200_000usize).retries(2);
+    let engine = engine(executor().max_message_bytes(64 << 10));
+    let logs = Logs::collect(&engine);
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    let n = node(&r, "big");
+    assert_eq!(n.state, NodeState::Failed);
+    assert_eq!(n.attempts, 1, "not retried");
+    let e = n.error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Output);
+    for part in ["job `big`", "200041 bytes", "65536-byte limit", "artifact"] {
+        assert!(e.message.contains(part), "{part:?} missing in: {e}");
+    }
+    let logged: usize = logs.lines().iter().map(|(_, _, m)| m.len()).sum();
+    assert!(logged < 4096, "{logged} bytes logged: {:?}", logs.lines());
+}
+
+/// A program that reads its input from the channel (fd 0) and then writes `script`'s
+/// output to it, as a worker that ignores the limits would.
+fn raw_worker(script: &str) -> ProcessExecutorBuilder {
+    executor()
+        .program("sh")
+        .args(["-c", &format!("cat >/dev/null; {{ {script} ; }} >&0")])
+}
+
+#[tokio::test]
+async fn the_executor_drops_a_too_long_protocol_line_itself() {
+    let mut wf = Workflow::builder("huge-line");
+    wf.add("x", Echo).input(json!(1));
+    let script = r#"printf '@dagforge:2 {"type":"output","value":"'; head -c 3000000 /dev/zero | tr '\0' b; printf '"}\n'"#;
+    let engine = engine(raw_worker(script).max_message_bytes(64 << 10));
+    let logs = Logs::collect(&engine);
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    let e = node(&r, "x").error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Output, "{e}");
+    for part in ["job `echo`", "3000041 bytes", "65536-byte limit"] {
+        assert!(e.message.contains(part), "{part:?} missing in: {e}");
+    }
+    let logged: usize = logs.lines().iter().map(|(_, _, m)| m.len()).sum();
+    assert!(logged < 4096, "{logged} bytes logged");
+}
+
+#[tokio::test]
+async fn garbage_on_the_protocol_channel_is_a_protocol_error() {
+    let mut wf = Workflow::builder("garbage-channel");
+    wf.add("x", Echo).input(json!(1));
+    let script = r#"printf 'no prefix\n\377\376\n@dagforge:2 {bad\n'"#;
+    let engine = engine(raw_worker(script));
+    let logs = Logs::collect(&engine);
+    let r = engine.run(&wf.build().unwrap(), ()).await.unwrap();
+    let e = node(&r, "x").error.unwrap();
+    assert_eq!(e.kind, ErrorKind::Executor, "{e}");
+    assert!(
+        e.message
+            .contains("protocol error: a line without the `@dagforge:` prefix"),
+        "{e}"
+    );
     assert!(logs.has(LogLevel::Warn, "[protocol] malformed protocol message"));
-    assert!(logs.has(LogLevel::Warn, "protocol version 9 is not supported"));
+}
+
+#[test]
+fn a_worker_started_without_the_channel_refuses_on_stderr() {
+    // As by hand, or by an executor of protocol version 1: stdin is a pipe.
+    let out = std::process::Command::new(WORKER)
+        .env("DAGFORGE_WORKER", "1")
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stdin is not the socket of a process executor"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn workers_inherit_no_dagforge_settings_of_the_engine() {
+    let secret = "s3cr3t-pw";
+    let out = std::process::Command::new(WORKER)
+        .args(["engine", "env", secret])
+        .env(
+            "DAGFORGE_STORE",
+            format!("postgres://dagforge:{secret}@db.example/prod"),
+        )
+        .env("DAGFORGE_CONFIG", "/etc/dagforge.toml")
+        .env("DAGFORGE_CONCURRENCY", "3")
+        .env("KEEP_ME", "yes")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("env "))
+        .unwrap_or_else(|| panic!("no env line: {stdout}"));
+    let (names, keep, leaked): (Vec<String>, Option<String>, bool) =
+        serde_json::from_str(json).unwrap();
+    assert!(!leaked, "the password reached the worker: {names:?}");
+    assert_eq!(
+        keep.as_deref(),
+        Some("yes"),
+        "other variables are inherited"
+    );
+    assert!(
+        names.contains(&"DAGFORGE_WORKER_JOB".to_owned()),
+        "{names:?}"
+    );
+    for name in &names {
+        // The invocation, and the artifact store's URL (without credentials).
+        assert!(
+            name.starts_with("DAGFORGE_WORKER") || name == "DAGFORGE_ARTIFACTS",
+            "{name} reached the worker"
+        );
+    }
 }
 
 #[tokio::test]

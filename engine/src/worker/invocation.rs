@@ -28,9 +28,22 @@ pub const ENV_HEARTBEAT_MS: &str = "DAGFORGE_WORKER_HEARTBEAT_MS";
 /// anyway, in milliseconds (default 5000).
 pub const ENV_GRACE_MS: &str = "DAGFORGE_WORKER_GRACE_MS";
 
-/// Every variable of an invocation, to clear before setting them for a child.
-pub(crate) const ALL: [&str; 10] = [
+/// The protocol version the executor speaks (it must be the worker's
+/// [`VERSION`](super::VERSION)).
+pub const ENV_PROTOCOL: &str = "DAGFORGE_WORKER_PROTOCOL";
+
+/// The longest protocol line the executor reads, in bytes (default 16 MiB): the worker
+/// sends no longer line (an output over it becomes an `output` error, a log message
+/// over it is cut).
+pub const ENV_MAX_MESSAGE_BYTES: &str = "DAGFORGE_WORKER_MAX_MESSAGE_BYTES";
+
+/// Every variable of an invocation. An executor clears every inherited `DAGFORGE_*`
+/// variable, these included, before setting its own.
+#[cfg(test)]
+const ALL: [&str; 12] = [
     ENV_WORKER,
+    ENV_PROTOCOL,
+    ENV_MAX_MESSAGE_BYTES,
     ENV_JOB,
     ENV_RUN_ID,
     ENV_NODE,
@@ -46,6 +59,11 @@ pub(crate) const ALL: [&str; 10] = [
 pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 /// The default grace period.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// The default longest protocol line.
+pub(crate) const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+/// The shortest protocol line limit an invocation may set: room for any message but an
+/// output or a long log line.
+const MIN_MAX_MESSAGE: usize = 4096;
 
 /// One execution a worker is asked to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +87,8 @@ pub struct Invocation {
     pub heartbeat: Duration,
     /// How long a cancelled or orphaned job may take to stop before the worker exits.
     pub grace: Duration,
+    /// The longest protocol line the executor reads, in bytes.
+    pub max_message: usize,
 }
 
 /// A missing or invalid `DAGFORGE_WORKER_*` variable.
@@ -140,6 +160,32 @@ impl Invocation {
             }
         };
 
+        let protocol = required(ENV_PROTOCOL)?;
+        if parse::<u32>(ENV_PROTOCOL, &protocol)? != super::VERSION {
+            return Err(InvocationError::Invalid {
+                name: ENV_PROTOCOL,
+                value: protocol,
+                reason: format!(
+                    "this worker speaks protocol version {} (build the worker and the engine \
+                     with the same dagforge)",
+                    super::VERSION
+                ),
+            });
+        }
+        let max_message = match text(ENV_MAX_MESSAGE_BYTES)? {
+            Some(v) if !v.trim().is_empty() => {
+                let n = parse::<usize>(ENV_MAX_MESSAGE_BYTES, &v)?;
+                if n < MIN_MAX_MESSAGE {
+                    return Err(InvocationError::Invalid {
+                        name: ENV_MAX_MESSAGE_BYTES,
+                        value: v,
+                        reason: format!("at least {MIN_MAX_MESSAGE} bytes"),
+                    });
+                }
+                n
+            }
+            _ => DEFAULT_MAX_MESSAGE,
+        };
         let run = required(ENV_RUN_ID)?;
         let item = match text(ENV_ITEM)? {
             Some(v) if !v.trim().is_empty() => Some(parse::<u32>(ENV_ITEM, &v)?),
@@ -172,6 +218,7 @@ impl Invocation {
             timeout: optional_ms(ENV_TIMEOUT_MS)?,
             heartbeat,
             grace: optional_ms(ENV_GRACE_MS)?.unwrap_or(DEFAULT_GRACE),
+            max_message,
         })
     }
 
@@ -180,6 +227,8 @@ impl Invocation {
     pub fn to_vars(&self) -> Vec<(&'static str, String)> {
         let mut vars = vec![
             (ENV_WORKER, "1".to_owned()),
+            (ENV_PROTOCOL, super::VERSION.to_string()),
+            (ENV_MAX_MESSAGE_BYTES, self.max_message.to_string()),
             (ENV_JOB, self.job.clone()),
             (ENV_RUN_ID, self.run.to_string()),
             (ENV_NODE, self.node.clone()),
@@ -224,6 +273,18 @@ mod tests {
             timeout: Some(Duration::from_millis(1500)),
             heartbeat: Duration::from_millis(250),
             grace: Duration::from_millis(700),
+            max_message: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn every_variable_is_one_an_executor_clears_first() {
+        let set: Vec<&str> = sample().to_vars().into_iter().map(|(k, _)| k).collect();
+        for name in set {
+            assert!(ALL.contains(&name), "{name}");
+        }
+        for name in ALL {
+            assert!(name.starts_with("DAGFORGE_"), "{name}");
         }
     }
 
@@ -258,6 +319,10 @@ mod tests {
             (ENV_TIMEOUT_MS, "soon"),
             (ENV_HEARTBEAT_MS, "0"),
             (ENV_GRACE_MS, "-5"),
+            (ENV_PROTOCOL, "1"),
+            (ENV_PROTOCOL, "two"),
+            (ENV_MAX_MESSAGE_BYTES, "100"),
+            (ENV_MAX_MESSAGE_BYTES, "lots"),
         ] {
             let mut vars = sample().to_vars();
             vars.retain(|(k, _)| *k != name);

@@ -2,10 +2,11 @@
 //! [`ProcessExecutor`](crate::ProcessExecutor) (feature `process`, Unix only).
 //!
 //! The executor starts the binary with the invocation in `DAGFORGE_WORKER_*`
-//! environment variables and the input JSON on stdin. The worker answers with the
-//! line protocol of [`Message`] on stdout (`@dagforge:1 {json}`, see
-//! `docs/protocol.md`); anything else the job prints is console output, which the
-//! executor forwards to the run's log.
+//! environment variables and a Unix socket on stdin: the protocol channel. The worker
+//! reads the input JSON from it, then answers with the line protocol of [`Message`]
+//! (`@dagforge:2 {json}`, see `docs/protocol.md`) on it. Stdout and stderr are the
+//! job's console: whatever it prints there — protocol-looking lines included — is
+//! console output, which the executor forwards to the run's log (bounded per attempt).
 //!
 //! A binary built with dagforge's `App` gets a hidden `worker`
 //! subcommand that calls [`run`]. A binary without it checks
@@ -33,29 +34,31 @@
 //! }
 //! ```
 
+mod channel;
 mod invocation;
 mod protocol;
 
-use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::unbounded_channel;
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{ArtifactStore, ENV_URL};
 use crate::context::{JobContext, LogLevel};
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::registry::{Registry, guarded};
-use crate::signal::{Signal, SignalSender};
+use crate::signal::SignalSender;
+use channel::Channel;
 
 pub use invocation::{
-    ENV_ATTEMPT, ENV_EXECUTION_ID, ENV_GRACE_MS, ENV_HEARTBEAT_MS, ENV_ITEM, ENV_JOB, ENV_NODE,
-    ENV_RUN_ID, ENV_TIMEOUT_MS, ENV_WORKER, Invocation, InvocationError,
+    ENV_ATTEMPT, ENV_EXECUTION_ID, ENV_GRACE_MS, ENV_HEARTBEAT_MS, ENV_ITEM, ENV_JOB,
+    ENV_MAX_MESSAGE_BYTES, ENV_NODE, ENV_PROTOCOL, ENV_RUN_ID, ENV_TIMEOUT_MS, ENV_WORKER,
+    Invocation, InvocationError,
 };
+pub(crate) use protocol::quote;
 pub use protocol::{Message, PREFIX, ProtocolError, VERSION, parse_line};
 
 /// Exit code of a worker whose job returned an error, panicked or timed out (an
@@ -69,11 +72,6 @@ pub const EXIT_INVOCATION: u8 = 64;
 /// line was written).
 pub const EXIT_UNKNOWN_JOB: u8 = 65;
 
-/// Every `DAGFORGE_WORKER*` variable, which an executor clears before setting its own.
-pub(crate) fn invocation_vars() -> [&'static str; 10] {
-    invocation::ALL
-}
-
 /// Whether this process was started by a [`ProcessExecutor`](crate::ProcessExecutor)
 /// to run one execution (the `DAGFORGE_WORKER` environment variable is `1`).
 pub fn is_worker_invocation() -> bool {
@@ -83,43 +81,67 @@ pub fn is_worker_invocation() -> bool {
 /// Runs the one execution this worker process was started for and returns the exit
 /// code to end the process with.
 ///
-/// Reads the [`Invocation`] from the environment and the input JSON from stdin (empty
-/// stdin is `null`), finds the job in `registry`, and runs it: log lines and progress
-/// go out as protocol lines on stdout, a heartbeat line every
-/// `DAGFORGE_WORKER_HEARTBEAT_MS`, and finally one `output` or `error` line. SIGTERM
-/// fires the job's cancellation token; a job still running `DAGFORGE_WORKER_GRACE_MS`
-/// after that (or after the engine that started the worker went away) is ended with
-/// the process. A worker that leads a process group of its own (a `ProcessExecutor`
-/// starts it so) and finds its engine gone signals its group itself, as the engine no
-/// longer can: SIGTERM at once, SIGKILL as it ends (itself included), so nothing the
-/// job started keeps running. A panic or a timeout
-/// (`DAGFORGE_WORKER_TIMEOUT_MS`) is a failed attempt, as in process. Exit codes:
-/// 0 on success, [`EXIT_FAILED`], [`EXIT_INVOCATION`], [`EXIT_UNKNOWN_JOB`].
+/// Takes the protocol channel off stdin (a socket the executor created; fd 0 becomes
+/// `/dev/null`), reads the [`Invocation`] from the environment and the input JSON from
+/// the channel (nothing is `null`), finds the job in `registry`, and runs it: log lines
+/// and progress go out as protocol lines on the channel, a heartbeat line every
+/// `DAGFORGE_WORKER_HEARTBEAT_MS`, and finally one `output` or `error` line. What the
+/// job prints on stdout and stderr is console output, never protocol. SIGTERM fires the
+/// job's cancellation token; a job still running `DAGFORGE_WORKER_GRACE_MS` after that
+/// (or after the engine that started the worker went away) is ended with the process. A
+/// worker that leads a process group of its own (a `ProcessExecutor` starts it so) and
+/// finds its engine gone signals its group itself, as the engine no longer can: SIGTERM
+/// at once, SIGKILL as it ends (itself included), so nothing the job started keeps
+/// running. A panic or a timeout (`DAGFORGE_WORKER_TIMEOUT_MS`) is a failed attempt, as
+/// in process. Exit codes: 0 on success, [`EXIT_FAILED`], [`EXIT_INVOCATION`],
+/// [`EXIT_UNKNOWN_JOB`].
 ///
-/// Call it from inside a tokio runtime with timers and signals enabled (e.g.
+/// Call it from inside a tokio runtime with timers, I/O and signals enabled (e.g.
 /// `#[tokio::main]`); with a multi-thread runtime the heartbeat keeps going while a
 /// job blocks its thread.
 pub async fn run(registry: &Registry) -> ExitCode {
     // Listen for SIGTERM first thing, so that a cancellation that comes early is not
     // a plain death.
     let sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let mut channel = match Channel::take() {
+        Ok(c) => c,
+        Err(e) => {
+            // No channel to report on: stderr, which is the executor's console.
+            let line = format!("dagforge worker: {e}\n");
+            let _ = tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                std::io::stderr().write_all(line.as_bytes())
+            })
+            .await;
+            return ExitCode::from(EXIT_INVOCATION);
+        }
+    };
     let invocation = match Invocation::from_env() {
         Ok(i) => i,
-        Err(e) => return refuse(ErrorKind::Executor, e.to_string(), EXIT_INVOCATION),
+        Err(e) => {
+            return refuse(
+                &mut channel,
+                ErrorKind::Executor,
+                e.to_string(),
+                EXIT_INVOCATION,
+            )
+            .await;
+        }
     };
+    channel.set_limit(invocation.max_message, &invocation.job);
     let Some(job) = registry.get(&invocation.job).cloned() else {
         let message = format!(
             "no job named `{}` is registered in this worker binary (it has: {})",
             invocation.job,
             registry.names().join(", ")
         );
-        return refuse(ErrorKind::Executor, message, EXIT_UNKNOWN_JOB);
+        return refuse(&mut channel, ErrorKind::Executor, message, EXIT_UNKNOWN_JOB).await;
     };
-    let input = match read_input() {
+    let input = match channel.read_input().await {
         Ok(v) => v,
         Err(message) => {
             let message = format!("job `{}`: {message}", invocation.job);
-            return refuse(ErrorKind::Input, message, EXIT_INVOCATION);
+            return refuse(&mut channel, ErrorKind::Input, message, EXIT_INVOCATION).await;
         }
     };
     let artifacts = match std::env::var_os(ENV_URL) {
@@ -127,7 +149,7 @@ pub async fn run(registry: &Registry) -> ExitCode {
             Ok(store) => Some(store),
             Err(e) => {
                 let message = format!("job `{}`: artifact store: {e}", invocation.job);
-                return refuse(ErrorKind::Executor, message, EXIT_INVOCATION);
+                return refuse(&mut channel, ErrorKind::Executor, message, EXIT_INVOCATION).await;
             }
         },
         None => None,
@@ -154,9 +176,11 @@ pub async fn run(registry: &Registry) -> ExitCode {
         dagforge: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let orphan = Orphan::default();
-    let writer = tokio::spawn(write_lines(
+    let (last_tx, last_rx) = tokio::sync::mpsc::channel(1);
+    let writer = tokio::spawn(channel.write_lines(
         hello,
         rx,
+        last_rx,
         invocation.heartbeat,
         cancel.clone(),
         orphan.clone(),
@@ -167,6 +191,7 @@ pub async fn run(registry: &Registry) -> ExitCode {
         invocation.grace,
         invocation.job.clone(),
         orphan.clone(),
+        last_tx,
     ));
 
     let outcome = guarded(job.call(ctx.clone(), input), invocation.timeout).await;
@@ -185,91 +210,27 @@ pub async fn run(registry: &Registry) -> ExitCode {
 }
 
 /// Writes an error line and returns `code`: the worker cannot run the job at all.
-fn refuse(kind: ErrorKind, message: String, code: u8) -> ExitCode {
+async fn refuse(channel: &mut Channel, kind: ErrorKind, message: String, code: u8) -> ExitCode {
     let line = Message::Error {
         error: ErrorInfo::new(kind, message),
     };
-    let _ = write_line(&mut std::io::stdout().lock(), &line);
+    let _ = channel.send(&line).await;
     ExitCode::from(code)
 }
 
-fn read_input() -> Result<Value, String> {
-    let mut buf = Vec::new();
-    std::io::stdin()
-        .lock()
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read the input from stdin: {e}"))?;
-    if buf.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(&buf).map_err(|e| format!("the input on stdin is not JSON: {e}"))
-}
-
-fn write_line(out: &mut impl Write, message: &Message) -> std::io::Result<()> {
-    let mut line = message.encode();
-    line.push('\n');
-    out.write_all(line.as_bytes())?;
-    out.flush()
-}
-
-/// The one writer of protocol lines: hello, then the job's signals and heartbeats in
-/// order, until the outcome. Returns whether every line was written.
-///
-/// It also notices when the engine that started the worker is gone (a write fails, or
-/// at a heartbeat the parent process is another one) and then cancels the job: an
-/// orphaned worker does not keep running (see [`exit_after_grace`]).
-async fn write_lines(
-    hello: Message,
-    mut rx: UnboundedReceiver<(u32, Signal)>,
-    heartbeat: Duration,
-    cancel: CancellationToken,
-    orphan: Orphan,
-) -> bool {
-    let parent = std::os::unix::process::parent_id();
-    let mut ok = write_line(&mut std::io::stdout().lock(), &hello).is_ok();
-    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let message = tokio::select! {
-            biased;
-            signal = rx.recv() => match signal {
-                Some((_, Signal::Log { level, message })) => Message::Log { level, message },
-                Some((_, Signal::Progress { percent, message })) => {
-                    Message::Progress { percent, message }
-                }
-                Some((_, Signal::Done(Ok(value)))) => Message::Output { value },
-                Some((_, Signal::Done(Err(error)))) => Message::Error { error },
-                Some((_, Signal::Retry { .. } | Signal::Cancel)) => continue,
-                None => return false,
-            },
-            _ = beat.tick() => {
-                if std::os::unix::process::parent_id() != parent {
-                    // Re-parented: the engine died.
-                    orphan.found();
-                    cancel.cancel();
-                }
-                Message::Heartbeat
-            }
-        };
-        // After a failed write (the executor is gone) nothing more is written, and the
-        // job is cancelled.
-        if ok {
-            ok = write_line(&mut std::io::stdout().lock(), &message).is_ok();
-            if !ok {
-                orphan.found();
-                cancel.cancel();
-            }
-        }
-        if message.is_final() {
-            return ok;
-        }
-    }
-}
+/// How long the worker waits for its last line to be written before it exits anyway.
+const LAST_WORDS: Duration = Duration::from_secs(1);
 
 /// Once the job is cancelled (SIGTERM, or the engine is gone), gives it `grace` to
 /// stop, then ends the process (and, when the engine is gone, its group): a job deaf
 /// to cancellation does not outlive its engine.
-async fn exit_after_grace(cancel: CancellationToken, grace: Duration, job: String, orphan: Orphan) {
+async fn exit_after_grace(
+    cancel: CancellationToken,
+    grace: Duration,
+    job: String,
+    orphan: Orphan,
+    last: tokio::sync::mpsc::Sender<channel::LastWords>,
+) {
     cancel.cancelled().await;
     tokio::time::sleep(grace).await;
     let error = ErrorInfo::new(
@@ -279,7 +240,10 @@ async fn exit_after_grace(cancel: CancellationToken, grace: Duration, job: Strin
              cancelled; the worker exits"
         ),
     );
-    let _ = write_line(&mut std::io::stdout().lock(), &Message::Error { error });
+    let (done, written) = tokio::sync::oneshot::channel();
+    if last.send((Message::Error { error }, done)).await.is_ok() {
+        let _ = tokio::time::timeout(LAST_WORDS, written).await;
+    }
     orphan.end_group();
     #[allow(clippy::exit)] // The job's thread may be blocked: nothing else ends it.
     std::process::exit(i32::from(EXIT_FAILED));
@@ -309,7 +273,6 @@ impl Orphan {
         if self.0.load(Ordering::SeqCst)
             && let Some(group) = own_group()
         {
-            let _ = std::io::stdout().lock().flush();
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
     }

@@ -1,5 +1,6 @@
-//! The worker line protocol: one JSON object per line on the worker's stdout, behind a
-//! fixed, versioned prefix. See `docs/protocol.md`.
+//! The worker line protocol: one JSON object per line on the worker's protocol channel
+//! (its stdin, a socket, after the input), behind a fixed, versioned prefix. See
+//! `docs/protocol.md`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -7,11 +8,13 @@ use serde_json::Value;
 use crate::context::LogLevel;
 use crate::error::ErrorInfo;
 
-/// The protocol version this build speaks.
-pub const VERSION: u32 = 1;
+/// The protocol version this build speaks. Version 2 moved the protocol lines off
+/// stdout onto a channel of their own (the worker's stdin socket); version 1 shared
+/// stdout with the job's console output.
+pub const VERSION: u32 = 2;
 
 /// What every protocol line starts with, followed by the version and one space:
-/// `@dagforge:1 {"type":"heartbeat"}`.
+/// `@dagforge:2 {"type":"heartbeat"}`.
 pub const PREFIX: &str = "@dagforge:";
 
 /// How much of an offending line a [`ProtocolError`] quotes.
@@ -22,7 +25,7 @@ const QUOTE: usize = 120;
 /// ```
 /// use dagforge::worker::{Message, parse_line};
 /// let line = Message::Progress { percent: 50, message: "half way".into() }.encode();
-/// assert_eq!(line, r#"@dagforge:1 {"type":"progress","percent":50,"message":"half way"}"#);
+/// assert_eq!(line, r#"@dagforge:2 {"type":"progress","percent":50,"message":"half way"}"#);
 /// assert_eq!(parse_line(line.as_bytes()).unwrap(), Some(Message::Progress {
 ///     percent: 50,
 ///     message: "half way".into(),
@@ -88,6 +91,53 @@ impl Message {
     /// Whether the message ends the attempt (an output or an error).
     pub fn is_final(&self) -> bool {
         matches!(self, Message::Output { .. } | Message::Error { .. })
+    }
+
+    /// The message as one protocol line with its line feed, if that line takes at most
+    /// `limit` bytes; otherwise `Err` with the line's full length. Memory stays within
+    /// `limit` (plus the encoder's buffer) however large the message is: a too large
+    /// message is measured, not kept.
+    pub fn encode_within(&self, limit: usize) -> Result<Vec<u8>, u64> {
+        let mut out = Bounded {
+            buf: format!("{PREFIX}{VERSION} ").into_bytes(),
+            len: 0,
+            limit,
+        };
+        out.len = out.buf.len() as u64;
+        if serde_json::to_writer(&mut out, self).is_err() {
+            // Writing to memory cannot fail, and a message always serializes; report
+            // it as too large rather than send a broken line.
+            return Err(out.len.max(limit as u64 + 1));
+        }
+        out.len += 1;
+        if out.len > limit as u64 {
+            return Err(out.len);
+        }
+        out.buf.push(b'\n');
+        Ok(out.buf)
+    }
+}
+
+/// A buffer that keeps bytes up to a limit and only counts the rest.
+struct Bounded {
+    buf: Vec<u8>,
+    len: u64,
+    limit: usize,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.len += bytes.len() as u64;
+        if self.len <= self.limit as u64 {
+            self.buf.extend_from_slice(bytes);
+        } else if !self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -217,7 +267,10 @@ mod tests {
         for m in all_messages() {
             let line = m.encode();
             assert!(!line.contains('\n'), "{line}");
-            assert!(line.starts_with("@dagforge:1 {"), "{line}");
+            assert!(line.starts_with("@dagforge:2 {"), "{line}");
+            let bounded = m.encode_within(line.len() + 1).unwrap();
+            assert_eq!(bounded, format!("{line}\n").into_bytes());
+            assert_eq!(m.encode_within(line.len()), Err(line.len() as u64 + 1));
             assert_eq!(parse_line(line.as_bytes()).unwrap(), Some(m.clone()));
             let with_eol = format!("{line}\r\n");
             assert_eq!(parse_line(with_eol.as_bytes()).unwrap(), Some(m));
@@ -228,14 +281,14 @@ mod tests {
     fn wire_format_is_stable() {
         assert_eq!(
             Message::Heartbeat.encode(),
-            r#"@dagforge:1 {"type":"heartbeat"}"#
+            r#"@dagforge:2 {"type":"heartbeat"}"#
         );
         let e = Message::Error {
             error: ErrorInfo::new(ErrorKind::TimedOut, "late"),
         };
         assert_eq!(
             e.encode(),
-            r#"@dagforge:1 {"type":"error","error":{"kind":"timed_out","message":"late"}}"#
+            r#"@dagforge:2 {"type":"error","error":{"kind":"timed_out","message":"late"}}"#
         );
         assert!(e.is_final());
         assert!(!Message::Heartbeat.is_final());
@@ -265,32 +318,32 @@ mod tests {
             err(b"@dagforge:99999999999999999999999 {}"),
             ProtocolError::BadVersion { .. }
         ));
-        match err(br#"@dagforge:2 {"type":"heartbeat"}"#) {
+        match err(br#"@dagforge:1 {"type":"heartbeat"}"#) {
             ProtocolError::UnknownVersion { found, line } => {
-                assert_eq!(found, 2);
+                assert_eq!(found, 1);
                 assert!(line.contains("heartbeat"));
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            err(br#"@dagforge:1{"type":"heartbeat"}"#),
+            err(br#"@dagforge:2{"type":"heartbeat"}"#),
             ProtocolError::Malformed { .. }
         ));
-        let e = err(br#"@dagforge:1 {"type":"teleport"}"#);
+        let e = err(br#"@dagforge:2 {"type":"teleport"}"#);
         assert!(e.to_string().contains("teleport"), "{e}");
         assert!(matches!(
-            err(b"@dagforge:1 {\"type\":\"log\",\"level\":\"info\",\"message\":\"\xff\"}"),
+            err(b"@dagforge:2 {\"type\":\"log\",\"level\":\"info\",\"message\":\"\xff\"}"),
             ProtocolError::Malformed { .. }
         ));
         assert!(matches!(
-            err(br#"@dagforge:1 {"type":"progress","percent":300,"message":""}"#),
+            err(br#"@dagforge:2 {"type":"progress","percent":300,"message":""}"#),
             ProtocolError::Malformed { .. }
         ));
     }
 
     #[test]
     fn long_lines_are_quoted_short() {
-        let line = format!("@dagforge:1 {{{}", "x".repeat(10_000));
+        let line = format!("@dagforge:2 {{{}", "x".repeat(10_000));
         let e = parse_line(line.as_bytes()).unwrap_err();
         assert!(e.to_string().len() < 400, "{e}");
     }
