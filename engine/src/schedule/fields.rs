@@ -160,10 +160,18 @@ fn parse_element(spec: &FieldSpec, element: &str) -> Result<Vec<u32>, ScheduleEr
         let a = value(spec, element, a)?;
         let b = value(spec, element, b)?;
         if a > b {
+            if spec.field == CronField::DayOfWeek {
+                return Ok(wrapped_weekdays(spec, a, b, step));
+            }
             return Err(invalid(
                 spec,
                 element,
-                format!("the range starts after it ends ({a} > {b})"),
+                format!(
+                    "the range starts after it ends ({a} > {b}); only day-of-week ranges \
+                     wrap around, write `{a}-{max},{min}-{b}`",
+                    min = spec.min,
+                    max = spec.max
+                ),
             ));
         }
         (a, b)
@@ -174,6 +182,18 @@ fn parse_element(spec: &FieldSpec, element: &str) -> Result<Vec<u32>, ScheduleEr
     };
     let step = step.unwrap_or(1) as usize;
     Ok((start..=end).step_by(step).collect())
+}
+
+/// A day-of-week range that wraps past the end of the week (`FRI-MON`, `SAT-SUN`): from `a`
+/// to the last day of the week, then from the first to `b`, every `step` days along the way.
+/// The week has seven days whatever the numbering: POSIX `0`–`6` (`7` is `0` again), Quartz
+/// `1`–`7`.
+fn wrapped_weekdays(spec: &FieldSpec, a: u32, b: u32, step: Option<u32>) -> Vec<u32> {
+    let (first, last) = if spec.min == 0 { (0, 6) } else { (1, 7) };
+    (a..=last)
+        .chain(first..=b)
+        .step_by(step.unwrap_or(1) as usize)
+        .collect()
 }
 
 fn value(spec: &FieldSpec, element: &str, token: &str) -> Result<u32, ScheduleError> {
@@ -237,6 +257,14 @@ mod tests {
         assert_eq!(set(dow, "MON-FRI"), [1, 2, 3, 4, 5]);
         assert_eq!(set(dow, "5-7"), [5, 6, 7]);
         assert_eq!(set(&QUARTZ[5], "MON-FRI"), [2, 3, 4, 5, 6]);
+        // Day-of-week ranges wrap past the end of the week.
+        assert_eq!(set(dow, "SAT-SUN"), [0, 6]);
+        assert_eq!(set(dow, "FRI-MON"), [0, 1, 5, 6]);
+        assert_eq!(set(dow, "FRI-SUN,MON"), [0, 1, 5, 6]);
+        assert_eq!(set(dow, "7-1"), [0, 1]);
+        assert_eq!(set(dow, "FRI-MON/2"), [0, 5]);
+        assert_eq!(set(&QUARTZ[5], "FRI-MON"), [1, 2, 6, 7]);
+        assert_eq!(set(&QUARTZ[5], "SAT-SUN"), [1, 7]);
         assert!(parse_field(dow, "*").unwrap().star);
         assert!(parse_field(dom, "*/2").unwrap().star);
         assert!(!parse_field(dom, "1-31").unwrap().star);
@@ -250,7 +278,7 @@ mod tests {
             (hour, "1,,2", CronField::Hour, ""),
             (dom, "0", CronField::DayOfMonth, "0"),
             (month, "FOO", CronField::Month, "FOO"),
-            (dow, "FRI-MON", CronField::DayOfWeek, "FRI-MON"),
+            (hour, "22-2", CronField::Hour, "22-2"),
             (dow, "8", CronField::DayOfWeek, "8"),
             (min, "*/0", CronField::Minute, "*/0"),
             (min, "a", CronField::Minute, "a"),

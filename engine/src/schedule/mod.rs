@@ -12,7 +12,9 @@
 //!   crontab(5): `*`, numbers, ranges `a-b`, lists `a,b`, steps `*/n`, `a-b/n` and `a/n`
 //!   (from `a` to the end of the range), month names `JAN`–`DEC` and day names `SUN`–`SAT`
 //!   (case-insensitive; full names such as `monday` too). Day of week is `0`–`7`, where both
-//!   `0` and `7` are Sunday, so `0 0 * * 1-5` is midnight Monday to Friday.
+//!   `0` and `7` are Sunday, so `0 0 * * 1-5` is midnight Monday to Friday. Day-of-week
+//!   ranges wrap around the week (`FRI-MON`, `SAT-SUN`); ranges of other fields do not
+//!   (`22-2` in the hour field is an error that says to write `22-23,0-2`).
 //! * **Shortcuts**: `@yearly` / `@annually` (`0 0 1 1 *`), `@monthly` (`0 0 1 * *`),
 //!   `@weekly` (`0 0 * * 0`, Sunday), `@daily` / `@midnight` (`0 0 * * *`) and `@hourly`
 //!   (`0 * * * *`).
@@ -52,6 +54,9 @@
 //! fires deterministically, so that every engine process computes the same delayed instant.
 
 #[cfg(test)]
+mod bounds_tests;
+mod calendar;
+#[cfg(test)]
 mod croniter_tests;
 mod error;
 mod fields;
@@ -65,7 +70,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::offset::LocalResult;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +80,7 @@ pub use policy::{
     plan_fires_with_grace,
 };
 
+use calendar::{Calendar, DayRule};
 use fields::{FieldSet, POSIX, QUARTZ, parse_field};
 
 /// A parsed cron expression bound to a time zone.
@@ -97,15 +103,7 @@ use fields::{FieldSet, POSIX, QUARTZ, parse_field};
 pub struct Schedule {
     expression: String,
     zone: Tz,
-    matcher: Matcher,
-}
-
-/// The wall-clock times that match: those of `first`, and for the POSIX day-of-month *or*
-/// day-of-week rule also those of `or`; `cron` crate schedules evaluated on naive local time.
-#[derive(Debug, Clone)]
-struct Matcher {
-    first: cron::Schedule,
-    or: Option<Box<cron::Schedule>>,
+    matcher: Calendar,
 }
 
 impl Schedule {
@@ -172,13 +170,18 @@ impl Schedule {
         self.zone.name()
     }
 
-    /// The first fire strictly after `after`, or `None` if there is none up to the end of 2100
-    /// (the `cron` crate's horizon), as for a 7-field expression whose years have passed.
+    /// The first fire strictly after `after`, or `None` if there is none: a 7-field expression
+    /// whose years have passed, or an instant so close to the end of the dates `chrono`
+    /// represents (year 262142) that the next fire would lie beyond it. Any instant, before
+    /// 1970 too, gives the right answer; none panics.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut cursor = after
-            .with_timezone(&self.zone)
-            .naive_local()
-            .with_nanosecond(0)?;
+        let mut cursor = match self.wall_clock(after) {
+            Some(wall) => wall.with_nanosecond(0)?,
+            // Before the first date `chrono` represents, in a zone behind UTC: every
+            // representable wall time is later.
+            None if after.timestamp() < 0 => NaiveDateTime::MIN,
+            None => return None,
+        };
         loop {
             let wall = self.next_naive(cursor)?;
             let fire = self.resolve(wall)?;
@@ -224,18 +227,17 @@ impl Schedule {
         self.next_after(DateTime::from_timestamp(lo, 0)?)
     }
 
-    /// The next wall-clock time strictly after `after` that matches the expression.
+    /// The next wall-clock time strictly after `after` that matches the expression, on a plain
+    /// calendar with no gaps and no repeats (zones are handled in `resolve`).
     fn next_naive(&self, after: NaiveDateTime) -> Option<NaiveDateTime> {
-        // The `cron` crate evaluated in UTC is a plain wall-clock calendar: no gaps, no repeats.
-        // (Its own iteration in a zone would skip times in a spring-forward gap and yield both
-        // occurrences of a repeated time, so zones are handled here, in `resolve`.)
-        let at = Utc.from_utc_datetime(&after);
-        let next = |s: &cron::Schedule| s.after(&at).next().map(|d| d.naive_utc());
-        let first = next(&self.matcher.first);
-        match self.matcher.or.as_deref().map(next) {
-            Some(Some(or)) => Some(first.map_or(or, |first| first.min(or))),
-            Some(None) | None => first,
-        }
+        self.matcher.next_after(after)
+    }
+
+    /// The zone's wall clock at `t`, or `None` when it lies outside the dates `chrono`
+    /// represents (an instant at the very edge of its range, in a zone ahead of or behind UTC).
+    fn wall_clock(&self, t: DateTime<Utc>) -> Option<NaiveDateTime> {
+        let utc = t.naive_utc();
+        utc.checked_add_offset(self.zone.offset_from_utc_datetime(&utc).fix())
     }
 
     /// The first instant at which the zone's wall clock reads `wall` or later.
@@ -253,7 +255,8 @@ impl Schedule {
         const WINDOW: i64 = 26 * 3600;
         let reads_at_least = |secs: i64| {
             DateTime::from_timestamp(secs, 0)
-                .map(|t| t.with_timezone(&self.zone).naive_local() >= wall)
+                .and_then(|t| self.wall_clock(t))
+                .map(|local| local >= wall)
         };
         let centre = wall.and_utc().timestamp();
         let (mut lo, mut hi) = (centre - WINDOW, centre + WINDOW);
@@ -347,7 +350,7 @@ fn shortcut(name: &str) -> Option<&'static str> {
 
 /// Translates a POSIX 5-field expression into `cron` crate schedules (seconds `0`, days of week
 /// renumbered 1–7 from Sunday, and the day-of-month *or* day-of-week rule as two schedules).
-fn posix(expression: &str, parts: &[&str]) -> Result<Matcher, ScheduleError> {
+fn posix(expression: &str, parts: &[&str]) -> Result<Calendar, ScheduleError> {
     let mut sets = Vec::with_capacity(5);
     for (spec, text) in POSIX.iter().zip(parts) {
         sets.push(parse_field(spec, text)?);
@@ -371,27 +374,37 @@ fn posix(expression: &str, parts: &[&str]) -> Result<Matcher, ScheduleError> {
     let month = list(&month, 1, 12);
     let days = list(&dom, 1, 31);
     let weekdays = list(&dow_quartz, 1, 7);
-    let build = |days: &str, weekdays: &str| {
-        cron::Schedule::from_str(&format!("{head} {days} {month} {weekdays}"))
-            .map_err(|e| invalid_expression(expression, &e.to_string()))
-    };
-    if !dom.star && !dow.star {
-        Ok(Matcher {
-            first: build(&days, "*")?,
-            or: Some(Box::new(build("*", &weekdays)?)),
-        })
+    let schedule = cron::Schedule::from_str(&format!("{head} {days} {month} {weekdays}"))
+        .map_err(|e| invalid_expression(expression, &e.to_string()))?;
+    let rule = if !dom.star && !dow.star {
+        DayRule::Either
     } else {
-        Ok(Matcher {
-            first: build(&days, &weekdays)?,
-            or: None,
-        })
-    }
+        DayRule::Both
+    };
+    Ok(Calendar::from_cron(&schedule, rule))
 }
 
-/// Gives a 6/7-field expression to the `cron` crate as-is; on failure, finds the culprit field.
-fn quartz(text: &str, parts: &[&str]) -> Result<Matcher, ScheduleError> {
-    match cron::Schedule::from_str(text) {
-        Ok(first) => Ok(Matcher { first, or: None }),
+/// Gives a 6/7-field expression to the `cron` crate as-is (with a day-of-week range that wraps
+/// past Saturday, such as `FRI-MON`, spelt out as a list first); on failure, finds the culprit
+/// field.
+fn quartz(text: &str, parts: &[&str]) -> Result<Calendar, ScheduleError> {
+    let first = cron::Schedule::from_str(text).or_else(|e| {
+        let weekdays = parts
+            .get(5)
+            .filter(|dow| !dow.starts_with('?'))
+            .and_then(|dow| parse_field(&QUARTZ[5], dow).ok());
+        match weekdays {
+            Some(set) => {
+                let list: Vec<String> = set.values.iter().map(u32::to_string).collect();
+                let mut spelt: Vec<String> = parts.iter().map(|p| (*p).to_owned()).collect();
+                spelt[5] = list.join(",");
+                cron::Schedule::from_str(&spelt.join(" ")).map_err(|_| e)
+            }
+            None => Err(e),
+        }
+    });
+    match first {
+        Ok(first) => Ok(Calendar::from_cron(&first, DayRule::Both)),
         Err(e) => {
             for (spec, part) in QUARTZ.iter().zip(parts) {
                 parse_field(spec, part)?;

@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use super::Schedule;
 
 /// A 5-field expression as sets of allowed values, parsed independently.
-struct Reference {
+pub(super) struct Reference {
     minute: Vec<bool>,
     hour: Vec<bool>,
     dom: Vec<bool>,
@@ -30,6 +30,8 @@ struct Reference {
     dow_star: bool,
 }
 
+/// One field's allowed values. A range `a-b` with `a > b` wraps (day of week only: the
+/// generator writes no other): `a` up to Saturday, then Sunday up to `b`.
 fn reference_field(text: &str, min: u32, max: u32, names: &[&str], name_base: u32) -> Vec<bool> {
     let value = |s: &str| -> u32 {
         match names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
@@ -52,17 +54,20 @@ fn reference_field(text: &str, min: u32, max: u32, names: &[&str], name_base: u3
         } else {
             (value(range), value(range))
         };
-        let mut v = lo;
-        while v <= hi {
+        let days: Vec<u32> = if lo > hi {
+            (lo..=6).chain(0..=hi).collect()
+        } else {
+            (lo..=hi).collect()
+        };
+        for v in days.into_iter().step_by(step as usize) {
             allowed[v as usize] = true;
-            v += step;
         }
     }
     allowed
 }
 
 impl Reference {
-    fn parse(expr: &str) -> Self {
+    pub(super) fn parse(expr: &str) -> Self {
         const MONTHS: [&str; 12] = [
             "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
         ];
@@ -84,7 +89,7 @@ impl Reference {
         }
     }
 
-    fn matches(&self, t: NaiveDateTime) -> bool {
+    pub(super) fn matches(&self, t: NaiveDateTime) -> bool {
         let dom = self.dom[t.day() as usize];
         let dow = self.dow[t.weekday().num_days_from_sunday() as usize];
         let day = if self.dom_star || self.dow_star {
@@ -197,17 +202,46 @@ fn field(
     .boxed()
 }
 
-fn expression() -> impl Strategy<Value = String> {
+/// Day-of-week fields, with ranges that wrap past Saturday (`FRI-MON`, `6-0/2`, `SAT-SUN`).
+fn weekdays() -> BoxedStrategy<String> {
+    const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    let wrapping = (1..=7u32, 0..=5u32, 0..=3u32, any::<bool>()).prop_filter_map(
+        "a range that wraps",
+        |(a, b, step, named)| {
+            (a > b).then(|| {
+                let name = |v: u32| {
+                    if named && v < 7 {
+                        DAYS[v as usize].to_uppercase()
+                    } else {
+                        v.to_string()
+                    }
+                };
+                match step {
+                    0 | 1 => format!("{}-{}", name(a), name(b)),
+                    s => format!("{}-{}/{s}", name(a), name(b)),
+                }
+            })
+        },
+    );
+    prop_oneof![
+        5 => field(0, 7, DAYS, 0, 4),
+        2 => wrapping.clone(),
+        1 => (wrapping, element(0, 7, DAYS, 0)).prop_map(|(w, e)| format!("{w},{e}")),
+    ]
+    .boxed()
+}
+
+/// Random POSIX 5-field expressions, day-of-week ranges that wrap included.
+pub(super) fn expression() -> impl Strategy<Value = String> {
     const MONTHS: &[&str] = &[
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
-    const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
     (
         field(0, 59, &[], 0, 1),
         field(0, 23, &[], 0, 2),
         field(1, 31, &[], 0, 4),
         field(1, 12, MONTHS, 1, 4),
-        field(0, 7, DAYS, 0, 4),
+        weekdays(),
     )
         .prop_map(|(mi, h, dom, mo, dow)| format!("{mi} {h} {dom} {mo} {dow}"))
 }
