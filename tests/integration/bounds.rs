@@ -8,6 +8,7 @@
 use std::process::Command;
 use std::sync::Arc;
 
+use dagforge::RunId;
 use dagforge::bounds::{self, MAX_DEPTH};
 use dagforge::prelude::*;
 use dagforge::store::{RunQuery, Store};
@@ -309,5 +310,144 @@ async fn what_is_accepted_reads_back_from_sqlite() {
         store.list_runs(&RunQuery::new()).await.unwrap().items.len(),
         2
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `sql` on the SQLite file at `path` with the `sqlite3` tool (to damage rows as
+/// another program, or an older dagforge, might have written them).
+#[cfg(feature = "sqlite")]
+fn sqlite3(path: &std::path::Path, sql: &str) {
+    let out = Command::new("sqlite3")
+        .arg(path)
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 tool is installed");
+    assert!(
+        out.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The CLI test app on `store`: exit code, stdout, stderr.
+fn cli(store: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dagforge-cli-app"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DAGFORGE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.args(args).args(["--store", store]).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One run whose inputs do not decode made `runs list` (and `Store::list_runs`) fail
+/// for every run; a bad event or execution row made the whole run unreadable with a
+/// message naming neither. Now the list names the bad run and lists the others, and
+/// reading a bad run fails with a typed error naming the run and the column.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_bad_row_is_reported_by_run_id_and_the_others_are_listed() {
+    use dagforge::store::{SqliteStore, StoreError};
+
+    let dir = std::env::temp_dir().join(format!("dagforge-bounds-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.db");
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let engine = Engine::builder().store(store).build();
+    let wf = param_workflow();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = engine.run(&wf, json!({ "v": [i] })).await.unwrap();
+        assert!(r.is_success());
+        ids.push(r.id);
+    }
+    drop(engine);
+    let (good, bad_inputs, bad_output) = (ids[0], ids[1], ids[2]);
+    let pk = |id: RunId| format!("(SELECT pk FROM runs WHERE id = '{}')", id.to_uuid_string());
+    sqlite3(
+        &path,
+        &format!(
+            "UPDATE runs SET inputs = '{{\"v\": [' WHERE id = '{}'; \
+             UPDATE executions SET output = '[[[' WHERE run_pk = {} AND node = 'measure' AND output IS NOT NULL; \
+             UPDATE events SET kind = 'not json' WHERE run_pk = {} AND seq = 2;",
+            bad_inputs.to_uuid_string(),
+            pk(bad_output),
+            pk(bad_output)
+        ),
+    );
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    let page = store.list_runs(&RunQuery::new()).await.unwrap();
+    let listed: Vec<RunId> = page.items.iter().map(|r| r.id).collect();
+    assert_eq!(listed, vec![bad_output, good]);
+    assert_eq!(page.bad.len(), 1);
+    let bad = &page.bad[0];
+    assert_eq!(bad.run.as_deref(), Some(&*bad_inputs.to_uuid_string()));
+    assert_eq!(bad.what, "run inputs");
+
+    let named = |e: StoreError, run: RunId, what: &str| match e {
+        StoreError::BadRow(b) => {
+            assert_eq!(b.run, Some(run.to_string()));
+            assert!(b.what.contains(what), "{}", b.what);
+        }
+        other => panic!("expected a bad row, got {other}"),
+    };
+    named(
+        store.get_run(bad_inputs).await.unwrap_err(),
+        bad_inputs,
+        "run inputs",
+    );
+    named(
+        store.executions(bad_output).await.unwrap_err(),
+        bad_output,
+        "execution output of node `measure` attempt 1",
+    );
+    named(
+        store.events(bad_output, 0, 100).await.unwrap_err(),
+        bad_output,
+        "event 2",
+    );
+    store.get_run(bad_output).await.unwrap().unwrap();
+    assert_eq!(store.executions(good).await.unwrap().len(), 2);
+    store.close().await;
+
+    // The CLI: the list names the bad run and lists the others.
+    let (code, out, err) = cli(&url, &["runs", "list"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&good.to_string()) && out.contains(&bad_output.to_string()),
+        "{out}"
+    );
+    assert!(!out.contains(&bad_inputs.to_string()), "{out}");
+    assert!(
+        err.contains(&format!(
+            "warning: run {}: the stored run inputs cannot be decoded",
+            bad_inputs.to_uuid_string()
+        )),
+        "{err}"
+    );
+    // Showing a bad run names it and what does not decode.
+    let (code, _, err) = cli(&url, &["runs", "show", &bad_inputs.to_string()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&bad_inputs.to_string()) && err.contains("run inputs"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&url, &["runs", "show", &bad_output.to_string()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&bad_output.to_string()) && err.contains("execution output of node `measure`"),
+        "{err}"
+    );
+    let (code, out, err) = cli(&url, &["runs", "show", &good.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("succeeded"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,7 +24,7 @@ pub(super) async fn dispatch(
     live: bool,
 ) -> Result<(), CliError> {
     match command {
-        RunsCommand::List(a) => list(settings, &a, out).await,
+        RunsCommand::List(a) => list(settings, &a, out, err).await,
         RunsCommand::Show { id, svg } => show(settings, &id, svg, out).await,
         RunsCommand::Logs { id, node, follow } => {
             logs(settings, &id, node.as_deref(), follow, out).await
@@ -84,6 +84,7 @@ async fn list(
     settings: &Settings,
     a: &ListArgs,
     out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
 ) -> Result<(), CliError> {
     let store = settings.open_store().await?;
     let mut query = RunQuery::new().limit(a.limit.max(1));
@@ -117,8 +118,12 @@ async fn list(
         ]);
     }
     write!(out, "{}", table::render(&rows))?;
-    if page.items.is_empty() {
+    if page.items.is_empty() && page.bad.is_empty() {
         writeln!(out, "(no runs)")?;
+    }
+    // A row that does not decode is named, and the others are listed all the same.
+    for bad in &page.bad {
+        writeln!(err, "warning: {bad}; left out of the list")?;
     }
     Ok(())
 }

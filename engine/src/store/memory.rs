@@ -490,7 +490,11 @@ impl Store for MemoryStore {
         } else {
             None
         };
-        Ok(Page { items, next })
+        Ok(Page {
+            items,
+            next,
+            bad: Vec::new(),
+        })
     }
 
     async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {

@@ -128,6 +128,9 @@ pub enum StoreError {
         /// The version this build needs.
         supported: i64,
     },
+    /// A stored row does not decode; the error names the run and what it holds.
+    #[error(transparent)]
+    BadRow(#[from] BadRow),
     /// The backend failed (possibly for a moment: a lost connection, a busy database).
     #[error("{message}")]
     Backend {
@@ -137,6 +140,54 @@ pub enum StoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
+}
+
+/// A stored row that does not decode: written by another program or an older
+/// dagforge, or damaged. Reads that return many runs list the others and report it
+/// ([`Page::bad`]); reads of the run itself fail with [`StoreError::BadRow`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error(
+    "{}the stored {what} cannot be decoded: {detail}",
+    run.as_ref().map(|r| format!("run {r}: ")).unwrap_or_default()
+)]
+#[non_exhaustive]
+pub struct BadRow {
+    /// The run the row belongs to (its id as stored), when known.
+    pub run: Option<String>,
+    /// What the row holds: `run inputs`, `workflow spec`, `event 12`, `execution output
+    /// of node `fetch``…
+    pub what: String,
+    /// Why it does not decode.
+    pub detail: String,
+}
+
+impl BadRow {
+    /// A row holding `what` that does not decode, for `detail`.
+    pub fn new(what: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        BadRow {
+            run: None,
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Names the run the row belongs to (if no run is named yet).
+    pub fn in_run(mut self, run: impl std::fmt::Display) -> Self {
+        if self.run.is_none() {
+            self.run = Some(run.to_string());
+        }
+        self
+    }
+}
+
+impl StoreError {
+    /// Names the run a [`BadRow`] belongs to; other errors are returned as they are.
+    pub(crate) fn in_run(self, run: impl std::fmt::Display) -> Self {
+        match self {
+            StoreError::BadRow(b) => StoreError::BadRow(b.in_run(run)),
+            other => other,
+        }
+    }
 }
 
 /// A run as stored.
@@ -331,6 +382,9 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `before` to get the next page; `None` on the last page.
     pub next: Option<RunId>,
+    /// Rows of this page that do not decode, left out of `items` (each names its run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad: Vec<BadRow>,
 }
 
 /// Hints that there may be runs to claim (a run was enqueued, a lease released). A

@@ -1019,7 +1019,11 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| backend("reading a run", e))?;
-        Ok(self.records(row.into_iter().collect()).await?.pop())
+        Ok(self
+            .records(row.into_iter().collect())
+            .await
+            .map_err(|e| e.in_run(run))?
+            .pop())
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
@@ -1038,13 +1042,15 @@ impl Store for PostgresStore {
         .map_err(|e| backend("listing runs", e))?;
         let more = rows.len() > limit;
         rows.truncate(limit);
-        let items = self.records(rows).await?;
+        let last = rows.last().and_then(|r| r.0.parse::<RunId>().ok());
+        let (items, bad) =
+            super::sql::decode_each(rows, |r| r.0.clone(), |r| self.records(vec![r])).await?;
         let next = if more {
-            items.last().map(|r| r.id)
+            last.or_else(|| items.last().map(|r| r.id))
         } else {
             None
         };
-        Ok(Page { items, next })
+        Ok(Page { items, next, bad })
     }
 
     async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
@@ -1082,6 +1088,7 @@ impl Store for PostgresStore {
                         updated_at,
                     }
                     .decode()
+                    .map_err(|e| e.in_run(run))
                 },
             )
             .collect()
@@ -1105,7 +1112,8 @@ impl Store for PostgresStore {
                     run,
                     u64::try_from(seq).unwrap_or(0),
                     from_micros(at),
-                    from_json("event", &kind)?,
+                    serde_json::from_str(&kind)
+                        .map_err(|e| super::sql::bad_row(&format!("event {seq}"), e).in_run(run))?,
                 ))
             })
             .collect()

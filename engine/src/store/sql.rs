@@ -15,7 +15,7 @@ use crate::ids::RunId;
 use crate::state::{NodeState, RunState};
 use crate::workflow::WorkflowSpec;
 
-use super::{ExecutionRecord, Lease, Sequence, StoreError};
+use super::{BadRow, ExecutionRecord, Lease, RunRecord, Sequence, StoreError};
 
 /// The schema version this build reads and writes (the `dagforge_schema` row).
 pub(super) const SCHEMA_VERSION: i64 = 3;
@@ -34,12 +34,34 @@ where
     }
 }
 
-/// Data in the database that does not decode.
+/// Data in the database that does not decode (the caller names the run, if any:
+/// [`StoreError::in_run`]).
 pub(super) fn bad_row(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend {
-        message: format!("store: {what}: undecodable row ({detail})"),
-        source: None,
+    StoreError::BadRow(BadRow::new(what, detail))
+}
+
+/// The runs of `rows` (decoded one by one with `decode`), the rows that do not decode
+/// set aside by run id: one bad row does not hide the others.
+pub(super) async fn decode_each<R, F, Fut>(
+    rows: Vec<R>,
+    id: impl Fn(&R) -> String,
+    mut decode: F,
+) -> Result<(Vec<RunRecord>, Vec<BadRow>), StoreError>
+where
+    F: FnMut(R) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<RunRecord>, StoreError>>,
+{
+    let mut items = Vec::with_capacity(rows.len());
+    let mut bad = Vec::new();
+    for row in rows {
+        let run = id(&row);
+        match decode(row).await {
+            Ok(r) => items.extend(r),
+            Err(StoreError::BadRow(b)) => bad.push(b.in_run(run)),
+            Err(e) => return Err(e),
+        }
     }
+    Ok((items, bad))
 }
 
 /// Microseconds since the Unix epoch (negative before it).
@@ -260,30 +282,64 @@ pub(super) struct ExecOut {
 }
 
 impl ExecOut {
+    /// The record; a column that does not decode is a [`BadRow`] naming the node,
+    /// item and attempt (the caller names the run).
     pub(super) fn decode(self) -> Result<ExecutionRecord, StoreError> {
-        Ok(ExecutionRecord {
-            item: if self.item < 0 {
-                None
-            } else {
-                Some(u32::try_from(self.item).map_err(|e| bad_row("execution item", e))?)
-            },
-            attempt: u32::try_from(self.attempt).map_err(|e| bad_row("execution attempt", e))?,
-            state: parse_state("execution state", &self.state)?,
-            output: self
-                .output
-                .as_deref()
-                .map(|s| from_json("execution output", s))
-                .transpose()?,
-            error: self
-                .error
-                .as_deref()
-                .map(|s| from_json("execution error", s))
-                .transpose()?,
-            reason: self.reason,
-            started_at: self.started_at.map(from_micros),
-            updated_at: from_micros(self.updated_at),
-            node: self.node,
-        })
+        let ExecOut {
+            node,
+            item,
+            attempt,
+            state,
+            output,
+            error,
+            reason,
+            started_at,
+            updated_at,
+        } = self;
+        let columns = || -> Result<_, StoreError> {
+            Ok((
+                if item < 0 {
+                    None
+                } else {
+                    Some(u32::try_from(item).map_err(|e| bad_row("execution item", e))?)
+                },
+                u32::try_from(attempt).map_err(|e| bad_row("execution attempt", e))?,
+                parse_state("execution state", &state)?,
+                output
+                    .as_deref()
+                    .map(|s| from_json("execution output", s))
+                    .transpose()?,
+                error
+                    .as_deref()
+                    .map(|s| from_json("execution error", s))
+                    .transpose()?,
+            ))
+        };
+        match columns() {
+            Ok((item, attempt, state, output, error)) => Ok(ExecutionRecord {
+                node,
+                item,
+                attempt,
+                state,
+                output,
+                error,
+                reason,
+                started_at: started_at.map(from_micros),
+                updated_at: from_micros(updated_at),
+            }),
+            Err(StoreError::BadRow(b)) => {
+                let item = if item >= 0 {
+                    format!(" item {item}")
+                } else {
+                    String::new()
+                };
+                Err(StoreError::BadRow(BadRow {
+                    what: format!("{} of node `{node}`{item} attempt {attempt}", b.what),
+                    ..b
+                }))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
