@@ -47,8 +47,9 @@ pub enum Error {
     /// Another job type is already registered under this name.
     #[error("a different job is already registered as `{0}`")]
     DuplicateJob(String),
-    /// The store failed.
-    #[error("store: {0}")]
+    /// The store failed. Shown as `store: ` and the store's message (which most store
+    /// errors begin with `store: ` already: it is not doubled).
+    #[error("{}", store_message(.0))]
     Store(#[from] crate::store::StoreError),
     /// A state machine rule was broken.
     #[error(transparent)]
@@ -97,6 +98,16 @@ pub enum Error {
     /// No recurring schedule has this id.
     #[error("no recurring schedule `{0}`")]
     UnknownSchedule(String),
+}
+
+/// `store: ` and `e`'s message, without doubling a `store: ` it begins with.
+fn store_message(e: &crate::store::StoreError) -> String {
+    let text = e.to_string();
+    if text.starts_with("store: ") {
+        text
+    } else {
+        format!("store: {text}")
+    }
 }
 
 /// The error a job returns from an attempt.
@@ -300,6 +311,17 @@ impl fmt::Display for ErrorInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_error_is_prefixed_once() {
+        let e = Error::from(crate::store::StoreError::Backend {
+            message: "store: storing a workflow spec failed".to_owned(),
+            source: None,
+        });
+        assert_eq!(e.to_string(), "store: storing a workflow spec failed");
+        let e = Error::from(crate::store::StoreError::UnknownRun(crate::RunId::new()));
+        assert!(e.to_string().starts_with("store: run "), "{e}");
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]

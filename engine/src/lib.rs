@@ -59,6 +59,7 @@ pub mod guide;
 mod ids;
 mod job;
 mod limit;
+mod redact;
 mod orchestrator;
 mod registry;
 pub mod schedule;

@@ -27,6 +27,7 @@ trait ErasedJob: Send + Sync + 'static {
     fn type_id(&self) -> TypeId;
     fn call(self: Arc<Self>, ctx: JobContext, input: Value) -> BoxFuture<Result<Value, ErrorInfo>>;
     fn spawn(self: Arc<Self>, attempt: Attempt) -> tokio::task::JoinHandle<()>;
+    fn check_input(&self, input: Value) -> Result<(), String>;
 }
 
 /// Everything one in-process attempt needs, handed to a spawned task.
@@ -104,6 +105,12 @@ impl<J: Job> ErasedJob for Erased<J> {
 
     fn call(self: Arc<Self>, ctx: JobContext, input: Value) -> BoxFuture<Result<Value, ErrorInfo>> {
         Box::pin(async move { run_typed(&self.0, &ctx, input).await })
+    }
+
+    fn check_input(&self, input: Value) -> Result<(), String> {
+        decode_input::<J::Input>(input)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     fn spawn(self: Arc<Self>, a: Attempt) -> tokio::task::JoinHandle<()> {
@@ -194,6 +201,12 @@ impl DynJob {
     /// The job's registered name.
     pub fn name(&self) -> &'static str {
         self.0.name()
+    }
+
+    /// Whether `input` decodes as the job's input type (the error says why not),
+    /// without running anything.
+    pub(crate) fn check_input(&self, input: Value) -> Result<(), String> {
+        self.0.check_input(input)
     }
 
     /// The job's default spec.

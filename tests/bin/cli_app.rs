@@ -1,6 +1,6 @@
 //! A dagforge `App` for the CLI tests (`tests/integration/cli.rs`): `cli-echo`, whose
 //! job logs the id of the process it runs in, and `cli-sleep`, which waits a minute
-//! unless cancelled.
+//! unless cancelled; `cli-env` and `cli-typed` for `tests/integration/hygiene.rs`.
 
 use std::process::ExitCode;
 
@@ -36,22 +36,81 @@ impl Job for Nap {
     }
 }
 
+/// Logs its whole environment, one variable a line: what a worker child inherits
+/// (`tests/integration/hygiene.rs` looks for secrets in it).
+struct Env;
+
+impl Job for Env {
+    type Input = ();
+    type Output = usize;
+    const NAME: &'static str = "env";
+
+    async fn run(&self, ctx: &JobContext, _: ()) -> Result<usize, JobError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        for (k, v) in &vars {
+            ctx.info(format!("env {k}={v}"));
+        }
+        Ok(vars.len())
+    }
+}
+
+/// Squares a `u32` parameter (a typed parameter for the input checks).
+struct Square;
+
+impl Job for Square {
+    type Input = u32;
+    type Output = u64;
+    const NAME: &'static str = "square";
+
+    async fn run(&self, _: &JobContext, n: u32) -> Result<u64, JobError> {
+        Ok(u64::from(n) * u64::from(n))
+    }
+}
+
+/// Logs a `String` parameter and fails with it: text that reaches the terminal.
+struct Say;
+
+impl Job for Say {
+    type Input = String;
+    type Output = ();
+    const NAME: &'static str = "say";
+
+    async fn run(&self, ctx: &JobContext, text: String) -> Result<(), JobError> {
+        ctx.info(format!("said {text}"));
+        Err(JobError::terminal(format!("refused {text}")))
+    }
+}
+
+/// `cli-env`, `cli-typed` (`n: u32`, `text: String`) for the hygiene tests.
+fn hygiene_workflows() -> Result<[Workflow; 2], dagforge::workflow::ValidationErrors> {
+    let mut env = Workflow::builder("cli-env");
+    env.add("env", Env);
+    let mut typed = Workflow::builder("cli-typed");
+    let n = typed.param::<u32>("n");
+    let text = typed.param_or::<String>("text", "hello".to_owned());
+    typed.add("square", Square).input_from(n);
+    typed.add("say", Say).input_from(text);
+    Ok([env.build()?, typed.build()?])
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut echo = Workflow::builder("cli-echo");
     echo.add("pid", Pid);
     let mut sleep = Workflow::builder("cli-sleep");
     sleep.add("nap", Nap);
-    match (echo.build(), sleep.build()) {
-        (Ok(echo), Ok(sleep)) => {
+    match (echo.build(), sleep.build(), hygiene_workflows()) {
+        (Ok(echo), Ok(sleep), Ok([env, typed])) => {
             App::new()
                 .name("cli-app")
                 .workflow(echo)
                 .workflow(sleep)
+                .workflow(env)
+                .workflow(typed)
                 .run()
                 .await
         }
-        (Err(e), _) | (_, Err(e)) => {
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }

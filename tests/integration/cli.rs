@@ -202,7 +202,7 @@ async fn unknown_workflow_is_named_with_exit_code_two() {
 
 /// The test app binary, run in `dir` with the `DAGFORGE_*` variables cleared and
 /// `env` set.
-fn app_bin(
+pub(crate) fn app_bin(
     dir: &std::path::Path,
     args: &[&str],
     env: &[(&str, &str)],
@@ -232,7 +232,7 @@ fn app_bin(
     )
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "dagforge-cli-bin-{name}-{}-{}",
         std::process::id(),

@@ -43,6 +43,10 @@ pub(crate) struct Global {
     /// Most attempts running at once [default: 256].
     #[arg(long, global = true, env = "DAGFORGE_CONCURRENCY", value_name = "N")]
     pub(crate) concurrency: Option<usize>,
+    /// Let dagforge add its tables to a SQLite file that already holds other tables
+    /// (another application's database); without it such a file is refused, untouched.
+    #[arg(long, global = true, env = "DAGFORGE_INIT_STORE")]
+    pub(crate) init_store: bool,
 }
 
 /// How attempts run.

@@ -1,6 +1,6 @@
 //! The commands that do not deal with recorded runs: serve, run, graph, jobs, worker.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use serde_json::{Map, Value};
 
@@ -8,7 +8,7 @@ use super::App;
 use super::cli::{Cli, Command, ExecutorKind, GraphArgs, GraphFormat, JobsArgs, RunArgs};
 use super::config::Settings;
 use super::error::CliError;
-use super::{progress, runs, schedules};
+use super::{inputs, progress, runs, schedules, table};
 use crate::orchestrator::{Engine, RunResult};
 
 /// Runs one parsed command.
@@ -33,39 +33,54 @@ pub(super) async fn dispatch(
         Command::Worker => worker(app).await,
         command => {
             let settings = Settings::resolve(&cli.global)?;
-            match command {
-                Command::Serve(a) => {
-                    let poll = settings.poll(a.poll_secs)?;
-                    let engine = engine(app, &settings).await?;
-                    writeln!(
-                        err,
-                        "serving {} ({} workflow{}, {} executor, concurrency {}); Ctrl-C stops",
-                        settings.store,
-                        app.all_workflows.len(),
-                        if app.all_workflows.len() == 1 {
-                            ""
-                        } else {
-                            "s"
-                        },
-                        executor_name(settings.executor),
-                        settings.concurrency,
-                    )?;
-                    engine
-                        .serve(poll, async {
-                            if tokio::signal::ctrl_c().await.is_err() {
-                                std::future::pending::<()>().await;
-                            }
-                        })
-                        .await?;
-                    writeln!(err, "stopped")?;
-                    Ok(())
-                }
-                Command::Run(a) => run(app, &settings, &a, out, err, live).await,
-                Command::Runs(r) => runs::dispatch(app, &settings, r, out, err, live).await,
-                Command::Schedules(s) => schedules::dispatch(app, &settings, s, out, err).await,
-                Command::Graph(_) | Command::Jobs(_) | Command::Worker => Ok(()),
-            }
+            let done = settings_command(app, &settings, command, out, err, live).await;
+            // Whatever happened: the SQLite file then holds every write (checkpoint).
+            settings.close().await;
+            done.map_err(|e| e.naming_store(&settings.store))
         }
+    }
+}
+
+/// A command that uses the settings (the store, the executor).
+async fn settings_command(
+    app: &App,
+    settings: &Settings,
+    command: Command,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+    live: bool,
+) -> Result<(), CliError> {
+    match command {
+        Command::Serve(a) => {
+            let poll = settings.poll(a.poll_secs)?;
+            let engine = engine(app, settings).await?;
+            writeln!(
+                err,
+                "serving {} ({} workflow{}, {} executor, concurrency {}); Ctrl-C stops",
+                settings.shown_store(),
+                app.all_workflows.len(),
+                if app.all_workflows.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                executor_name(settings.executor),
+                settings.concurrency,
+            )?;
+            engine
+                .serve(poll, async {
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                })
+                .await?;
+            writeln!(err, "stopped")?;
+            Ok(())
+        }
+        Command::Run(a) => run(app, settings, &a, out, err, live).await,
+        Command::Runs(r) => runs::dispatch(app, settings, r, out, err, live).await,
+        Command::Schedules(s) => schedules::dispatch(app, settings, s, out, err).await,
+        Command::Graph(_) | Command::Jobs(_) | Command::Worker => Ok(()),
     }
 }
 
@@ -114,7 +129,8 @@ async fn run(
     live: bool,
 ) -> Result<(), CliError> {
     let wf = app.find(&a.workflow)?;
-    let inputs = parse_inputs(&a.inputs, a.input_json.as_deref())?;
+    let inputs = inputs::parse(&a.inputs, a.input_json.as_deref())?;
+    inputs::check_types(wf, &inputs)?;
     let later = a.at.is_some() || a.delay.is_some() || a.priority.is_some() || a.key.is_some();
     if later && a.wait {
         return Err(CliError::usage(
@@ -151,7 +167,7 @@ async fn run(
             err,
             "enqueued run {id} of `{}`{when}: an engine serving {} runs it (`serve`)",
             wf.name(),
-            settings.store
+            settings.shown_store()
         )?;
         return Ok(());
     }
@@ -167,7 +183,7 @@ async fn run(
             err,
             "enqueued run {id} of `{}`: an engine serving {} runs it (`serve`); `runs show {id}` follows it",
             wf.name(),
-            settings.store
+            settings.shown_store()
         )?;
         if settings.store.starts_with("memory:") {
             writeln!(
@@ -182,10 +198,15 @@ async fn run(
 /// Prints the final table; a run that did not succeed is a failure (exit code 1).
 pub(super) fn finish(result: &RunResult, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     writeln!(out)?;
-    writeln!(out, "{}", result.table())?;
+    writeln!(out, "{}", table::escape_lines(&result.table()))?;
     for n in result.nodes.iter().filter(|n| n.state.is_failure()) {
         if let Some(e) = &n.error {
-            writeln!(out, "  {}: {e}", n.id)?;
+            writeln!(
+                out,
+                "  {}: {}",
+                table::escape(&n.id),
+                table::escape(&e.to_string())
+            )?;
         }
     }
     if result.is_success() {
@@ -196,58 +217,6 @@ pub(super) fn finish(result: &RunResult, out: &mut (dyn Write + Send)) -> Result
             result.id, result.state
         )))
     }
-}
-
-/// The run's parameters: `--input-json`'s object, then each `--input KEY=VALUE`.
-pub(super) fn parse_inputs(
-    inputs: &[String],
-    input_json: Option<&std::path::Path>,
-) -> Result<Value, CliError> {
-    let mut map = match input_json {
-        None => Map::new(),
-        Some(path) => {
-            let shown = path.display().to_string();
-            let text = if shown == "-" {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .map_err(|e| CliError::usage(format!("--input-json -: {e}")))?;
-                s
-            } else {
-                std::fs::read_to_string(path)
-                    .map_err(|e| CliError::usage(format!("--input-json {shown}: {e}")))?
-            };
-            match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(m)) => m,
-                Ok(other) => {
-                    return Err(CliError::usage(format!(
-                        "--input-json {shown}: expected a JSON object of parameters, found {}",
-                        crate::workflow::plan::kind(&other)
-                    )));
-                }
-                Err(e) => {
-                    return Err(CliError::usage(format!(
-                        "--input-json {shown}: not JSON: {e}"
-                    )));
-                }
-            }
-        }
-    };
-    for kv in inputs {
-        let Some((k, v)) = kv.split_once('=') else {
-            return Err(CliError::usage(format!(
-                "--input `{kv}`: expected KEY=VALUE"
-            )));
-        };
-        if k.trim().is_empty() {
-            return Err(CliError::usage(format!(
-                "--input `{kv}`: the parameter name is empty"
-            )));
-        }
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
-        map.insert(k.trim().to_owned(), value);
-    }
-    Ok(Value::Object(map))
 }
 
 fn graph(app: &App, a: &GraphArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {

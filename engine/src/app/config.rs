@@ -25,14 +25,36 @@ struct FileConfig {
     poll_secs: Option<f64>,
 }
 
+/// The most a config file may hold: it is a handful of keys.
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// Settings after precedence is applied.
-#[derive(Debug)]
 pub(crate) struct Settings {
+    /// The store URL, credentials included: to connect with, never to show (see
+    /// [`Settings::shown_store`]).
     pub(crate) store: String,
     pub(crate) executor: ExecutorKind,
     pub(crate) concurrency: usize,
     /// From the file only; `serve --poll-secs` (flag or env) overrides it.
     pub(crate) poll_secs: Option<f64>,
+    /// Whether a SQLite file holding another application's tables may be initialised
+    /// as a dagforge store (`--init-store`).
+    pub(crate) init_store: bool,
+    /// The SQLite stores opened, checkpointed and closed by [`Settings::close`].
+    #[cfg(feature = "sqlite")]
+    opened: std::sync::Mutex<Vec<crate::store::SqliteStore>>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("store", &self.shown_store())
+            .field("executor", &self.executor)
+            .field("concurrency", &self.concurrency)
+            .field("poll_secs", &self.poll_secs)
+            .field("init_store", &self.init_store)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
@@ -65,7 +87,32 @@ impl Settings {
                 .unwrap_or(ExecutorKind::InProcess),
             concurrency,
             poll_secs: file.poll_secs,
+            init_store: global.init_store,
+            #[cfg(feature = "sqlite")]
+            opened: std::sync::Mutex::default(),
         })
+    }
+
+    /// The store URL without credentials: what messages show.
+    pub(crate) fn shown_store(&self) -> String {
+        crate::redact::url(&self.store)
+    }
+
+    /// Checkpoints and closes the SQLite stores opened (so the database file holds
+    /// everything, and the `-wal` file is empty); the other stores need nothing.
+    pub(crate) async fn close(&self) {
+        #[cfg(feature = "sqlite")]
+        {
+            let opened = std::mem::take(
+                &mut *self
+                    .opened
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            for store in opened {
+                store.close().await;
+            }
+        }
     }
 
     /// The serve poll interval: `flag` (flag or env) over the file over 5 s.
@@ -83,14 +130,49 @@ impl Settings {
 
     /// Opens the store the settings name.
     pub(crate) async fn open_store(&self) -> Result<Arc<dyn Store>, CliError> {
-        open_store(&self.store).await
+        let url = &self.store;
+        #[cfg(feature = "sqlite")]
+        if url.split_once(':').is_some_and(|(s, _)| s == "sqlite") {
+            let store = crate::store::SqliteStore::options(url)
+                .initialize_foreign(self.init_store)
+                .open()
+                .await
+                .map_err(|e| CliError::store(url, e))?;
+            self.opened
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(store.clone());
+            return Ok(Arc::new(store));
+        }
+        open_store(url).await
     }
 }
 
+/// The text of `path`, at most `limit` bytes: a longer file (or `/dev/zero`) is an
+/// error, not a read until memory runs out.
+pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    read_capped_from(file, limit)
+}
+
+/// The text `from` gives, at most `limit` bytes (an error past that, or on bytes that
+/// are not UTF-8).
+pub(crate) fn read_capped_from(from: impl std::io::Read, limit: u64) -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    from.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("larger than the {} KiB allowed", limit / 1024));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text ({e})"))
+}
+
 fn read(path: &Path) -> Result<FileConfig, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::Config {
+    let text = read_capped(path, MAX_CONFIG_BYTES).map_err(|reason| CliError::Config {
         path: PathBuf::from(path),
-        reason: e.to_string(),
+        reason,
     })?;
     toml::from_str(&text).map_err(|e| CliError::Config {
         path: PathBuf::from(path),
@@ -98,23 +180,20 @@ fn read(path: &Path) -> Result<FileConfig, CliError> {
     })
 }
 
-/// Opens a store by URL: `sqlite:`, `postgres://` / `postgresql://`, `memory://`.
-pub(crate) async fn open_store(url: &str) -> Result<Arc<dyn Store>, CliError> {
+/// Opens a store by URL other than `sqlite:` (which [`Settings::open_store`] opens):
+/// `postgres://` / `postgresql://`, `memory://`.
+async fn open_store(url: &str) -> Result<Arc<dyn Store>, CliError> {
     let scheme = url.split_once(':').map_or("", |(s, _)| s);
     let opened: Arc<dyn Store> = match scheme {
         "memory" => Arc::new(MemoryStore::new()),
-        #[cfg(feature = "sqlite")]
-        "sqlite" => Arc::new(
-            crate::store::SqliteStore::open(url)
-                .await
-                .map_err(|e| CliError::store(url, e))?,
-        ),
         #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => Arc::new(
+        "postgres" | "postgresql" => Arc::new({
+            crate::store::PostgresStore::check_url(url)
+                .map_err(|e| CliError::usage(format!("store URL {}", super::table::escape(&e))))?;
             crate::store::PostgresStore::connect(url)
                 .await
-                .map_err(|e| CliError::store(url, e))?,
-        ),
+                .map_err(|e| CliError::store(url, e))?
+        }),
         _ => {
             let mut known = vec!["memory://"];
             if cfg!(feature = "sqlite") {
@@ -124,7 +203,8 @@ pub(crate) async fn open_store(url: &str) -> Result<Arc<dyn Store>, CliError> {
                 known.push("postgres://…");
             }
             return Err(CliError::usage(format!(
-                "store URL `{url}` is not supported by this build (use {})",
+                "store URL `{}` is not supported by this build (use {})",
+                super::table::escape(&crate::redact::url(url)),
                 known.join(", ")
             )));
         }

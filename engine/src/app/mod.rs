@@ -39,6 +39,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod inputs;
 mod progress;
 mod runs;
 mod schedules;
@@ -235,7 +236,7 @@ impl App {
         };
         if !self.problems.is_empty() && !matches!(cli.command, Some(Command::Worker)) {
             for p in &self.problems {
-                let _ = writeln!(err, "error: {p}");
+                let _ = writeln!(err, "error: {}", table::escape_lines(p));
             }
             return 2;
         }
@@ -243,7 +244,9 @@ impl App {
             Ok(()) => 0,
             Err(e) => {
                 if !matches!(e, CliError::Failed(_)) {
-                    let _ = writeln!(err, "error: {e}");
+                    // With its causes, and escaped: names and values in it are the
+                    // user's (or a job's) and may hold control characters.
+                    let _ = writeln!(err, "error: {}", table::escape_lines(&error::chain(&e)));
                 }
                 e.exit_code()
             }

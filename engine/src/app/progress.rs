@@ -145,11 +145,12 @@ impl<'w> View<'w> {
                             bar.set_length(100);
                         }
                         bar.set_position(u64::from(percent));
-                        bar.set_message(message);
+                        bar.set_message(super::table::escape(&message).into_owned());
                     }
                     (Some(_), _) => {}
                     (None, _) => {
                         let label = label(&node, item);
+                        let message = super::table::escape(&message);
                         writeln!(out, "{at:7.3}s  {label:<20} {percent:>3}% {message}")?;
                     }
                 }
@@ -161,6 +162,7 @@ impl<'w> View<'w> {
                 message,
                 ..
             } => {
+                let message = super::table::escape(&message);
                 let line = format!("{at:7.3}s  {:<20} {level}: {message}", label(&node, item));
                 match &self.multi {
                     Some(m) => m.println(line)?,
@@ -204,6 +206,7 @@ impl<'w> View<'w> {
                 .map(|e| format!(" ({e})"))
                 .or_else(|| n.reason.as_ref().map(|r| format!(" ({r})")))
                 .unwrap_or_default();
+            let why = super::table::escape(&why);
             let mut fan = String::new();
             if let Some(item) = n.item
                 && n.to.is_terminal()
@@ -255,6 +258,7 @@ impl<'w> View<'w> {
             (None, NodeState::Retrying) => {
                 if let Some(bar) = self.bars.get(&i) {
                     let why = n.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+                    let why = super::table::escape(&why);
                     bar.set_message(format!("retrying after attempt {}: {why}", n.attempt));
                 }
             }
@@ -275,7 +279,8 @@ impl<'w> View<'w> {
                     .map(|e| format!(": {e}"))
                     .or_else(|| n.reason.as_ref().map(|r| format!(": {r}")))
                     .unwrap_or_default();
-                multi.println(format!("{mark} {:<20} {to} at {at:.1}s{why}", n.node))?;
+                let (node, why) = (super::table::escape(&n.node), super::table::escape(&why));
+                multi.println(format!("{mark} {node:<20} {to} at {at:.1}s{why}"))?;
             }
             (Some(_), to) if to.is_terminal() => {
                 let (done, _) = self.count_item(i);
@@ -323,10 +328,12 @@ impl<'w> View<'w> {
     }
 }
 
+/// A node (and item) as shown: [escaped](super::table::escape).
 fn label(node: &str, item: Option<u32>) -> String {
+    let node = super::table::escape(node);
     match item {
         Some(i) => format!("{node}[{i}]"),
-        None => node.to_owned(),
+        None => node.into_owned(),
     }
 }
 

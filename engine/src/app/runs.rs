@@ -163,12 +163,17 @@ async fn show(
             .and_then(|r| r.strip_prefix(crate::orchestrator::RETRY_REASON_PREFIX))
     });
     writeln!(out, "run       {}", run.id)?;
-    writeln!(out, "workflow  {} v{}", run.workflow, run.version)?;
+    writeln!(
+        out,
+        "workflow  {} v{}",
+        table::escape(&run.workflow),
+        table::escape(&run.version)
+    )?;
     writeln!(out, "state     {}", run.state)?;
     if let Some(old) = retry_of {
-        writeln!(out, "retry of  {old}")?;
+        writeln!(out, "retry of  {}", table::escape(old))?;
     }
-    writeln!(out, "inputs    {}", run.inputs)?;
+    writeln!(out, "inputs    {}", table::escape(&run.inputs.to_string()))?;
     writeln!(out, "created   {}", table::time(run.created_at))?;
     if let Some(t) = run.started_at {
         writeln!(out, "started   {}", table::time(t))?;
@@ -279,8 +284,10 @@ async fn logs(
                 let item = item.map(|i| format!("[{i}]")).unwrap_or_default();
                 writeln!(
                     out,
-                    "{}  {n}{item} #{attempt}  {level}: {message}",
-                    table::time(e.at)
+                    "{}  {}{item} #{attempt}  {level}: {}",
+                    table::time(e.at),
+                    table::escape(n),
+                    table::escape(message)
                 )?;
             }
         }
@@ -334,7 +341,7 @@ async fn retry(
         writeln!(
             err,
             "enqueued run {new}, a retry of run {id}: an engine serving {} runs it (`serve`)",
-            settings.store
+            settings.shown_store()
         )?;
         Ok(())
     }

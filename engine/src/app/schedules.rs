@@ -8,9 +8,10 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::App;
-use super::commands::{engine, parse_inputs};
+use super::commands::engine;
 use super::config::Settings;
 use super::error::CliError;
+use super::inputs::parse as parse_inputs;
 use super::table;
 use crate::orchestrator::{Recurring, RecurringSchedule};
 use crate::schedule::{MissedFirePolicy, OverlapPolicy};
@@ -148,33 +149,39 @@ pub(super) async fn dispatch(
             writeln!(
                 out,
                 "schedule `{}`: `{}` on `{}` ({}), next fire {}",
-                s.id,
-                s.workflow,
-                s.cron,
-                s.time_zone,
+                table::escape(&s.id),
+                table::escape(&s.workflow),
+                table::escape(&s.cron),
+                table::escape(&s.time_zone),
                 opt_time(s.next_fire)
             )?;
         }
         SchedulesCommand::Enable { id } => {
             let s = engine.enable_recurring(&id).await?;
-            writeln!(out, "enabled `{id}`: next fire {}", opt_time(s.next_fire))?;
+            writeln!(
+                out,
+                "enabled `{}`: next fire {}",
+                table::escape(&id),
+                opt_time(s.next_fire)
+            )?;
         }
         SchedulesCommand::Disable { id } => {
             engine.disable_recurring(&id).await?;
-            writeln!(out, "disabled `{id}`")?;
+            writeln!(out, "disabled `{}`", table::escape(&id))?;
         }
         SchedulesCommand::Trigger { id } => {
             let run = engine.trigger_recurring(&id).await?;
             writeln!(out, "{run}")?;
             writeln!(
                 err,
-                "triggered `{id}`: run {run} enqueued; an engine serving {} runs it",
-                settings.store
+                "triggered `{}`: run {run} enqueued; an engine serving {} runs it",
+                table::escape(&id),
+                settings.shown_store()
             )?;
         }
         SchedulesCommand::Remove { id } => {
             engine.remove_recurring(&id).await?;
-            writeln!(out, "removed `{id}`")?;
+            writeln!(out, "removed `{}`", table::escape(&id))?;
         }
     }
     Ok(())
@@ -225,7 +232,7 @@ fn show(s: &RecurringSchedule, out: &mut (dyn Write + Send)) -> Result<(), CliEr
         ("note", s.note.clone().unwrap_or_else(|| "-".to_owned())),
     ];
     for (k, v) in rows {
-        writeln!(out, "{:<10} {v}", format!("{k}:"))?;
+        writeln!(out, "{:<10} {}", format!("{k}:"), table::escape(&v))?;
     }
     Ok(())
 }

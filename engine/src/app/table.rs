@@ -2,8 +2,44 @@
 
 use std::time::{Duration, SystemTime};
 
-/// Left-aligned columns two spaces apart; the first row is the header.
+/// `text` safe to print on a terminal: control characters (escape sequences, carriage
+/// returns, newlines, C1 controls) and the Unicode direction overrides are shown as
+/// Rust escapes (`\u{1b}`, `\r`, `\n`), so a job's log line, a node name or an input
+/// cannot move the cursor, recolour the terminal or forge another line. The one
+/// escaping function: everything the CLI prints that a user or a job wrote goes
+/// through it (multi-line text line by line, see [`escape_lines`]).
+pub(super) fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Multi-line `text` (an error listing several problems, a table) escaped line by
+/// line: the line breaks stay, everything else goes through [`escape`].
+pub(super) fn escape_lines(text: &str) -> String {
+    text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+}
+
+/// Left-aligned columns two spaces apart; the first row is the header. Cells are
+/// [escaped](escape).
 pub(super) fn render(rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape(c).into_owned()).collect())
+        .collect();
+    let rows = &rows[..];
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let width: Vec<usize> = (0..cols)
         .map(|c| {
@@ -79,6 +115,25 @@ mod tests {
         // A leap day.
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(time(t), "2000-02-29 00:00:00Z");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("plain ünïcode"), "plain ünïcode");
+        assert_eq!(escape("\u{1b}[31mred\r\n"), "\\u{1b}[31mred\\r\\n");
+        assert_eq!(escape("\u{9b}2J \u{202e}x"), "\\u{9b}2J \\u{202e}x");
+        assert_eq!(escape_lines("a\u{7}\nb"), "a\\u{7}\nb");
+        let rows = vec![vec!["\u{1b}]0;title\u{7}".to_owned(), "x".to_owned()]];
+        assert!(!render(&rows).contains('\u{1b}'));
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, nothing escaped holds a control character.
+        #[test]
+        fn escaped_text_has_no_control_character(s in "\\PC*|[\\x00-\\x{9f}]{0,40}") {
+            proptest::prop_assert!(!escape(&s).chars().any(char::is_control));
+            proptest::prop_assert!(!escape_lines(&s).chars().any(|c| c.is_control() && c != '\n'));
+        }
     }
 
     #[test]

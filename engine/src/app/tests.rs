@@ -422,7 +422,8 @@ async fn input_json_then_inputs_override() {
         "{}",
         out.stderr
     );
-    // A wrong type reaches the job's input decoding: the run fails (exit code 1).
+    // A wrong type is refused before a run is recorded (exit code 2), naming the
+    // parameter and the node that cannot take it.
     let out = app
         .run_from([
             "t",
@@ -435,7 +436,14 @@ async fn input_json_then_inputs_override() {
             "memory://",
         ])
         .await;
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("run input `x`: node `a` (job `double`) cannot take it"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "no run: {}", out.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -480,4 +488,166 @@ async fn logs_follow_until_the_run_finishes() {
         "{}",
         out.stdout
     );
+}
+
+mod fuzz {
+    //! Property tests of what the CLI reads from users: `-i` values, `--input-json`,
+    //! config files and store URLs. Random bytes and deep nesting give a typed error
+    //! (or a value), never a panic or a stack overflow.
+
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::super::cli::Global;
+    use super::super::config::Settings;
+    use super::super::error::CliError;
+    use super::super::inputs;
+    use super::app;
+
+    /// Text nested `depth` levels deep, as arrays or objects, closed or not.
+    fn nested(depth: usize, object: bool, closed: bool) -> String {
+        let (open, close) = if object { ("{\"a\":", "}") } else { ("[", "]") };
+        let mut s = open.repeat(depth);
+        s.push('1');
+        if closed {
+            s.push_str(&close.repeat(depth));
+        }
+        s
+    }
+
+    fn values() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[\\[\\]{}\":,0-9a-z ]{0,64}",
+            (1usize..200_000, any::<bool>(), any::<bool>()).prop_map(|(d, o, c)| nested(d, o, c)),
+        ]
+    }
+
+    fn temp_file(bytes: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "dagforge-fuzz-{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// `-i x=VALUE`: parsed or refused as bad input; then checked against the
+        /// `u32` the job takes: accepted only if it is one.
+        #[test]
+        fn input_values(v in values()) {
+            let app = app();
+            let wf = app.find("twice").unwrap();
+            match inputs::parse(&[format!("x={v}")], None) {
+                Ok(parsed) => {
+                    let checked = inputs::check_types(wf, &parsed);
+                    let is_u32 = parsed["x"].as_u64().is_some_and(|n| n <= u64::from(u32::MAX));
+                    prop_assert_eq!(checked.is_ok(), is_u32, "{:?}", checked.err());
+                    if let Err(e) = checked {
+                        prop_assert_eq!(e.exit_code(), 2);
+                        prop_assert!(e.to_string().contains("run input `x`"), "{e}");
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(matches!(e, CliError::Usage(_)), "{e:?}");
+                    prop_assert!(e.to_string().contains("--input `x`"), "{e}");
+                }
+            }
+        }
+
+        /// `--input-json FILE` of random bytes or deep nesting: an object of
+        /// parameters, or bad input naming the file.
+        #[test]
+        fn input_json_files(bytes in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..512),
+            values().prop_map(String::into_bytes),
+        ]) {
+            let path = temp_file(&bytes);
+            let parsed = inputs::parse(&[], Some(&path));
+            let _ = std::fs::remove_file(&path);
+            match parsed {
+                Ok(v) => prop_assert!(v.is_object()),
+                Err(e) => {
+                    prop_assert_eq!(e.exit_code(), 2);
+                    let shown = path.display().to_string();
+                    prop_assert!(e.to_string().contains(&shown), "{e}");
+                }
+            }
+        }
+
+        /// A config file of random bytes: settings, or a config error naming the file.
+        #[test]
+        fn config_files(bytes in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..512),
+            "(store|executor|concurrency|poll_secs|x) = [\"a-z0-9.:/\\[\\]{}]{0,40}\n"
+                .prop_map(String::into_bytes),
+            (1usize..100_000, any::<bool>()).prop_map(|(d, c)| {
+                format!("store = {}", nested(d, false, c)).into_bytes()
+            }),
+        ]) {
+            let path = temp_file(&bytes);
+            let global = Global {
+                config: Some(path.clone()),
+                ..Global::default()
+            };
+            let settings = Settings::resolve(&global);
+            let _ = std::fs::remove_file(&path);
+            if let Err(e) = settings {
+                prop_assert!(
+                    matches!(&e, CliError::Config { path: p, .. } if p == &path)
+                        || matches!(e, CliError::Usage(_)),
+                    "{e:?}"
+                );
+            }
+        }
+
+        /// Store URLs: a PostgreSQL URL is accepted only with a host and a database,
+        /// and no error or redacted form shows its password.
+        #[test]
+        fn store_urls(
+            url in prop_oneof![
+                any::<String>(),
+                "(postgres|postgresql|sqlite|memory|x)://[a-z:@/?=&.0-9\\[\\]%]{0,40}",
+            ],
+        ) {
+            let secret = "Zq9SecretPw";
+            let with_secret = match url.split_once("://") {
+                Some((scheme, rest)) => format!("{scheme}://u:{secret}@{rest}"),
+                None => url.clone(),
+            };
+            prop_assert!(!crate::redact::url(&with_secret).contains(secret));
+            #[cfg(feature = "postgres")]
+            if let Err(e) = crate::store::PostgresStore::check_url(&with_secret) {
+                prop_assert!(!e.contains(secret), "{e}");
+            }
+        }
+    }
+
+    /// The caps: a config file or `--input-json` longer than allowed is refused by
+    /// reading just past the cap.
+    #[cfg(unix)]
+    #[test]
+    fn dev_zero_is_refused() {
+        let zero = Path::new("/dev/zero");
+        let e = inputs::parse(&[], Some(zero)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("--input-json /dev/zero: larger than"),
+            "{e}"
+        );
+        let global = Global {
+            config: Some(zero.to_path_buf()),
+            ..Global::default()
+        };
+        let e = Settings::resolve(&global).unwrap_err();
+        assert!(
+            e.to_string().contains("config file /dev/zero: larger than"),
+            "{e}"
+        );
+    }
 }

@@ -265,24 +265,14 @@ impl fmt::Debug for ArtifactConfig {
     }
 }
 
-/// The URL without user info, query or fragment.
+/// The URL without user info, query or fragment (see [`crate::redact::url`]).
 pub(super) fn redact(url: &Url) -> String {
-    let mut url = url.clone();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.set_query(None);
-    url.set_fragment(None);
-    url.to_string()
+    crate::redact::url(url.as_str())
 }
 
-/// Best effort for a string that is not a URL: drop everything after `?` and
-/// anything that looks like user info.
+/// The same for a string that is not a URL.
 fn redact_str(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or_default();
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
+    crate::redact::url(url)
 }
 
 #[cfg(test)]

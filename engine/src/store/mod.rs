@@ -128,6 +128,14 @@ pub enum StoreError {
         /// The version this build needs.
         supported: i64,
     },
+    /// The database holds another application's tables and no dagforge schema: it was
+    /// left untouched. Name a file of its own, or ask for it to be initialised
+    /// (`SqliteOptions::initialize_foreign`).
+    #[error("{message}")]
+    Foreign {
+        /// Which database, and what it holds.
+        message: String,
+    },
     /// A stored row does not decode; the error names the run and what it holds.
     #[error(transparent)]
     BadRow(#[from] BadRow),

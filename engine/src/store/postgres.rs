@@ -84,8 +84,9 @@ pub struct PostgresStore {
     writer: Arc<Combiner<write::Writer>>,
 }
 
-/// How to connect a [`PostgresStore`]: from [`PostgresStore::options`].
-#[derive(Debug, Clone)]
+/// How to connect a [`PostgresStore`]: from [`PostgresStore::options`]. Its `Debug`
+/// shows the URL without credentials.
+#[derive(Clone)]
 #[must_use]
 pub struct PostgresOptions {
     url: String,
@@ -95,6 +96,59 @@ pub struct PostgresOptions {
     connect_timeout: Duration,
     notify_appends: bool,
     application_name: String,
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("url", &crate::redact::url(&self.url))
+            .field("schema", &self.schema)
+            .field("migrate", &self.migrate)
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("notify_appends", &self.notify_appends)
+            .field("application_name", &self.application_name)
+            .finish()
+    }
+}
+
+/// Checks that `url` is a PostgreSQL URL that names its server and its database
+/// (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`; the host may also come as a `host=`
+/// parameter, the database as `dbname=`), so that an incomplete URL such as
+/// `postgres://` is refused instead of connecting to whatever the defaults reach. The
+/// error names what is missing, and shows the URL without credentials.
+fn check_url(url: &str) -> Result<(), String> {
+    let shown = crate::redact::url(url);
+    let parsed = match url::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(url::ParseError::EmptyHost) => {
+            return Err(format!(
+                "`{shown}` names no host: use postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+            ));
+        }
+        Err(e) => return Err(format!("`{shown}` is not a URL: {e}")),
+    };
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "`{shown}` is not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)"
+        ));
+    }
+    let param = |key: &str| {
+        parsed
+            .query_pairs()
+            .any(|(k, v)| k == key && !v.trim().is_empty())
+    };
+    let host = parsed.host_str().is_some_and(|h| !h.is_empty()) || param("host");
+    let database = !parsed.path().trim_matches('/').is_empty() || param("dbname");
+    let missing = match (host, database) {
+        (true, true) => return Ok(()),
+        (false, false) => "no host and no database",
+        (false, true) => "no host",
+        (true, false) => "no database",
+    };
+    Err(format!(
+        "`{shown}` names {missing}: use postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+    ))
 }
 
 impl PostgresOptions {
@@ -162,43 +216,58 @@ impl PostgresOptions {
                 source: None,
             });
         }
+        check_url(&self.url).map_err(|reason| StoreError::Unreachable {
+            message: format!("store: {reason}"),
+            source: None,
+        })?;
         let opts: PgConnectOptions = self.url.parse().map_err(|e| StoreError::Unreachable {
-            message: "store: not a PostgreSQL URL".to_owned(),
+            message: format!(
+                "store: `{}` is not a PostgreSQL URL",
+                crate::redact::url(&self.url)
+            ),
             source: Some(Box::new(e)),
         })?;
         let opts = opts
             .options([("search_path", schema.as_str())])
             .application_name(&self.application_name);
+        // Named in errors: where, never who with which password.
+        let server = format!(
+            "{}:{}/{}",
+            opts.get_host(),
+            opts.get_port(),
+            opts.get_database().unwrap_or_default()
+        );
+        let connect_error = |e| connect_error(&server, e);
         // The schema must exist before pooled connections use it as their search path.
         let mut conn =
             tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&opts))
                 .await
                 .map_err(|_| StoreError::Unreachable {
                     message: format!(
-                        "store: no PostgreSQL connection within {:?}",
+                        "store: no connection to PostgreSQL at {server} within {:?}",
                         self.connect_timeout
                     ),
                     source: None,
                 })?
                 .map_err(connect_error)?;
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
-             WHERE table_schema = $1 AND table_name = 'dagforge_schema')",
-        )
-        .bind(schema)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(connect_error)?;
-        let found: Option<i64> = if exists {
-            Some(
-                sqlx::query_scalar("SELECT version::bigint FROM dagforge_schema WHERE id = 1")
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(connect_error)?,
-            )
-        } else {
-            None
-        };
+        let mut found = schema_version(&mut conn, schema)
+            .await
+            .map_err(connect_error)?;
+        if self.migrate {
+            // Engines started at once on a fresh schema take turns: one creates and
+            // migrates it while the others wait here, then find it done. (`CREATE SCHEMA
+            // IF NOT EXISTS` run at once by two sessions fails one of them with a
+            // duplicate key.) The lock is this connection's, released when it closes.
+            sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+                .bind(MIGRATION_LOCK)
+                .bind(schema)
+                .execute(&mut conn)
+                .await
+                .map_err(connect_error)?;
+            found = schema_version(&mut conn, schema)
+                .await
+                .map_err(connect_error)?;
+        }
         let mut migrate_now = false;
         match found {
             Some(v) if v > SCHEMA_VERSION => {
@@ -222,8 +291,6 @@ impl PostgresOptions {
                 migrate_now = true;
             }
         }
-        // Best effort: the connection is no longer needed.
-        let _ = conn.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.connect_timeout)
@@ -231,8 +298,21 @@ impl PostgresOptions {
         if migrate_now {
             // Through the pool (its connections use the schema as their search path):
             // migrating through a `&mut PgConnection` would make this future `!Send`.
-            MIGRATOR.run(&pool).await.map_err(migrate_error)?;
+            MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|e| migrate_error(&server, e))?;
         }
+        if self.migrate {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+                .bind(MIGRATION_LOCK)
+                .bind(schema)
+                .execute(&mut conn)
+                .await;
+        }
+        // Best effort: the connection is no longer needed (closing it releases the
+        // lock too).
+        let _ = conn.close().await;
         let channel: Arc<str> = format!("dagforge_{schema}").into();
         Ok(PostgresStore {
             writer: Arc::new(Combiner::new(write::Writer {
@@ -248,15 +328,37 @@ impl PostgresOptions {
     }
 }
 
-/// Classifies an error met while connecting.
-fn connect_error(e: sqlx::Error) -> StoreError {
+/// The advisory lock key (with the schema's hash) under which connects migrate.
+const MIGRATION_LOCK: i32 = 0x6461_6766; // "dagf"
+
+/// The version in `schema`'s `dagforge_schema` row; `None` when there is no such table.
+async fn schema_version(conn: &mut PgConnection, schema: &str) -> Result<Option<i64>, sqlx::Error> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+         WHERE table_schema = $1 AND table_name = 'dagforge_schema')",
+    )
+    .bind(schema)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !exists {
+        return Ok(None);
+    }
+    sqlx::query_scalar("SELECT version::bigint FROM dagforge_schema WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await
+        .map(Some)
+}
+
+/// Classifies an error met while connecting to `server` (`host:port/database`), with
+/// the cause in words: authentication failed, no such database, no server there.
+fn connect_error(server: &str, e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Configuration(_) => StoreError::Unreachable {
-            message: "store: cannot reach the PostgreSQL server".to_owned(),
+            message: format!("store: cannot reach PostgreSQL at {server}"),
             source: Some(Box::new(e)),
         },
         sqlx::Error::Database(ref db)
@@ -264,22 +366,27 @@ fn connect_error(e: sqlx::Error) -> StoreError {
                 .code()
                 .is_some_and(|c| c.starts_with("28") || c.starts_with("08") || c == "3D000") =>
         {
-            // Authorization (28…), connection (08…), no such database.
+            let why = match db.code().as_deref() {
+                Some("28P01") => "authentication failed (wrong password)",
+                Some(c) if c.starts_with("28") => "authentication failed",
+                Some("3D000") => "the database does not exist",
+                _ => "the server refused the connection",
+            };
             StoreError::Unreachable {
-                message: "store: the PostgreSQL server refused the connection".to_owned(),
+                message: format!("store: PostgreSQL at {server}: {why}"),
                 source: Some(Box::new(e)),
             }
         }
-        e => backend("connecting to PostgreSQL", e),
+        e => backend(&format!("connecting to PostgreSQL at {server}"), e),
     }
 }
 
-fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
+fn migrate_error(server: &str, e: sqlx::migrate::MigrateError) -> StoreError {
     match e {
         sqlx::migrate::MigrateError::Execute(e)
-        | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => connect_error(e),
+        | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => connect_error(server, e),
         e => StoreError::Backend {
-            message: "store: migrating the PostgreSQL schema failed".to_owned(),
+            message: format!("store: migrating the PostgreSQL schema at {server} failed"),
             source: Some(Box::new(e)),
         },
     }
@@ -355,6 +462,14 @@ impl PostgresStore {
     /// [options](PostgresStore::options) (schema `dagforge`, migrations applied).
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
         Self::options(url).connect().await
+    }
+
+    /// Whether `url` names a server and a database (what [`connect`] checks first):
+    /// the error names what is missing, without the URL's credentials.
+    ///
+    /// [`connect`]: PostgresStore::connect
+    pub(crate) fn check_url(url: &str) -> Result<(), String> {
+        check_url(url)
     }
 
     /// Options for connecting to `url`; finish with

@@ -88,6 +88,7 @@ pub struct SqliteOptions {
     busy_timeout: Duration,
     migrate: bool,
     max_connections: u32,
+    initialize_foreign: bool,
 }
 
 impl SqliteOptions {
@@ -104,6 +105,15 @@ impl SqliteOptions {
     /// [`StoreError::SchemaOutdated`].
     pub fn migrate(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
+        self
+    }
+
+    /// Whether a database that holds other tables and no dagforge schema (another
+    /// application's file) may be given dagforge's tables (default `false`: it is
+    /// refused with [`StoreError::Foreign`] and left untouched, its journal mode
+    /// included). An empty or new file is always set up.
+    pub fn initialize_foreign(mut self, initialize: bool) -> Self {
+        self.initialize_foreign = initialize;
         self
     }
 
@@ -130,7 +140,8 @@ impl SqliteOptions {
     }
 
     async fn open_once(self) -> Result<SqliteStore, StoreError> {
-        let opts = if self.memory {
+        let shown = crate::redact::url(&self.url);
+        let base = if self.memory {
             SqliteConnectOptions::from_str("sqlite::memory:")
         } else if self.url.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(&self.url)
@@ -138,14 +149,18 @@ impl SqliteOptions {
             Ok(SqliteConnectOptions::new().filename(&self.url))
         }
         .map_err(|e| StoreError::Unreachable {
-            message: format!("store: `{}` is not a SQLite URL or path", self.url),
+            message: format!("store: `{shown}` is not a SQLite URL or path"),
             source: Some(Box::new(e)),
-        })?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(self.busy_timeout);
+        })?;
+        if !self.memory && !self.initialize_foreign {
+            refuse_foreign(&base, &shown).await?;
+        }
+        let opts = base
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(self.busy_timeout);
         let file = (!self.memory).then(|| opts.clone());
         let pool = if self.memory {
             // Each in-memory connection would be its own database: keep exactly one.
@@ -160,20 +175,20 @@ impl SqliteOptions {
         .acquire_timeout(self.busy_timeout + Duration::from_secs(5))
         .connect_with(opts)
         .await
-        .map_err(|e| open_error(&self.url, e))?;
+        .map_err(|e| open_error(&shown, e))?;
         let found: Option<i64> = match sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dagforge_schema'",
         )
         .fetch_one(&pool)
         .await
-        .map_err(|e| open_error(&self.url, e))?
+        .map_err(|e| open_error(&shown, e))?
         {
             0 => None,
             _ => Some(
                 sqlx::query_scalar("SELECT version FROM dagforge_schema WHERE id = 1")
                     .fetch_one(&pool)
                     .await
-                    .map_err(|e| open_error(&self.url, e))?,
+                    .map_err(|e| open_error(&shown, e))?,
             ),
         };
         match found {
@@ -202,7 +217,7 @@ impl SqliteOptions {
                             tries += 1;
                             tokio::time::sleep(Duration::from_millis(50 * tries)).await;
                         }
-                        Err(e) => return Err(migrate_error(&self.url, e)),
+                        Err(e) => return Err(migrate_error(&shown, e)),
                     }
                 }
             }
@@ -214,6 +229,57 @@ impl SqliteOptions {
             specs: Arc::default(),
         })
     }
+}
+
+/// Refuses a database file that holds tables and no dagforge schema: another
+/// application's. Read through a connection of its own that changes nothing (no
+/// journal mode, no file created); a missing or empty file passes.
+async fn refuse_foreign(base: &SqliteConnectOptions, shown: &str) -> Result<(), StoreError> {
+    use sqlx::ConnectOptions;
+    let path = base.get_filename();
+    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        return Ok(());
+    }
+    let mut conn = base
+        .clone()
+        .create_if_missing(false)
+        .read_only(true)
+        .connect()
+        .await
+        .map_err(|e| open_error(shown, e))?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+         ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .map_err(|e| open_error(shown, e))?;
+    let _ = sqlx::Connection::close(conn).await;
+    // `_sqlx_migrations` alone: another process is setting the file up right now.
+    let theirs: Vec<&str> = tables
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != "_sqlx_migrations")
+        .collect();
+    if theirs.is_empty() || tables.iter().any(|t| t == "dagforge_schema") {
+        return Ok(());
+    }
+    const SHOWN: usize = 5;
+    let more = theirs.len().saturating_sub(SHOWN);
+    Err(StoreError::Foreign {
+        message: format!(
+            "store: `{shown}` is not a dagforge database: it holds other tables ({}{}) and no \
+             dagforge schema; it was left untouched. Use a file of its own, or ask for \
+             dagforge's tables to be added to it (`--init-store`, \
+             `SqliteOptions::initialize_foreign`)",
+            theirs[..theirs.len().min(SHOWN)].join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+    })
 }
 
 /// Classifies an error met while opening `url`.
@@ -291,11 +357,41 @@ impl SqliteStore {
             busy_timeout: Duration::from_secs(5),
             migrate: true,
             max_connections: 4,
+            initialize_foreign: false,
         }
     }
 
-    /// Closes the connections (waiting for those in use to be returned).
+    /// Moves everything in the write-ahead log into the database file and empties the
+    /// log (`PRAGMA wal_checkpoint(TRUNCATE)`): afterwards the `.db` file alone holds
+    /// every committed write. Fails with [`StoreError::Locked`] while another
+    /// connection reads or writes.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        // (busy, log frames, frames checkpointed); busy = 1: readers kept it from
+        // finishing.
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| backend("checkpointing the write-ahead log", e))?;
+        if busy != 0 {
+            return Err(StoreError::Locked {
+                message: "store: checkpointing the write-ahead log: another connection is \
+                          using the database"
+                    .to_owned(),
+                source: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checkpoints the write-ahead log ([`checkpoint`](SqliteStore::checkpoint), best
+    /// effort: another process may be using the file) and closes the connections
+    /// (waiting for those in use to be returned). The CLI does this before it exits.
     pub async fn close(&self) {
+        if self.file.is_some()
+            && let Err(e) = self.checkpoint().await
+        {
+            tracing::debug!(error = %e, "store: no checkpoint at close");
+        }
         self.pool.close().await;
     }
 
