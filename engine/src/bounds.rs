@@ -53,38 +53,46 @@ impl std::error::Error for TooDeep {}
 
 /// The nesting depth of `v` (see the module docs), measured without recursion.
 pub fn depth(v: &Value) -> usize {
+    walk(v, usize::MAX)
+}
+
+/// The depth of `v`, or the first depth past `stop` found (then `v` is deeper than
+/// `stop`, and the walk ends there).
+fn walk(v: &Value, stop: usize) -> usize {
+    fn is_container(v: &Value) -> bool {
+        matches!(v, Value::Array(_) | Value::Object(_))
+    }
     let mut deepest = 0;
+    // Containers still to visit, with the depth of the level they are in.
     let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
     while let Some((v, above)) = stack.pop() {
+        let level = above + 1;
         match v {
             Value::Array(a) => {
-                deepest = deepest.max(above + 1);
-                stack.extend(a.iter().filter(|c| is_container(c)).map(|c| (c, above + 1)));
+                stack.extend(a.iter().filter(|c| is_container(c)).map(|c| (c, level)));
             }
             Value::Object(m) => {
-                deepest = deepest.max(above + 1);
-                stack.extend(
-                    m.values()
-                        .filter(|c| is_container(c))
-                        .map(|c| (c, above + 1)),
-                );
+                stack.extend(m.values().filter(|c| is_container(c)).map(|c| (c, level)));
             }
-            _ => {}
+            _ => continue,
+        }
+        if level > deepest {
+            deepest = level;
+            if deepest > stop {
+                return deepest;
+            }
         }
     }
     deepest
 }
 
-fn is_container(v: &Value) -> bool {
-    matches!(v, Value::Array(_) | Value::Object(_))
-}
-
-/// `Err` if `v` is nested deeper than `limit` levels.
+/// `Err` if `v` is nested deeper than `limit` levels. Stops measuring past the limit;
+/// only a value refused is measured in full, for the message.
 pub fn check(v: &Value, limit: usize) -> Result<(), TooDeep> {
-    let d = depth(v);
-    if d <= limit {
+    if walk(v, limit) <= limit {
         return Ok(());
     }
+    let d = depth(v);
     let field = match v {
         Value::Object(m) => m
             .iter()
@@ -641,6 +649,18 @@ mod tests {
         #[test]
         fn depth_matches_a_recursive_reference(v in small_value()) {
             prop_assert_eq!(depth(&v), reference_depth(&v));
+        }
+
+        #[test]
+        fn check_agrees_with_a_recursive_reference(v in small_value(), limit in 0usize..14) {
+            let d = reference_depth(&v);
+            match check(&v, limit) {
+                Ok(()) => prop_assert!(d <= limit),
+                Err(e) => {
+                    prop_assert!(d > limit);
+                    prop_assert_eq!(e.depth, d);
+                }
+            }
         }
 
         #[test]
