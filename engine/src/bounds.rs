@@ -153,6 +153,9 @@ pub fn encoded_len_exceeds(v: &Value, limit: usize) -> bool {
             Ok(())
         }
     }
+    if v.is_null() {
+        return limit < 4;
+    }
     serde_json::to_writer(&mut Counter { n: 0, limit }, v).is_err()
 }
 

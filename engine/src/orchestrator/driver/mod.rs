@@ -161,31 +161,6 @@ impl ReadyQueue {
     }
 }
 
-/// Whether `v` serialized as JSON is longer than `limit` bytes (stops counting there).
-fn json_len_exceeds(v: &Value, limit: usize) -> bool {
-    struct Counter {
-        n: usize,
-        limit: usize,
-    }
-    impl std::io::Write for Counter {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.n += b.len();
-            if self.n > self.limit {
-                Err(std::io::Error::other("over the limit"))
-            } else {
-                Ok(b.len())
-            }
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    if v.is_null() {
-        return limit < 4;
-    }
-    serde_json::to_writer(&mut Counter { n: 0, limit }, v).is_err()
-}
-
 /// A recorded item transition: item, attempt, new state, output, error, and whether
 /// a from-failure retry put the item back.
 type ItemEvent = (
@@ -1090,11 +1065,14 @@ impl Driver {
         let outcome = outcome.and_then(|v| {
             crate::bounds::admit(v, crate::bounds::MAX_DEPTH).map_err(|e| {
                 let node = &plan.nodes[n as usize].id;
-                ErrorInfo::new(ErrorKind::Output, format!("the output of node `{node}` is {e}"))
+                ErrorInfo::new(
+                    ErrorKind::Output,
+                    format!("the output of node `{node}` is {e}"),
+                )
             })
         });
         match outcome {
-            Ok(v) if json_len_exceeds(&v, limit) => Err(ErrorInfo::new(
+            Ok(v) if crate::bounds::encoded_len_exceeds(&v, limit) => Err(ErrorInfo::new(
                 ErrorKind::Output,
                 format!(
                     "the output of node `{}` is larger than the {limit}-byte limit: save it as an \
