@@ -1,6 +1,7 @@
 //! A dagforge `App` for the CLI tests (`tests/integration/cli.rs`): `cli-echo`, whose
 //! job logs the id of the process it runs in, and `cli-sleep`, which waits a minute
-//! unless cancelled; `cli-env` and `cli-typed` for `tests/integration/hygiene.rs`.
+//! unless cancelled; `cli-env` and `cli-typed` for `tests/integration/hygiene.rs`;
+//! `cli-block`, whose jobs block their threads, for `tests/integration/cancel_queued.rs`.
 
 use std::process::ExitCode;
 
@@ -93,12 +94,57 @@ fn hygiene_workflows() -> Result<[Workflow; 2], dagforge::workflow::ValidationEr
     Ok([env.build()?, typed.build()?])
 }
 
+/// Appends a line (its process id and node) to `started.log` in the current directory,
+/// then blocks its thread for good: a `std::thread::sleep` loop that never looks at
+/// its cancellation token (`tests/integration/cancel_queued.rs`: a job that makes its
+/// process hard to stop).
+struct Block;
+
+impl Job for Block {
+    type Input = ();
+    type Output = ();
+    const NAME: &'static str = "block";
+
+    async fn run(&self, ctx: &JobContext, _: ()) -> Result<(), JobError> {
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open("started.log")
+            .map_err(|e| JobError::terminal(format!("started.log: {e}")))?;
+        writeln!(log, "{} {}", std::process::id(), ctx.node_id())
+            .map_err(|e| JobError::terminal(format!("started.log: {e}")))?;
+        drop(log);
+        ctx.info("blocking");
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// `cli-block`: four `block` nodes side by side, more than the runtime has worker
+/// threads on a small machine.
+fn block_workflow() -> Result<Workflow, dagforge::workflow::ValidationErrors> {
+    let mut block = Workflow::builder("cli-block");
+    for id in ["b1", "b2", "b3", "b4"] {
+        block.add(id, Block);
+    }
+    block.build()
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut echo = Workflow::builder("cli-echo");
     echo.add("pid", Pid);
     let mut sleep = Workflow::builder("cli-sleep");
     sleep.add("nap", Nap);
+    let block = match block_workflow() {
+        Ok(block) => block,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match (echo.build(), sleep.build(), hygiene_workflows()) {
         (Ok(echo), Ok(sleep), Ok([env, typed])) => {
             App::new()
@@ -107,6 +153,7 @@ async fn main() -> ExitCode {
                 .workflow(sleep)
                 .workflow(env)
                 .workflow(typed)
+                .workflow(block)
                 .run()
                 .await
         }

@@ -67,11 +67,17 @@ async fn settings_command(
                 executor_name(settings.executor),
                 settings.concurrency,
             )?;
+            // Ctrl-C stops serving; a second one ends the process at once, even if jobs
+            // block threads the runtime would wait for on the way out.
+            let mut interrupts = super::interrupt::Interrupts::listen();
+            interrupts.fallback(
+                "interrupted again: leaving now; the runs this engine was driving are \
+                 resumed by an engine serving the store once their leases expire",
+                std::time::Duration::ZERO,
+            );
             engine
-                .serve(poll, async {
-                    if tokio::signal::ctrl_c().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
+                .serve(poll, async move {
+                    interrupts.next().await;
                 })
                 .await?;
             writeln!(err, "stopped")?;

@@ -35,19 +35,11 @@ pub(crate) enum CliError {
     /// The work ran and did not succeed; the message was printed already.
     #[error("{0}")]
     Failed(String),
-    /// Interrupted twice (Ctrl-C) while waiting for a run: the run was asked to
-    /// cancel and this process left before it finished.
-    #[error("interrupted: run {0} was asked to cancel; `runs show {0}` follows it")]
-    Interrupted(crate::RunId),
 }
 
 impl CliError {
     pub(crate) fn usage(msg: impl Into<String>) -> Self {
         CliError::Usage(msg.into())
-    }
-
-    pub(crate) fn interrupted(run: crate::RunId) -> Self {
-        CliError::Interrupted(run)
     }
 
     /// A store failure of the store at `url` (shown without credentials).
@@ -66,8 +58,8 @@ impl CliError {
         }
     }
 
-    /// 2 for bad input, 130 (128 + SIGINT, as shells do) when interrupted, 1 for
-    /// everything else.
+    /// 2 for bad input, 1 for everything else (a second Ctrl-C exits with 130, 128 +
+    /// SIGINT, without returning: see `interrupt`).
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) | CliError::Config { .. } => 2,
@@ -89,7 +81,6 @@ impl CliError {
                 _ => 1,
             },
             CliError::Store { .. } | CliError::Io(_) | CliError::Failed(_) => 1,
-            CliError::Interrupted(_) => 130,
         }
     }
 }

@@ -40,6 +40,7 @@ mod commands;
 mod config;
 mod error;
 mod inputs;
+mod interrupt;
 mod progress;
 mod runs;
 mod schedules;

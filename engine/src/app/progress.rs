@@ -8,6 +8,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
 use super::error::CliError;
+use super::interrupt::{self, Interrupts};
 use crate::events::{EventKind, EventStream, NodeEvent};
 use crate::orchestrator::{Engine, RunHandle, RunResult};
 use crate::state::NodeState;
@@ -35,8 +36,22 @@ pub(super) async fn watch(
     let wait = handle.wait();
     tokio::pin!(wait);
     // Ctrl-C cancels the run (its jobs get their cancellation token, then the engine's
-    // grace period) and the display shows it winding down; a second Ctrl-C leaves.
-    let mut interrupts = 0u32;
+    // grace period) and the display shows it winding down; a second Ctrl-C records the
+    // cancellation in the store and leaves at once (see `leave`).
+    let mut interrupts = Interrupts::listen();
+    interrupts.fallback(
+        format!(
+            "interrupted: run {id} left unfinished, and recording its cancellation did not \
+             finish in time, so the store may not hold it: an engine serving the store may \
+             resume the run once this process's lease on it expires; `runs cancel {id}` \
+             cancels it"
+        ),
+        interrupt::LAST_CHANCE,
+    );
+    // A cancellation requested elsewhere (`runs cancel`, another engine) reaches this
+    // driver too.
+    let follow = engine.follow_cancel_requests(FOLLOW_CANCEL_EVERY);
+    tokio::pin!(follow);
     let result = loop {
         tokio::select! {
             e = events.next() => match e {
@@ -45,14 +60,15 @@ pub(super) async fn watch(
                 None => break (&mut wait).await,
             },
             r = &mut wait => break r,
-            Ok(()) = tokio::signal::ctrl_c() => {
-                interrupts += 1;
-                if interrupts > 1 {
+            n = interrupts.next() => {
+                if n > 1 {
                     view.clear();
-                    return Err(CliError::interrupted(id));
+                    leave(engine, id).await;
                 }
                 engine.cancel(id);
+                view.note(&format!("cancelling run {id}; Ctrl-C again leaves at once"), out)?;
             }
+            () = &mut follow => {}
         }
     };
     // Events published just before the run returned.
@@ -65,6 +81,34 @@ pub(super) async fn watch(
     }
     view.clear();
     Ok(result?)
+}
+
+/// How often `run --wait` looks for cancellations requested elsewhere when the store
+/// does not signal changes (PostgreSQL and SQLite files do, within 20 ms).
+const FOLLOW_CANCEL_EVERY: Duration = Duration::from_secs(1);
+
+/// Leaves after a second Ctrl-C: records the cancellation of run `id` in the store
+/// (so that the engine that resumes it, once this process's lease on it expires,
+/// cancels it without running anything more), says what the store holds, and ends
+/// the process without waiting for the run — nor for jobs blocking their threads.
+async fn leave(engine: &Engine, id: crate::RunId) -> ! {
+    let message = match engine.store().request_cancel(id).await {
+        Ok(true) => format!(
+            "interrupted: run {id} left unfinished with its cancellation recorded in the store: \
+             once this process's lease on it expires, an engine serving the store (or \
+             `runs cancel {id}`) cancels it without running anything more; `runs show {id}` \
+             follows it"
+        ),
+        Ok(false) => {
+            format!("interrupted: run {id} had already finished; `runs show {id}` shows it")
+        }
+        Err(e) => format!(
+            "interrupted: the cancellation of run {id} could not be recorded ({e}): the store \
+             holds the run unfinished, and an engine serving the store resumes it once this \
+             process's lease on it expires; `runs cancel {id}` cancels it"
+        ),
+    };
+    interrupt::exit(Some(&message), interrupt::INTERRUPTED)
 }
 
 /// What the display knows about the run.
@@ -316,6 +360,15 @@ impl<'w> View<'w> {
         plan.nodes[i as usize]
             .fan_out_items(plan, self)
             .map_or(0, |items| items.len() as u64)
+    }
+
+    /// A line about the run as a whole (not an event), between the event lines or
+    /// above the bars.
+    fn note(&self, line: &str, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+        match &self.multi {
+            Some(m) => m.println(line),
+            None => writeln!(out, "{line}"),
+        }
     }
 
     fn clear(&mut self) {

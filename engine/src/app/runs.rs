@@ -35,10 +35,17 @@ pub(super) async fn dispatch(
             let state = engine.cancel_recorded(id).await?;
             if state.is_terminal() {
                 writeln!(out, "run {id} {state}")?;
+            } else if state == RunState::Pending {
+                writeln!(
+                    out,
+                    "run {id} {state}: cancel recorded; the engine that takes the run (when it \
+                     may start) cancels it before any job runs"
+                )?;
             } else {
                 writeln!(
                     out,
-                    "run {id} {state}: cancel requested; the engine driving it stops it"
+                    "run {id} {state}: cancel recorded; the engine driving the run stops it \
+                     (or, if that engine stopped, the engine that resumes it)"
                 )?;
             }
             Ok(())

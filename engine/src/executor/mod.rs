@@ -4,21 +4,27 @@
 //! and gets back an [`ExecutionHandle`] it can use to stop the attempt hard. The
 //! executor reports the outcome exactly once through the execution
 //! ([`Execution::run_here`] or [`Execution::complete`]); logs and progress flow through
-//! the execution's [`JobContext`].
+//! the execution's [`JobContext`]. An execution dropped without either (an executor
+//! that loses it, a task that panics holding it) fails its attempt with an
+//! [`ErrorKind::Executor`] error instead of leaving the run waiting forever; the node's
+//! retry policy decides whether it runs again.
 
 mod in_process;
 #[cfg(all(feature = "process", unix))]
 mod process;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::task::AbortHandle;
 
 use crate::context::JobContext;
-use crate::error::ErrorInfo;
+use crate::error::{ErrorInfo, ErrorKind};
 use crate::limit::Permit;
 use crate::registry::{Attempt, DynJob, guarded};
+use crate::signal::{Signal, SignalSender};
 
 pub use in_process::InProcess;
 #[cfg(all(feature = "process", unix))]
@@ -37,6 +43,21 @@ pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
     fn runs_inline(&self) -> bool {
         false
     }
+
+    /// The executor's name in messages (default: its type's name without the module
+    /// path), e.g. the error of an attempt whose execution it dropped.
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+}
+
+/// `a::b::C<d::E>` → `C<d::E>`: the path of the type itself goes, its parameters stay.
+fn short_type_name(full: &'static str) -> &'static str {
+    let head = full.find('<').map_or(full, |i| &full[..i]);
+    match head.rfind("::") {
+        Some(i) => &full[i + 2..],
+        None => full,
+    }
 }
 
 /// One attempt to run: the job, its input, its context and its limits.
@@ -47,6 +68,45 @@ pub struct Execution {
     ctx: JobContext,
     timeout: Option<Duration>,
     permit: Option<Permit>,
+    /// Set while an executor holds the execution: fails the attempt if the execution
+    /// is dropped without an outcome.
+    unreported: Option<Unreported>,
+}
+
+/// Reports a failed attempt when dropped, unless disarmed (the outcome is reported
+/// some other way) or silenced (the orchestrator aborted the attempt and expects
+/// nothing more from it).
+#[derive(Debug)]
+struct Unreported {
+    sink: SignalSender,
+    executor: &'static str,
+    silenced: Arc<AtomicBool>,
+}
+
+impl Unreported {
+    /// The outcome is reported another way: report nothing on drop.
+    fn disarm(self) {
+        self.silenced.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Unreported {
+    fn drop(&mut self) {
+        if self.silenced.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::warn!(
+            executor = self.executor,
+            "an execution was dropped without a result"
+        );
+        self.sink.send(Signal::Done(Err(ErrorInfo::new(
+            ErrorKind::Executor,
+            format!(
+                "execution dropped by executor `{}` without a result",
+                self.executor
+            ),
+        ))));
+    }
 }
 
 impl Execution {
@@ -63,7 +123,22 @@ impl Execution {
             ctx,
             timeout,
             permit,
+            unreported: None,
         }
+    }
+
+    /// Hands the execution to `executor`: from here on, dropping it without an
+    /// outcome reports a failed attempt through `sink`. Returns the flag that
+    /// [`ExecutionHandle::silenced_by`] links to the executor's handle, so that an
+    /// attempt the orchestrator aborts reports nothing more.
+    pub(crate) fn arm(&mut self, sink: SignalSender, executor: &'static str) -> Arc<AtomicBool> {
+        let silenced = Arc::new(AtomicBool::new(false));
+        self.unreported = Some(Unreported {
+            sink,
+            executor,
+            silenced: Arc::clone(&silenced),
+        });
+        silenced
     }
 
     /// The job to run.
@@ -88,6 +163,9 @@ impl Execution {
 
     /// Reports the outcome of an attempt run elsewhere (a child process, a pod).
     pub fn complete(mut self, outcome: Result<Value, ErrorInfo>) {
+        if let Some(u) = self.unreported.take() {
+            u.disarm();
+        }
         drop(self.permit.take());
         self.ctx.report_done(outcome);
     }
@@ -112,7 +190,12 @@ impl Execution {
             ctx,
             timeout,
             permit,
+            unreported,
         } = self;
+        // The outcome is returned (and reported by the caller): nothing to guard.
+        if let Some(u) = unreported {
+            u.disarm();
+        }
         let span = tracing::info_span!(
             "node",
             run_id = %ctx.run_id(),
@@ -136,7 +219,13 @@ impl Execution {
             ctx,
             timeout,
             permit,
+            unreported,
         } = self;
+        // The task reports the outcome itself (a panic included); an abort is the
+        // orchestrator's own doing.
+        if let Some(u) = unreported {
+            u.disarm();
+        }
         let task = job.spawn(Attempt {
             ctx,
             input,
@@ -151,21 +240,38 @@ impl Execution {
 #[derive(Debug, Default)]
 pub struct ExecutionHandle {
     abort: Option<AbortHandle>,
+    /// Set on abort: the execution, dropped by the abort, reports nothing.
+    silence: Option<Arc<AtomicBool>>,
 }
 
 impl ExecutionHandle {
     /// A handle that aborts a tokio task.
     pub fn from_task(abort: AbortHandle) -> Self {
-        ExecutionHandle { abort: Some(abort) }
+        ExecutionHandle {
+            abort: Some(abort),
+            silence: None,
+        }
     }
 
     /// A handle with nothing to abort.
     pub fn detached() -> Self {
-        ExecutionHandle { abort: None }
+        ExecutionHandle {
+            abort: None,
+            silence: None,
+        }
+    }
+
+    /// Links the handle to the flag [`Execution::arm`] returned.
+    pub(crate) fn silenced_by(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.silence = Some(flag);
+        self
     }
 
     /// Stops the attempt now. Its outcome will not be reported.
     pub fn abort(&self) {
+        if let Some(s) = &self.silence {
+            s.store(true, Ordering::SeqCst);
+        }
         if let Some(a) = &self.abort {
             a.abort();
         }

@@ -293,10 +293,12 @@ impl Engine {
             .store
             .create_run(&record, &lease, self.sh.lease_ttl)
             .await?;
-        Ok(self.drive(id, plan, params, lease, Vec::new()))
+        Ok(self.drive(id, plan, params, lease, Vec::new(), false))
     }
 
     /// Spawns the driver of a run (new, or resumed from its recorded `events`).
+    /// `claimed`: the run was claimed from the store (not created here), so a
+    /// cancellation requested before the claim cancels it before anything starts.
     pub(super) fn drive(
         &self,
         id: RunId,
@@ -304,6 +306,7 @@ impl Engine {
         params: Vec<Value>,
         lease: Lease,
         events: Vec<Event>,
+        claimed: bool,
     ) -> RunHandle {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.active().insert(id, tx.clone());
@@ -320,7 +323,7 @@ impl Engine {
         let sh = Arc::clone(&self.sh);
         let task = tokio::spawn(
             async move {
-                let result = driver.restore(events).run().await;
+                let result = driver.claimed(claimed).restore(events).run().await;
                 sh.active
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -451,7 +454,14 @@ impl Engine {
                     events.extend(page);
                 }
                 tracing::info!(run_id = %run.id, events = events.len(), "resuming run");
-                handles.push(self.drive(run.id, Arc::clone(&workflow.plan), params, lease, events));
+                handles.push(self.drive(
+                    run.id,
+                    Arc::clone(&workflow.plan),
+                    params,
+                    lease,
+                    events,
+                    true,
+                ));
             }
         }
     }

@@ -1,4 +1,8 @@
-//! Cancelling a run: cooperative first, aborted after the grace period.
+//! Cancelling a run: cooperative first, aborted after the grace period; and a run
+//! claimed from the store whose cancellation was requested before it was claimed is
+//! cancelled before anything starts.
+
+use std::time::Duration;
 
 use super::{Detail, Driver};
 use crate::error::{ErrorInfo, ErrorKind};
@@ -7,6 +11,40 @@ use crate::state::NodeState;
 use crate::workflow::plan::Plan;
 
 impl Driver {
+    /// The first step of a run claimed from the store: a cancellation requested while
+    /// the run was queued, delayed or orphaned (`Engine::cancel_recorded`, the CLI's
+    /// `runs cancel`) cancels it here, before any node is dispatched — no attempt
+    /// starts and no job body runs.
+    ///
+    /// The run's start (and whatever `restore` recorded) is written first, then the
+    /// request is looked for: a request that lands after the look found the run
+    /// recorded as running, not queued, and reaches this engine the way any cancel of
+    /// a running run does (a notification or the store watch of `Engine::serve`, or
+    /// [`Engine::follow_cancel_requests`](crate::Engine::follow_cancel_requests)).
+    /// A store that fails is asked again (with backoff) rather than risk starting a
+    /// cancelled run.
+    pub(super) async fn cancel_if_requested(&mut self, plan: &Plan) {
+        self.flush().await;
+        let mut delay = Duration::from_millis(50);
+        while self.lost.is_none() {
+            match self.sh.store.cancel_requests(&self.sh.owner).await {
+                Ok(ids) => {
+                    if ids.contains(&self.run) {
+                        tracing::info!(run_id = %self.run, "cancelled before starting: its cancellation was requested before this engine claimed it");
+                        self.clock();
+                        self.begin_cancel(plan);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = %self.run, error = %e, retry_in = ?delay, "reading cancellation requests failed; retrying before starting the run");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
     pub(super) fn begin_cancel(&mut self, plan: &Plan) {
         if self.cancelling {
             return;

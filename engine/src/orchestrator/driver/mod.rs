@@ -243,6 +243,10 @@ pub(crate) struct Driver {
     lease: Lease,
     /// Set when the lease was lost: the run stops at once without recording more.
     lost: Option<StoreError>,
+    /// Claimed from the store (enqueued, or resumed after its engine stopped): its
+    /// cancellation may have been requested before this engine took it, so the first
+    /// step looks before starting anything (see `cancel_if_requested`).
+    claimed: bool,
     now: SystemTime,
     tick: Instant,
     started: Instant,
@@ -328,6 +332,7 @@ impl Driver {
             renew: Box::pin(tokio::time::sleep(renew_every)),
             lease,
             lost: None,
+            claimed: false,
             now: SystemTime::now(),
             tick: now,
             started: now,
@@ -336,10 +341,22 @@ impl Driver {
         }
     }
 
+    /// Marks a run claimed from the store (see `Driver::claimed`).
+    pub(crate) fn claimed(mut self, claimed: bool) -> Self {
+        self.claimed = claimed;
+        self
+    }
+
     pub(crate) async fn run(mut self) -> Result<RunResult, StoreError> {
         let plan = Arc::clone(&self.plan);
-        if self.state == RunState::Pending {
+        let fresh = self.state == RunState::Pending;
+        if fresh {
             self.set_run(RunState::Running);
+        }
+        if self.claimed {
+            self.cancel_if_requested(&plan).await;
+        }
+        if fresh {
             for &r in &plan.roots {
                 self.evaluate(&plan, r);
             }
@@ -931,8 +948,11 @@ impl Driver {
             self.run_inline(plan, key, exec).await;
             return;
         }
-        for (key, exec) in self.to_start.drain(..) {
-            let handle = self.sh.executor.start(exec);
+        for (key, mut exec) in self.to_start.drain(..) {
+            // Dropped by the executor without an outcome, it fails the attempt.
+            let sink = SignalSender::new(self.tx.clone(), key as u32);
+            let silenced = exec.arm(sink, self.sh.executor.name());
+            let handle = self.sh.executor.start(exec).silenced_by(silenced);
             if let Some(r) = self.running.get_mut(key) {
                 r.handle = handle;
             }
