@@ -78,6 +78,7 @@ fn encode_output<J: Job>(out: J::Output) -> Result<Value, ErrorInfo> {
             // Dropping a typed value this deep may recurse as deep and overflow the
             // stack; its parts cannot be taken out without knowing the type, so it is
             // leaked instead (once per refused attempt, which is not retried).
+            #[allow(clippy::mem_forget)] // Leaked on purpose: see above.
             std::mem::forget(out);
             Err(too_deep(e))
         }

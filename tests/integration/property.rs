@@ -290,7 +290,7 @@ fn sql_text(s: &str) -> String {
 /// record or `StoreError::BadRow` naming the run, and the list names each damaged run
 /// and lists the others.
 #[cfg(feature = "sqlite")]
-fn damaged_sqlite(case: u32, targets: Vec<(u8, usize, String)>) -> Result<(), TestCaseError> {
+fn damaged_sqlite(case: u32, targets: &[(u8, usize, String)]) -> Result<(), TestCaseError> {
     use dagforge::store::SqliteStore;
 
     struct Answer;
@@ -328,7 +328,7 @@ fn damaged_sqlite(case: u32, targets: Vec<(u8, usize, String)>) -> Result<(), Te
     let mut sql = String::new();
     // The text each run's inputs column was last overwritten with.
     let mut damaged = std::collections::BTreeMap::new();
-    for (column, run, text) in &targets {
+    for (column, run, text) in targets {
         let id = ids[run % ids.len()];
         let pk = format!("(SELECT pk FROM runs WHERE id = '{}')", id.to_uuid_string());
         let value = sql_text(text);
@@ -400,6 +400,6 @@ proptest! {
         case in any::<u32>(),
         targets in proptest::collection::vec((any::<u8>(), any::<usize>(), damage()), 1..6),
     ) {
-        damaged_sqlite(case, targets)?;
+        damaged_sqlite(case, &targets)?;
     }
 }
