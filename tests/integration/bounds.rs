@@ -451,3 +451,73 @@ async fn a_bad_row_is_reported_by_run_id_and_the_others_are_listed() {
     assert!(out.contains("succeeded"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// PostgreSQL's JSON columns take any valid JSON, however deep: an output nested 200
+/// levels (as the engine stored before outputs were bounded) or an event of an unknown
+/// kind is stored, and reading it back failed for the whole list. Now the list names
+/// the run whose row does not decode and lists the others; reads of that run fail
+/// with a typed error naming it.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn a_bad_postgres_row_is_reported_by_run_id_and_the_others_are_listed() {
+    use dagforge::store::StoreError;
+
+    let store = crate::store::pg::TempSchema::new().await;
+    let schema = store.0.schema_name().to_owned();
+    let engine = Engine::builder().store(store).build();
+    let wf = param_workflow();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = engine.run(&wf, json!({ "v": [i] })).await.unwrap();
+        assert!(r.is_success());
+        ids.push(r.id);
+    }
+    let (good, deep_inputs, bad_event) = (ids[0], ids[1], ids[2]);
+    let deep = serde_json::to_string(&nested(200)).unwrap();
+    let sql = format!(
+        "UPDATE {schema}.runs SET inputs = '{{\"v\": {deep}}}' WHERE id = '{deep_inputs}'; \
+         UPDATE {schema}.events SET kind = '{{\"type\": \"nope\"}}' \
+         WHERE run_pk = (SELECT pk FROM {schema}.runs WHERE id = '{bad_event}') AND seq = 2;"
+    );
+    let out = Command::new("psql")
+        .args([
+            &crate::store::pg::url(),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &sql,
+        ])
+        .output()
+        .expect("psql is installed");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let store = engine.store();
+    let page = store.list_runs(&RunQuery::new()).await.unwrap();
+    let listed: Vec<RunId> = page.items.iter().map(|r| r.id).collect();
+    assert_eq!(listed, vec![bad_event, good]);
+    assert_eq!(page.bad.len(), 1, "{:?}", page.bad);
+    assert_eq!(page.bad[0].run, Some(deep_inputs.to_string()));
+    assert_eq!(page.bad[0].what, "run inputs");
+    assert!(
+        page.bad[0].detail.contains("recursion limit"),
+        "{}",
+        page.bad[0]
+    );
+    match store.get_run(deep_inputs).await.unwrap_err() {
+        StoreError::BadRow(b) => assert_eq!(b.run, Some(deep_inputs.to_string())),
+        other => panic!("expected a bad row, got {other}"),
+    }
+    match store.events(bad_event, 0, 100).await.unwrap_err() {
+        StoreError::BadRow(b) => {
+            assert_eq!(b.run, Some(bad_event.to_string()));
+            assert_eq!(b.what, "event 2");
+        }
+        other => panic!("expected a bad row, got {other}"),
+    }
+    store.executions(bad_event).await.unwrap();
+    store.events(good, 0, 100).await.unwrap();
+}
