@@ -2,7 +2,9 @@
 //!
 //! Use them through the `dagforge` crate, which re-exports them; this crate is an
 //! implementation detail and its version always matches `dagforge`'s. The code they
-//! generate only names `::dagforge::…` paths, so a user crate needs no other dependency.
+//! generate only names `::dagforge::…` paths, so a user crate needs no other dependency;
+//! a crate that re-exports dagforge under another name passes that path with
+//! `crate = …` (see [`job`](macro@job)).
 //!
 //! Each macro is split into `parse` (syn), `validate` (every error at once, with spans)
 //! and `expand` (quote).
@@ -11,8 +13,10 @@
 
 use proc_macro::TokenStream;
 
+mod crate_path;
 mod diag;
 mod job;
+mod naming;
 mod value;
 mod workflow;
 
@@ -80,11 +84,41 @@ mod workflow;
 /// | `priority` | `priority = -5` | higher runs first when capacity is short |
 /// | `queue` | `queue = "gpu"` | the queue (lane) the job runs in |
 /// | `resources` | `resources(cpu = "500m", memory = "256Mi", cpu_limit = "1", memory_limit = "1Gi")` | Kubernetes requests and limits |
+/// | `crate` | `crate = my_facade::dagforge`, `crate = "my_facade::dagforge"` | the path the generated code names dagforge by (default `::dagforge`); see below |
 ///
 /// Durations are a number and a unit (`ms`, `s`, `m`, `h`, `d`), quoted or not
 /// (`"30s"`, `30s`, `"1m30s"`, `1.5s`). Quantities are checked at compile time
 /// (`"500m"`, `"2"`, `"256Mi"`, `"1Gi"`, `"1e3"`). `retries` and `priority` also take
 /// a constant. Every mistake is a compile error pointing at it.
+///
+/// # Re-exporting dagforge
+///
+/// The generated code names the crate `::dagforge`. A crate that re-exports dagforge
+/// (a facade or framework crate whose users do not depend on `dagforge` themselves)
+/// gives the path to its re-export with `crate`, as a path or a string, on `#[job]` and
+/// `#[workflow]` alike; the path must resolve where the macro is used, so an absolute
+/// one (`::my_facade::dagforge`, `crate::…`) is safest. `$crate` cannot be used.
+///
+/// ```
+/// mod facade {
+///     pub use dagforge as forge;
+/// }
+/// use facade::forge::{JobError, job, workflow};
+///
+/// #[job(crate = crate::facade::forge, retries = 2)]
+/// async fn hello(name: String) -> Result<String, JobError> {
+///     Ok(format!("hello {name}"))
+/// }
+///
+/// #[workflow(crate = "crate::facade::forge")]
+/// fn greet(name: String) {
+///     let hello = hello(name);
+/// }
+///
+/// # fn main() {
+/// assert_eq!(greet().unwrap().node_ids().collect::<Vec<_>>(), ["hello"]);
+/// # }
+/// ```
 ///
 /// [`JobError`]: https://docs.rs/dagforge/latest/dagforge/struct.JobError.html
 #[proc_macro_attribute]
@@ -185,6 +219,7 @@ pub fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// | `version` | `version = "2"` | the workflow's version (default `"1"`) |
 /// | `cron` | `cron = "0 3 * * *"` | a recurring schedule (5–7 fields or `@daily`-style), in `<Name>Workflow::CRON` and on the built workflow (`Workflow::cron()`); an engine serving a store registers it as the schedule named after the workflow |
 /// | `time_zone` | `time_zone = "Europe/Paris"` | the IANA time zone of `cron` (default `UTC`), in `<Name>Workflow::TIME_ZONE` |
+/// | `crate` | `crate = my_facade::dagforge`, `crate = "my_facade::dagforge"` | the path the generated code names dagforge by (default `::dagforge`), for a crate that re-exports dagforge; see [`job`](macro@job) |
 #[proc_macro_attribute]
 pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
     workflow::expand(attr.into(), item.into()).into()

@@ -6,6 +6,7 @@ use quote::quote_spanned;
 use syn::parse::{Parse, ParseStream};
 use syn::{Lit, Token};
 
+use crate::crate_path::CratePath;
 use crate::diag::Errors;
 
 mod kw {
@@ -241,14 +242,15 @@ impl Parse for BackoffSrc {
 }
 
 impl BackoffSrc {
-    /// Checks the values and returns a `dagforge::Backoff` expression. Problems go to
-    /// `errors`; `None` then.
-    pub(crate) fn to_expr(&self, errors: &mut Errors) -> Option<TokenStream> {
+    /// Checks the values and returns a `dagforge::Backoff` expression (`krate` being the
+    /// path to dagforge). Problems go to `errors`; `None` then.
+    pub(crate) fn to_expr(&self, krate: &CratePath, errors: &mut Errors) -> Option<TokenStream> {
         let before = errors_len(errors);
         errors.extend_from(&self.errors);
         let span = self.span;
+        let k = krate.at(span);
         let mut expr = match self.kind {
-            BackoffKind::None => quote_spanned!(span=> ::dagforge::Backoff::none()),
+            BackoffKind::None => quote_spanned!(span=> #k::Backoff::none()),
             BackoffKind::Fixed | BackoffKind::Exponential => {
                 let delay = self.delay.as_ref().map(DurationSrc::to_expr);
                 let delay = match delay {
@@ -260,9 +262,9 @@ impl BackoffSrc {
                     None => TokenStream::new(),
                 };
                 if matches!(self.kind, BackoffKind::Fixed) {
-                    quote_spanned!(span=> ::dagforge::Backoff::fixed(#delay))
+                    quote_spanned!(span=> #k::Backoff::fixed(#delay))
                 } else {
-                    quote_spanned!(span=> ::dagforge::Backoff::exponential(#delay))
+                    quote_spanned!(span=> #k::Backoff::exponential(#delay))
                 }
             }
         };

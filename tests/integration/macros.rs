@@ -260,3 +260,97 @@ async fn job_functions_stay_callable() {
     );
     assert_eq!(pipeline::Square.spec().retries, 2);
 }
+
+/// A crate that re-exports dagforge under another name, as a facade crate does: its
+/// users depend on the facade only, so the macros must reach dagforge through it.
+mod facade {
+    pub(crate) use dagforge as forge;
+}
+
+/// Jobs and a workflow whose generated code names dagforge through `crate = …`, in both
+/// spellings (a path and a string), with every attribute and option that generates a
+/// dagforge path (backoff, resources, trigger rules, parameters, fan-out).
+mod reexported {
+    use super::facade::forge::{self, JobContext, JobError};
+
+    #[forge::job(
+        crate = crate::macros::facade::forge,
+        retries = 1,
+        backoff = exponential(1ms, max = 5ms),
+        resources(cpu = "100m")
+    )]
+    pub(crate) async fn numbers(ctx: &JobContext, limit: u64) -> Result<Vec<u64>, JobError> {
+        ctx.info("counting");
+        Ok((1..=limit).collect())
+    }
+
+    #[forge::job(crate = "crate::macros::facade::forge", backoff = fixed(1ms))]
+    pub(crate) async fn square(n: u64) -> Result<u64, JobError> {
+        Ok(n * n)
+    }
+
+    #[forge::job(crate = "::dagforge")]
+    pub(crate) async fn total(squares: Vec<u64>, offset: u64) -> Result<u64, JobError> {
+        Ok(squares.iter().sum::<u64>() + offset)
+    }
+
+    #[forge::workflow(crate = crate::macros::facade::forge, name = "reexported", cron = "@daily")]
+    pub(crate) fn squares(limit: u64) {
+        let numbers = numbers(limit);
+        let squared = for n in numbers {
+            square(n)
+        }
+        .backoff(fixed(1ms))
+        .concurrency(2);
+        let total = total(squared, 10).trigger(all_success);
+    }
+
+    #[forge::workflow(crate = "crate::macros::facade::forge")]
+    pub(crate) fn single() {
+        square(3);
+    }
+}
+
+#[tokio::test]
+async fn crate_path_lets_the_macros_reach_dagforge_through_a_reexport() {
+    use facade::forge::Job;
+
+    assert_eq!(reexported::Numbers.spec().retries, 1);
+    assert_eq!(
+        reexported::Numbers.spec().backoff,
+        Backoff::exponential(std::time::Duration::from_millis(1))
+            .max_delay(std::time::Duration::from_millis(5))
+    );
+    assert_eq!(
+        reexported::Numbers.spec().resources.cpu.as_deref(),
+        Some("100m")
+    );
+    assert_eq!(<reexported::Total as Job>::NAME, "total");
+    assert_eq!(reexported::SquaresWorkflow::NAME, "reexported");
+    assert_eq!(reexported::SquaresWorkflow::CRON, Some("@daily"));
+    assert_eq!(reexported::SquaresWorkflow::PARAMS, ["limit"]);
+
+    let engine = facade::forge::Engine::new();
+    let result = engine
+        .run(
+            &reexported::squares().unwrap(),
+            serde_json::json!({ "limit": 3 }),
+        )
+        .await
+        .unwrap();
+    assert!(result.is_success(), "{}", result.table());
+    assert_eq!(result.output::<u64>("total").unwrap(), 1 + 4 + 9 + 10);
+    let spec = reexported::squares().unwrap().spec();
+    let squared = spec.nodes.iter().find(|n| n.id == "squared").unwrap();
+    assert_eq!(squared.concurrency, Some(2));
+    assert_eq!(
+        squared.backoff,
+        Backoff::fixed(std::time::Duration::from_millis(1))
+    );
+
+    let result = engine
+        .run(&reexported::single().unwrap(), ())
+        .await
+        .unwrap();
+    assert_eq!(result.output::<u64>("square").unwrap(), 9);
+}

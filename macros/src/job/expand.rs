@@ -20,6 +20,7 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
         output,
         ret_span,
         spec,
+        krate,
     } = m;
     let fn_name = fn_ident.to_string();
     let job_doc = format!(
@@ -54,18 +55,19 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
         .collect();
     let positions: Vec<_> = (0..args.len()).map(Literal::usize_unsuffixed).collect();
 
+    let serde_crate = krate.serde();
     let input_struct = if args.is_empty() {
         quote! {
             #[doc = #input_doc]
-            #[derive(::dagforge::__private::serde::Serialize, ::dagforge::__private::serde::Deserialize)]
-            #[serde(crate = "::dagforge::__private::serde")]
+            #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
+            #[serde(crate = #serde_crate)]
             #vis struct #input_ident;
         }
     } else {
         quote! {
             #[doc = #input_doc]
-            #[derive(::dagforge::__private::serde::Serialize, ::dagforge::__private::serde::Deserialize)]
-            #[serde(crate = "::dagforge::__private::serde")]
+            #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
+            #[serde(crate = #serde_crate)]
             #vis struct #input_ident {
                 #( #[doc = #field_docs] #vis #idents: #tys, )*
             }
@@ -77,21 +79,23 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
         TokenStream::new()
     } else {
         quote! {
-            fn spec(&self) -> ::dagforge::JobSpec {
-                ::dagforge::JobSpec::new() #(#spec)*
+            fn spec(&self) -> #krate::JobSpec {
+                #krate::JobSpec::new() #(#spec)*
             }
         }
     };
     let ctx_arg = has_ctx.then(|| quote!(__ctx,));
-    let convert = quote_spanned!(*ret_span=> ::dagforge::__private::into_job_result);
+    let k = krate.at(*ret_span);
+    let convert = quote_spanned!(*ret_span=> #k::__private::into_job_result);
     let args_fn = syn::Ident::new("__args", fn_ident.span());
+    let k = krate.at(fn_ident.span());
     let run = quote_spanned! {fn_ident.span()=>
         #[allow(unused_variables)]
         async fn run(
             &self,
-            __ctx: &::dagforge::JobContext,
+            __ctx: &#k::JobContext,
             __input: Self::Input,
-        ) -> ::core::result::Result<Self::Output, ::dagforge::JobError> {
+        ) -> ::core::result::Result<Self::Output, #k::JobError> {
             #convert(#fn_ident(#ctx_arg #(__input.#idents),*).await)
         }
     };
@@ -110,14 +114,14 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
         impl ::core::fmt::Debug for #input_ident {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(#input_name)
-                    #( .field(#field_names, &::dagforge::__private::AsJson(&self.#idents)) )*
+                    #( .field(#field_names, &#krate::__private::AsJson(&self.#idents)) )*
                     .finish()
             }
         }
 
         #[allow(dead_code)]
         impl #input_ident {
-            #( #[doc = #const_docs] #vis const #consts: ::dagforge::Field<Self, #tys> = ::dagforge::Field::new(#field_names); )*
+            #( #[doc = #const_docs] #vis const #consts: #krate::Field<Self, #tys> = #krate::Field::new(#field_names); )*
         }
 
         #[doc = #alias_doc]
@@ -133,17 +137,17 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
             /// Checks the number of arguments of a job call in `#[workflow]`.
             #[doc(hidden)]
             #[allow(unused_variables, clippy::too_many_arguments)]
-            #vis fn #args_fn(#( #idents: ::dagforge::__private::ArgSlot ),*) {}
+            #vis fn #args_fn(#( #idents: #krate::__private::ArgSlot ),*) {}
         }
 
         #(
-            impl ::dagforge::__private::Arg<#positions> for #job_ident {
+            impl #krate::__private::Arg<#positions> for #job_ident {
                 type Type = #tys;
-                const FIELD: ::dagforge::Field<#input_ident, #tys> = #input_ident::#consts;
+                const FIELD: #krate::Field<#input_ident, #tys> = #input_ident::#consts;
             }
         )*
 
-        impl ::dagforge::Job for #job_ident {
+        impl #krate::Job for #job_ident {
             type Input = #input_ident;
             type Output = #output;
             const NAME: &'static str = #name;

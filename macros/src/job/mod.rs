@@ -10,13 +10,11 @@ use syn::ItemFn;
 
 use crate::diag::Errors;
 
-pub(crate) use validate::pascal_case;
-
 /// Expands `#[job(attr)] item`. On error the function is emitted unchanged next to the
 /// errors, so the rest of the crate (and the IDE) still sees it.
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let attrs = parse::parse_attrs(attr, &mut errors);
+    let (krate, attrs) = parse::parse_attrs(attr, &mut errors);
     let func = match syn::parse2::<ItemFn>(item) {
         Ok(f) => f,
         Err(e) => {
@@ -27,7 +25,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             return errors.to_compile_errors();
         }
     };
-    match validate::validate(&func, attrs, &mut errors) {
+    match validate::validate(&func, attrs, krate, &mut errors) {
         Some(model) if errors.is_empty() => expand::expand(&func, &model),
         _ => {
             let errs = errors.to_compile_errors();

@@ -4,6 +4,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::parse::{ParseStream, Parser};
 use syn::{Expr, LitStr, Token};
 
+use crate::crate_path::{CratePath, parse_entry, split};
 use crate::diag::{Errors, parse_list};
 use crate::value::{BackoffSrc, DurationSrc};
 
@@ -66,10 +67,16 @@ pub(crate) struct Resource {
     pub(crate) value: LitStr,
 }
 
-/// Parses the attribute list; bad entries are reported and skipped.
-pub(crate) fn parse_attrs(tokens: TokenStream, errors: &mut Errors) -> Vec<JobAttr> {
-    let parser = |input: ParseStream<'_>| Ok(parse_list(input, errors, parse_one));
-    parser.parse2(tokens).unwrap_or_default()
+/// Parses the attribute list into the crate path (`crate = …`, default `::dagforge`)
+/// and the other attributes; bad entries are reported and skipped.
+pub(crate) fn parse_attrs(tokens: TokenStream, errors: &mut Errors) -> (CratePath, Vec<JobAttr>) {
+    let parser = |input: ParseStream<'_>| {
+        Ok(parse_list(input, errors, |input| {
+            parse_entry(input, parse_one)
+        }))
+    };
+    let entries = parser.parse2(tokens).unwrap_or_default();
+    split(entries, errors)
 }
 
 fn eq_then<T: syn::parse::Parse>(input: ParseStream<'_>) -> syn::Result<T> {

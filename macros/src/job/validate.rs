@@ -10,7 +10,9 @@ use syn::{
 };
 
 use super::parse::{JobAttr, Resource};
+use crate::crate_path::CratePath;
 use crate::diag::{Errors, once};
+use crate::naming::{pascal_case, unraw};
 use crate::value::{check_quantity, non_empty};
 
 /// A validated `#[job]`.
@@ -28,6 +30,8 @@ pub(crate) struct JobModel {
     pub(crate) ret_span: Span,
     /// `JobSpec` builder calls (`.retries(2)`, …); empty keeps the default spec.
     pub(crate) spec: Vec<TokenStream>,
+    /// The path to dagforge in the generated code.
+    pub(crate) krate: CratePath,
 }
 
 /// One job argument, which becomes one input field.
@@ -40,6 +44,7 @@ pub(crate) struct ArgModel {
 pub(crate) fn validate(
     func: &ItemFn,
     attrs: Vec<JobAttr>,
+    krate: CratePath,
     errors: &mut Errors,
 ) -> Option<JobModel> {
     let start = errors.count();
@@ -145,8 +150,7 @@ pub(crate) fn validate(
     }
 
     let fn_ident = sig.ident.clone();
-    let plain = fn_ident.to_string();
-    let plain = plain.strip_prefix("r#").unwrap_or(&plain).to_owned();
+    let plain = unraw(&fn_ident);
     let mut job_ident = format_ident!("{}", pascal_case(&plain), span = fn_ident.span());
 
     let mut name: Option<String> = None;
@@ -184,7 +188,7 @@ pub(crate) fn validate(
             }
             JobAttr::Backoff(span, b) => {
                 once(&mut seen.backoff, (), span, "backoff", errors);
-                if let Some(e) = b.to_expr(errors) {
+                if let Some(e) = b.to_expr(&krate, errors) {
                     spec.push(quote_spanned!(span=> .backoff(#e)));
                 }
             }
@@ -208,7 +212,7 @@ pub(crate) fn validate(
             JobAttr::Resources(span, entries, parse_errors) => {
                 once(&mut seen.resources, (), span, "resources", errors);
                 errors.extend_from(&parse_errors);
-                if let Some(e) = resources(span, &entries, errors) {
+                if let Some(e) = resources(span, &entries, &krate, errors) {
                     spec.push(quote_spanned!(span=> .resources(#e)));
                 }
             }
@@ -237,6 +241,7 @@ pub(crate) fn validate(
         args,
         output,
         spec,
+        krate,
     })
 }
 
@@ -252,9 +257,15 @@ struct Seen {
     type_name: Option<()>,
 }
 
-fn resources(span: Span, entries: &[Resource], errors: &mut Errors) -> Option<TokenStream> {
+fn resources(
+    span: Span,
+    entries: &[Resource],
+    krate: &CratePath,
+    errors: &mut Errors,
+) -> Option<TokenStream> {
     let start = errors.count();
-    let mut out = quote_spanned!(span=> ::dagforge::Resources::new());
+    let k = krate.at(span);
+    let mut out = quote_spanned!(span=> #k::Resources::new());
     let mut seen = Vec::new();
     for r in entries {
         let key = r.key.as_str();
@@ -372,24 +383,4 @@ fn is_context(ty: &Type) -> bool {
         .segments
         .last()
         .is_some_and(|s| s.ident == "JobContext" && s.arguments.is_none())
-}
-
-/// `fetch_markets` → `FetchMarkets`.
-pub(crate) fn pascal_case(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
-    let mut upper = true;
-    for c in snake.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    if out.is_empty() {
-        out.push_str("Job");
-    }
-    out
 }

@@ -4,7 +4,8 @@ use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::{Expr, ExprLit, Lit};
 
-use super::validate::{ArgModel, NodeModel, Source, WfModel, Wiring};
+use super::model::{ArgModel, NodeModel, Source, WfModel, Wiring};
+use crate::crate_path::CratePath;
 
 /// The workflow function (now building the graph) and its `…Workflow` metadata type.
 pub(crate) fn expand(m: &WfModel) -> TokenStream {
@@ -19,18 +20,20 @@ pub(crate) fn expand(m: &WfModel) -> TokenStream {
         time_zone,
         params,
         nodes,
+        krate,
     } = m;
     let version_stmt = version.as_ref().map(|v| quote!(__wf.version(#v);));
     let zone = time_zone.as_deref().unwrap_or("UTC");
     let cron_stmt = cron.as_ref().map(|c| quote!(__wf.cron(#c, #zone);));
     let param_stmts = params.iter().map(|p| {
         let (var, ty, pname) = (&p.var, &p.ty, &p.name);
+        let k = krate.at(var.span());
         quote_spanned! {var.span()=>
             #[allow(unused_variables)]
-            let #var: ::dagforge::Source<#ty> = __wf.param::<#ty>(#pname);
+            let #var: #k::Source<#ty> = __wf.param::<#ty>(#pname);
         }
     });
-    let node_stmts = nodes.iter().map(node);
+    let node_stmts = nodes.iter().map(|n| node(n, krate));
     let version_const = version.as_deref().unwrap_or("1");
     let cron_const = match cron {
         Some(c) => quote!(::core::option::Option::Some(#c)),
@@ -44,8 +47,8 @@ pub(crate) fn expand(m: &WfModel) -> TokenStream {
     );
     quote! {
         #(#attrs)*
-        #vis fn #fn_ident() -> ::core::result::Result<::dagforge::Workflow, ::dagforge::workflow::ValidationErrors> {
-            let mut __wf = ::dagforge::Workflow::builder(#name);
+        #vis fn #fn_ident() -> ::core::result::Result<#krate::Workflow, #krate::workflow::ValidationErrors> {
+            let mut __wf = #krate::Workflow::builder(#name);
             #version_stmt
             #cron_stmt
             #(#param_stmts)*
@@ -71,14 +74,14 @@ pub(crate) fn expand(m: &WfModel) -> TokenStream {
             #vis const PARAMS: &'static [&'static str] = &[#(#param_names),*];
 
             /// Builds and validates the workflow (same as calling the function).
-            #vis fn build() -> ::core::result::Result<::dagforge::Workflow, ::dagforge::workflow::ValidationErrors> {
+            #vis fn build() -> ::core::result::Result<#krate::Workflow, #krate::workflow::ValidationErrors> {
                 #fn_ident()
             }
         }
     }
 }
 
-fn node(n: &NodeModel) -> TokenStream {
+fn node(n: &NodeModel, krate: &CratePath) -> TokenStream {
     let NodeModel {
         var,
         id,
@@ -91,7 +94,8 @@ fn node(n: &NodeModel) -> TokenStream {
     // `job::__args(slot, …)` makes rustc check the argument count, pointing at the call.
     let slots = args.iter().map(|a| {
         let span = a.span;
-        quote_spanned!(span=> ::dagforge::__private::ArgSlot)
+        let k = krate.at(span);
+        quote_spanned!(span=> #k::__private::ArgSlot)
     });
     let mut group = Group::new(Delimiter::Parenthesis, quote!(#(#slots),*));
     group.set_span(paren.span.join());
@@ -109,7 +113,7 @@ fn node(n: &NodeModel) -> TokenStream {
     // Fan-out first: it changes the node's output type, the rest does not care.
     let mut ordered: Vec<(usize, &ArgModel)> = args.iter().enumerate().collect();
     ordered.sort_by_key(|(_, a)| !matches!(a.wiring, Wiring::Each(_)));
-    let wires = ordered.into_iter().map(|(i, a)| wire(path, i, a));
+    let wires = ordered.into_iter().map(|(i, a)| wire(path, i, a, krate));
     quote! {
         #[allow(unused_variables)]
         let #var = {
@@ -119,11 +123,12 @@ fn node(n: &NodeModel) -> TokenStream {
     }
 }
 
-fn wire(path: &syn::Path, i: usize, a: &ArgModel) -> TokenStream {
+fn wire(path: &syn::Path, i: usize, a: &ArgModel, krate: &CratePath) -> TokenStream {
     let span = a.span;
+    let k = krate.at(span);
     let pos = Literal::usize_unsuffixed(i);
-    let field = quote_spanned!(span=> <#path as ::dagforge::__private::Arg<#pos>>::FIELD);
-    let p = quote_spanned!(span=> ::dagforge::__private);
+    let field = quote_spanned!(span=> <#path as #k::__private::Arg<#pos>>::FIELD);
+    let p = quote_spanned!(span=> #k::__private);
     match &a.wiring {
         Wiring::Each(src) => {
             let items = match src {

@@ -1,6 +1,7 @@
 //! `#[workflow]`: parse → validate → expand.
 
 mod expand;
+mod model;
 mod parse;
 mod validate;
 
@@ -15,7 +16,7 @@ use crate::diag::Errors;
 /// only the real errors show.
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let attrs = parse::parse_attrs(attr, &mut errors);
+    let (krate, attrs) = parse::parse_attrs(attr, &mut errors);
     let func = match syn::parse2::<ItemFn>(item) {
         Ok(f) => f,
         Err(e) => {
@@ -27,7 +28,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let stmts = parse::parse_body(&func.block, &mut errors);
-    match validate::validate(&func, attrs, stmts, &mut errors) {
+    match validate::validate(&func, attrs, stmts, &krate, &mut errors) {
         Some(model) if errors.is_empty() => expand::expand(&model),
         _ => {
             let errs = errors.to_compile_errors();
@@ -37,8 +38,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             let name = ident.to_string();
             quote! {
                 #(#fn_attrs)*
-                #vis fn #ident() -> ::core::result::Result<::dagforge::Workflow, ::dagforge::workflow::ValidationErrors> {
-                    ::dagforge::Workflow::builder(#name).build()
+                #vis fn #ident() -> ::core::result::Result<#krate::Workflow, #krate::workflow::ValidationErrors> {
+                    #krate::Workflow::builder(#name).build()
                 }
                 #errs
             }

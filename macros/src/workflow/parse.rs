@@ -6,6 +6,7 @@ use syn::punctuated::Punctuated;
 use syn::token::Paren;
 use syn::{Block, Expr, Ident, Lit, LitStr, Pat, Stmt, Token};
 
+use crate::crate_path::{CratePath, parse_entry, split};
 use crate::diag::{Errors, parse_list};
 
 mod kw {
@@ -26,10 +27,16 @@ pub(crate) enum WfAttr {
     TimeZone(Span, LitStr),
 }
 
-/// Parses the attribute list; bad entries are reported and skipped.
-pub(crate) fn parse_attrs(tokens: TokenStream, errors: &mut Errors) -> Vec<WfAttr> {
-    let parser = |input: ParseStream<'_>| Ok(parse_list(input, errors, parse_one));
-    parser.parse2(tokens).unwrap_or_default()
+/// Parses the attribute list into the crate path (`crate = …`, default `::dagforge`)
+/// and the other attributes; bad entries are reported and skipped.
+pub(crate) fn parse_attrs(tokens: TokenStream, errors: &mut Errors) -> (CratePath, Vec<WfAttr>) {
+    let parser = |input: ParseStream<'_>| {
+        Ok(parse_list(input, errors, |input| {
+            parse_entry(input, parse_one)
+        }))
+    };
+    let entries = parser.parse2(tokens).unwrap_or_default();
+    split(entries, errors)
 }
 
 fn parse_one(input: ParseStream<'_>) -> syn::Result<WfAttr> {
