@@ -521,3 +521,40 @@ async fn a_bad_postgres_row_is_reported_by_run_id_and_the_others_are_listed() {
     store.executions(bad_event).await.unwrap();
     store.events(good, 0, 100).await.unwrap();
 }
+
+/// A recurring schedule's inputs are run inputs: too deep or too large, the schedule
+/// is refused, naming the parameter, and nothing is stored.
+#[tokio::test]
+async fn recurring_schedule_inputs_are_bounded_too() {
+    let wf = param_workflow();
+    let engine = Engine::builder().max_input_bytes(200).workflow(&wf).build();
+    let deep = json!({ "v": nested(MAX_DEPTH + 1) });
+    let err = engine
+        .add_or_update_recurring(
+            "deep",
+            &wf,
+            "0 * * * *",
+            dagforge::Recurring::new().inputs(&deep),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Input { reason, .. } if reason.contains("more than the limit of")),
+        "{err}"
+    );
+    let big = json!({ "v": "x".repeat(300) });
+    let err = engine
+        .add_or_update_recurring(
+            "big",
+            &wf,
+            "0 * * * *",
+            dagforge::Recurring::new().inputs(&big),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Input { name, reason } if name == "v" && reason.contains("200-byte limit")),
+        "{err}"
+    );
+    assert!(engine.recurring().await.unwrap().is_empty());
+}
