@@ -569,8 +569,13 @@ mod pg {
         assert!(!events.is_empty(), "no tracing event was captured");
         assert!(!events.contains(SECRET), "in a tracing event:\n{events}");
         assert!(!printed.contains(SECRET), "printed:\n{printed}");
-        // The options' Debug (what a user's own log line would show) hides it too.
+        // The options' and the store's Debug (what a user's own log line would show)
+        // hide it too.
         let debug = format!("{:?}", dagforge::store::PostgresStore::options(&url));
+        assert!(!debug.contains(SECRET), "{debug}");
+        let store = dagforge::store::PostgresStore::connect(&url).await.unwrap();
+        let debug = format!("{store:?}");
+        store.close().await;
         assert!(!debug.contains(SECRET), "{debug}");
     }
 }

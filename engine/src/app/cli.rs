@@ -26,14 +26,14 @@ pub(crate) struct Cli {
     pub(crate) command: Option<Command>,
 }
 
-/// Settings every command shares.
-#[derive(Debug, Args, Default)]
+/// Settings every command shares. Its `Debug` shows the store URL without credentials.
+#[derive(Args, Default)]
 pub(crate) struct Global {
     /// Store URL: sqlite://FILE (default sqlite://dagforge.db), postgres://… (with the
     /// `postgres` feature) or memory:// (nothing survives the process).
     #[arg(long, global = true, env = "DAGFORGE_STORE", value_name = "URL")]
     pub(crate) store: Option<String>,
-    /// TOML config file with `store`, `executor`, `concurrency`, `poll_secs` keys
+    /// TOML config file with `store`, `executor`, `concurrency`, `poll_secs`, `artifacts` keys
     /// [default: ./dagforge.toml when present].
     #[arg(long, global = true, env = "DAGFORGE_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -43,10 +43,27 @@ pub(crate) struct Global {
     /// Most attempts running at once [default: 256].
     #[arg(long, global = true, env = "DAGFORGE_CONCURRENCY", value_name = "N")]
     pub(crate) concurrency: Option<usize>,
+    /// Artifact store URL: file:///DIR, memory://, s3://bucket/prefix, … [default: the
+    /// directory `<db name>-artifacts` beside a SQLite store's file, else
+    /// ~/.local/share/dagforge/artifacts; created private to the user].
+    #[arg(long, global = true, env = "DAGFORGE_ARTIFACTS", value_name = "URL")]
+    pub(crate) artifacts: Option<String>,
     /// Let dagforge add its tables to a SQLite file that already holds other tables
     /// (another application's database); without it such a file is refused, untouched.
     #[arg(long, global = true, env = "DAGFORGE_INIT_STORE")]
     pub(crate) init_store: bool,
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("store", &self.store.as_deref().map(crate::redact::url))
+            .field("config", &self.config)
+            .field("executor", &self.executor)
+            .field("concurrency", &self.concurrency)
+            .field("init_store", &self.init_store)
+            .finish()
+    }
 }
 
 /// How attempts run.

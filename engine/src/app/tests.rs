@@ -651,3 +651,16 @@ mod fuzz {
         );
     }
 }
+
+/// The settings' `Debug` never shows the store's password.
+#[test]
+fn settings_debug_hides_the_store_password() {
+    let global = Global {
+        store: Some("postgres://app:Pw9secret@db:5432/runs".to_owned()),
+        ..Global::default()
+    };
+    let settings = Settings::resolve(&global).unwrap();
+    let shown = format!("{global:?} {settings:?} {}", settings.shown_store());
+    assert!(!shown.contains("Pw9secret"), "{shown}");
+    assert!(shown.contains("postgres://db:5432/runs"), "{shown}");
+}
