@@ -10,7 +10,8 @@
 //! `dagforge::worker::run` (a multi-thread tokio runtime, as `#[tokio::main]` gives).
 //!
 //! - **bare fork+exec**: `std::process::Command` starts the worker for one no-op
-//!   execution (invocation in the environment, `null` on stdin) and waits for it;
+//!   execution (invocation in the environment, `null` on the protocol socket on its
+//!   stdin) and waits for it;
 //!   serial; min / p50 / p99 per execution.
 //! - **executor, serial runs**: one-node runs, one after the other, through an engine
 //!   (memory store) with the process executor; min / p50 / p99 per run (the job's
@@ -79,26 +80,31 @@ fn bare(exe: &std::path::Path) -> Duration {
         dagforge::worker::ENV_RUN_ID => Some(RunId::new().to_string().into()),
         dagforge::worker::ENV_NODE => Some("bare".into()),
         dagforge::worker::ENV_ATTEMPT => Some("1".into()),
+        dagforge::worker::ENV_PROTOCOL => Some(dagforge::worker::VERSION.to_string().into()),
         _ => None,
     })
     .expect("a valid invocation");
     let t = Instant::now();
-    let mut child = Command::new(exe)
+    // The protocol channel: a socket on the worker's stdin, as the executor gives it.
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+    let child = Command::new(exe)
         .envs(invocation.to_vars())
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the worker");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"null")
-        .expect("write the input");
+    ours.write_all(b"null").expect("write the input");
+    ours.shutdown(std::net::Shutdown::Write)
+        .expect("end the input");
     let out = child.wait_with_output().expect("wait for the worker");
     let took = t.elapsed();
-    assert!(out.status.success(), "bare worker failed: {out:?}");
+    let mut protocol = String::new();
+    std::io::Read::read_to_string(&mut ours, &mut protocol).expect("read the protocol lines");
+    assert!(
+        out.status.success() && protocol.contains(r#""type":"output""#),
+        "bare worker failed: {out:?} {protocol}"
+    );
     took
 }
 

@@ -145,6 +145,54 @@ impl JobContext {
         self.attempt
     }
 
+    /// An idempotency key and fencing token for this attempt's side effects:
+    /// `<run>/<node>[/<item>]/<attempt>`.
+    ///
+    /// The store's fencing keeps an engine that lost a run (frozen, cut off) from
+    /// *recording* anything, but a job body it had already started may still finish
+    /// and act on the world after another engine took the run over and ran the node
+    /// again. Attempt numbers of a node (or item) never repeat and only grow, even
+    /// across engines: so a system the job writes to can dedupe by this key (a retried
+    /// call of one attempt), and refuse a write whose attempt is older than the last
+    /// one it accepted for the same node (a late, superseded attempt).
+    ///
+    /// ```
+    /// # use dagforge::prelude::*;
+    /// use std::collections::HashMap;
+    ///
+    /// /// A ledger that applies each charge once, and never one from an attempt older
+    /// /// than the newest it saw for the same node.
+    /// #[derive(Default)]
+    /// struct Ledger {
+    ///     applied: HashMap<String, u32>, // node scope → newest attempt applied
+    /// }
+    /// impl Ledger {
+    ///     fn charge(&mut self, ctx: &JobContext) -> bool {
+    ///         let key = ctx.attempt_key();
+    ///         let (scope, _) = key.rsplit_once('/').unwrap();
+    ///         match self.applied.get(scope) {
+    ///             Some(&newest) if newest >= ctx.attempt() => false, // duplicate or stale
+    ///             _ => {
+    ///                 self.applied.insert(scope.to_owned(), ctx.attempt());
+    ///                 true
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let ctx = JobContext::detached("charge");
+    /// assert!(ctx.attempt_key().ends_with("/charge/1"));
+    /// let mut ledger = Ledger::default();
+    /// assert!(ledger.charge(&ctx));
+    /// assert!(!ledger.charge(&ctx), "the same attempt applies once");
+    /// ```
+    pub fn attempt_key(&self) -> String {
+        match self.item {
+            Some(i) => format!("{}/{}/{i}/{}", self.run, self.node, self.attempt),
+            None => format!("{}/{}/{}", self.run, self.node, self.attempt),
+        }
+    }
+
     /// Records a log line.
     pub fn log(&self, level: LogLevel, message: impl Into<String>) {
         let message = message.into();

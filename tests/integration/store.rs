@@ -344,7 +344,7 @@ pub(crate) async fn claims_follow_priority(store: Arc<dyn Store>) {
     let other = ["something-else".to_owned()];
     assert!(
         store
-            .claim_workflows("engine-o", TTL, 10, &other)
+            .claim_workflows("engine-o", TTL, 10, &other, &[])
             .await
             .unwrap()
             .is_empty()
@@ -356,7 +356,7 @@ pub(crate) async fn claims_follow_priority(store: Arc<dyn Store>) {
         } else {
             let mine = ["enqueued".to_owned()];
             store
-                .claim_workflows("engine-p", TTL, 1, &mine)
+                .claim_workflows("engine-p", TTL, 1, &mine, &[])
                 .await
                 .unwrap()
         };
@@ -706,6 +706,74 @@ pub(crate) async fn specs_are_stored_once_and_read_back(store: Arc<dyn Store>) {
     }
 }
 
+/// Claims count as stalled until the run makes progress (a node settles); a claim
+/// given back does not count; runs in `except` are not claimed.
+pub(crate) async fn stalled_claims_count_claims_without_progress(store: Arc<dyn Store>) {
+    const SHORT: Duration = Duration::from_millis(60);
+    let lapse = || tokio::time::sleep(Duration::from_millis(100));
+    let (rec, lease) = started(&*store, "stalled").await;
+    store.renew(rec.id, &lease, SHORT).await.unwrap();
+    let mut counts = Vec::new();
+    let mut last = None;
+    for owner in ["b", "c"] {
+        lapse().await;
+        let c = store.claim(owner, SHORT, 10).await.unwrap();
+        assert_eq!(c.len(), 1, "the lapsed run is claimable");
+        counts.push(c[0].stalled_claims);
+        last = Some(c[0].lease.clone());
+    }
+    lapse().await;
+    let names = ["stalled".to_owned()];
+    assert!(
+        store
+            .claim_workflows("d", SHORT, 10, &names, &[rec.id])
+            .await
+            .unwrap()
+            .is_empty(),
+        "a run in `except` is left alone"
+    );
+    // Claimed and given back: that claim does not count.
+    let c = store
+        .claim_workflows("d", TTL, 10, &names, &[])
+        .await
+        .unwrap();
+    counts.push(c[0].stalled_claims);
+    store.release(rec.id, &c[0].lease).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let c = store.claim("e", TTL, 10).await.unwrap();
+    counts.push(c[0].stalled_claims);
+    assert_ne!(Some(&c[0].lease), last.as_ref());
+    // Progress: node `a` succeeds under this claim.
+    store
+        .append(
+            rec.id,
+            &c[0].lease,
+            &[
+                node(
+                    rec.id,
+                    2,
+                    NodeEvent::new("a", None, 1, NodeState::Ready, NodeState::Running),
+                ),
+                node(
+                    rec.id,
+                    3,
+                    NodeEvent::new("a", None, 1, NodeState::Running, NodeState::Succeeded)
+                        .with_output(json!(1)),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    store.renew(rec.id, &c[0].lease, SHORT).await.unwrap();
+    for owner in ["f", "g"] {
+        lapse().await;
+        let c = store.claim(owner, SHORT, 10).await.unwrap();
+        assert_eq!(c.len(), 1);
+        counts.push(c[0].stalled_claims);
+    }
+    assert_eq!(counts, [1, 2, 3, 3, 1, 2], "stalled claims, claim by claim");
+}
+
 /// Generates the conformance tests for one store.
 macro_rules! conformance {
     ($name:ident, $make:expr) => {
@@ -769,6 +837,10 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn appends_in_batches() {
                 crate::store::appends_in_batches(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn stalled_claims_count_claims_without_progress() {
+                crate::store::stalled_claims_count_claims_without_progress(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn specs_are_stored_once_and_read_back() {
@@ -944,8 +1016,11 @@ pub(crate) mod pg {
             ttl: Duration,
             limit: usize,
             workflows: &[String],
+            except: &[RunId],
         ) -> Result<Vec<dagforge::store::Claimed>, StoreError> {
-            self.0.claim_workflows(owner, ttl, limit, workflows).await
+            self.0
+                .claim_workflows(owner, ttl, limit, workflows, except)
+                .await
         }
         async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
             self.0.request_cancel(run).await

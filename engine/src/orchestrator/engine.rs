@@ -43,12 +43,12 @@ pub(crate) struct Shared {
     pub(super) workflows: HashMap<(String, String), Workflow>,
     /// Where the scheduler reads the time.
     pub(crate) clock: Arc<dyn super::recurring::Clock>,
+    /// Most runs this engine drives at once from claims (its concurrency).
+    pub(super) capacity: usize,
+    /// Claims without progress past which a claimed run is failed (0: never).
+    pub(super) max_stalled: u32,
     active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
 }
-
-/// How long an engine holds a claimed run of a workflow it does not know before the
-/// run is claimable again (by an engine that knows it, ideally).
-const FOREIGN_HOLD: Duration = Duration::from_secs(2);
 
 /// Runs workflows. Cheap to clone; clones share the store, executor, concurrency
 /// limit and event stream.
@@ -100,6 +100,7 @@ pub struct EngineBuilder {
     max_output: usize,
     max_input: usize,
     clock: Option<Arc<dyn super::recurring::Clock>>,
+    max_stalled: u32,
 }
 
 impl Default for EngineBuilder {
@@ -117,6 +118,7 @@ impl Default for EngineBuilder {
             max_output: 1 << 20,
             max_input: crate::bounds::DEFAULT_MAX_INPUT_BYTES,
             clock: None,
+            max_stalled: Engine::DEFAULT_MAX_STALLED_CLAIMS,
         }
     }
 }
@@ -160,8 +162,11 @@ impl EngineBuilder {
     }
 
     /// Where jobs save and load artifacts (default:
-    /// [`ArtifactStore::default_local`], a directory under the system's temporary
-    /// directory). `ArtifactStore::from_env()?` honours `DAGFORGE_ARTIFACTS`.
+    /// [`ArtifactStore::default_local`], a directory private to the user:
+    /// `$XDG_DATA_HOME/dagforge/artifacts` or `~/.local/share/dagforge/artifacts`,
+    /// created `0700`). `ArtifactStore::from_env()?` honours `DAGFORGE_ARTIFACTS`;
+    /// `ArtifactConfig::beside_database(file)` keeps them next to a SQLite store, as
+    /// the CLI does.
     pub fn artifacts(mut self, store: ArtifactStore) -> Self {
         self.artifacts = Some(store);
         self
@@ -208,6 +213,21 @@ impl EngineBuilder {
         self
     }
 
+    /// How many times in a row a run may be claimed without progress (no node or item
+    /// settled in between) before the engine claiming it fails it instead of driving
+    /// it (default [`Engine::DEFAULT_MAX_STALLED_CLAIMS`]; 0: never). This is the
+    /// second line of defence against a *poison* run, one that makes every engine
+    /// driving it die (an abort, the out-of-memory killer): without it every engine
+    /// would claim it in turn, forever, and die with all its other runs. The run ends
+    /// Failed, its open attempts failed with a message naming the cause. Claims given
+    /// back ([`Store::release`]), as a serving engine does when it stops, do not count.
+    /// The count cannot tell the culprit from a run that died with it on the same
+    /// engines without settling anything in between: such a run reaches the limit too.
+    pub fn max_stalled_claims(mut self, claims: u32) -> Self {
+        self.max_stalled = claims;
+        self
+    }
+
     /// Registers a workflow whose runs this engine may resume after a restart (and
     /// whose declared recurring schedule, if any, [`Engine::serve`] registers).
     pub fn workflow(mut self, workflow: &Workflow) -> Self {
@@ -237,6 +257,8 @@ impl EngineBuilder {
                 clock: self
                     .clock
                     .unwrap_or_else(|| Arc::new(super::recurring::SystemClock)),
+                capacity: self.concurrency,
+                max_stalled: self.max_stalled,
                 active: Mutex::new(HashMap::new()),
             }),
         }
@@ -252,6 +274,9 @@ impl Default for Engine {
 impl Engine {
     /// Default for [`EngineBuilder::concurrency`].
     pub const DEFAULT_CONCURRENCY: usize = 256;
+
+    /// Default for [`EngineBuilder::max_stalled_claims`].
+    pub const DEFAULT_MAX_STALLED_CLAIMS: u32 = 5;
 
     /// An engine with a memory store and the in-process executor.
     pub fn new() -> Self {
@@ -308,6 +333,38 @@ impl Engine {
         events: Vec<Event>,
         claimed: bool,
     ) -> RunHandle {
+        self.spawn_driver(id, plan, params, lease, move |d| {
+            d.claimed(claimed).restore(events)
+        })
+    }
+
+    /// Spawns the driver of a claimed run that is to be failed at once with `reason`
+    /// (see [`EngineBuilder::max_stalled_claims`]): rebuilt from its `events` (the
+    /// first `recorded` of its log, if they could be read), it starts nothing.
+    pub(super) fn drive_given_up(
+        &self,
+        id: RunId,
+        plan: Arc<crate::workflow::plan::Plan>,
+        lease: Lease,
+        events: Vec<Event>,
+        recorded: u64,
+        reason: String,
+    ) -> RunHandle {
+        // No node is evaluated: parameter values are never read.
+        let params = vec![Value::Null; plan.params.len()];
+        self.spawn_driver(id, plan, params, lease, move |d| {
+            d.give_up(events, recorded, &reason)
+        })
+    }
+
+    fn spawn_driver(
+        &self,
+        id: RunId,
+        plan: Arc<crate::workflow::plan::Plan>,
+        params: Vec<Value>,
+        lease: Lease,
+        prepare: impl FnOnce(Driver) -> Driver + Send + 'static,
+    ) -> RunHandle {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.active().insert(id, tx.clone());
         let span = tracing::info_span!("run", run_id = %id, workflow = %plan.name);
@@ -321,13 +378,16 @@ impl Engine {
             lease,
         );
         let sh = Arc::clone(&self.sh);
+        let mine = tx.clone();
         let task = tokio::spawn(
             async move {
-                let result = driver.claimed(claimed).restore(events).run().await;
-                sh.active
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
+                let result = prepare(driver).run().await;
+                let mut active = sh.active.lock().unwrap_or_else(|e| e.into_inner());
+                // Only this driver's entry: another driver of the same run in this
+                // engine (it lost the run and took it back) keeps its own.
+                if active.get(&id).is_some_and(|t| t.same_channel(&mine)) {
+                    active.remove(&id);
+                }
                 result
             }
             .instrument(span),
@@ -340,130 +400,6 @@ impl Engine {
     pub async fn enqueue(&self, workflow: &Workflow, inputs: impl Serialize) -> Result<RunId> {
         self.enqueue_with(workflow, inputs, crate::Enqueue::new())
             .await
-    }
-
-    /// Serves the store until `shutdown` completes: claims runs that were enqueued or
-    /// whose engine died (see [`resume`](Engine::resume)) and drives them. Wakes on
-    /// the store's notifications when it has them (PostgreSQL LISTEN/NOTIFY, the
-    /// memory store), and re-reads the store every `poll` anyway, since a notification
-    /// can be lost. Runs being driven when `shutdown` fires are left running.
-    pub async fn serve(
-        &self,
-        poll: Duration,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> Result<()> {
-        use futures_util::StreamExt;
-        let mut wakeups = self.sh.store.watch().await?;
-        self.register_declared_recurring().await?;
-        let mut schedules_at = tokio::time::Instant::now();
-        tokio::pin!(shutdown);
-        loop {
-            for handle in self.resume().await? {
-                let id = handle.id();
-                tokio::spawn(async move {
-                    if let Err(e) = handle.wait().await {
-                        tracing::warn!(run_id = %id, error = %e, "run stopped");
-                    }
-                });
-            }
-            // Cancellations asked for elsewhere (`Engine::cancel_recorded`, the CLI's
-            // `runs cancel`) of runs this engine drives.
-            for id in self.sh.store.cancel_requests(&self.sh.owner).await? {
-                if self.cancel(id) {
-                    tracing::info!(run_id = %id, "cancelling on request");
-                }
-            }
-            // Fire due recurring schedules; sleep no later than the next fire.
-            let mut sleep = self.schedule_turn(poll, &mut schedules_at).await;
-            // A run enqueued for later: wake when it may start (a moment after, so that
-            // its lease has surely expired by the store's clock).
-            if let Some(at) = self.sh.store.next_start().await? {
-                let wait = at
-                    .duration_since(std::time::SystemTime::now())
-                    .unwrap_or_default();
-                sleep = sleep.min(wait + Duration::from_millis(2));
-            }
-            let wake = async {
-                match wakeups.as_mut() {
-                    Some(w) => w.next().await.is_some(),
-                    None => std::future::pending().await,
-                }
-            };
-            let mut ended = false;
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                alive = wake => ended = !alive,
-                () = tokio::time::sleep(sleep) => {}
-            }
-            if ended {
-                // The store stopped notifying: poll from now on.
-                wakeups = None;
-            }
-        }
-    }
-
-    /// Claims the unfinished runs whose engine stopped (their lease expired) and drives
-    /// them on from where their events leave off: nodes that succeeded keep their
-    /// outputs and never run again; attempts that were running when the engine stopped
-    /// are recorded as interrupted and run again (a new attempt). Runs of workflows this
-    /// engine does not know (see [`EngineBuilder::workflow`]) are left to other engines.
-    pub async fn resume(&self) -> Result<Vec<RunHandle>> {
-        let mut handles = Vec::new();
-        // Only runs of workflows this engine can drive (by name; a version it does not
-        // know is held briefly below and left to others).
-        let mut names: Vec<String> = self.sh.workflows.keys().map(|(n, _)| n.clone()).collect();
-        names.sort();
-        names.dedup();
-        if names.is_empty() {
-            return Ok(handles);
-        }
-        loop {
-            let claimed = self
-                .sh
-                .store
-                .claim_workflows(&self.sh.owner, self.sh.lease_ttl, 64, &names)
-                .await?;
-            if claimed.is_empty() {
-                return Ok(handles);
-            }
-            for c in claimed {
-                let (run, lease, recorded) = (c.run, c.lease, c.events);
-                let key = (run.workflow.clone(), run.version.clone());
-                let Some(workflow) = self.sh.workflows.get(&key) else {
-                    // A version this engine does not know: hold it briefly rather than
-                    // release it, so that this loop (and the next turns of `serve`) do
-                    // not claim it straight back, while an engine that knows the version
-                    // can take it soon.
-                    tracing::debug!(run_id = %run.id, workflow = %run.workflow, version = %run.version,
-                        "left to other engines: workflow not registered with this engine");
-                    self.sh.store.renew(run.id, &lease, FOREIGN_HOLD).await?;
-                    continue;
-                };
-                let params = bind_params(workflow, &run.inputs)?;
-                let mut events = Vec::new();
-                // A run enqueued and never started has no log to read back.
-                while events.len() < usize::try_from(recorded).unwrap_or(usize::MAX) {
-                    let page = self
-                        .sh
-                        .store
-                        .events(run.id, events.len() as u64, 10_000)
-                        .await?;
-                    if page.is_empty() {
-                        break;
-                    }
-                    events.extend(page);
-                }
-                tracing::info!(run_id = %run.id, events = events.len(), "resuming run");
-                handles.push(self.drive(
-                    run.id,
-                    Arc::clone(&workflow.plan),
-                    params,
-                    lease,
-                    events,
-                    true,
-                ));
-            }
-        }
     }
 
     /// Runs `workflow` to completion.
@@ -479,7 +415,9 @@ impl Engine {
         }
     }
 
-    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, UnboundedSender<(u32, Signal)>>> {
+    pub(super) fn active(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<RunId, UnboundedSender<(u32, Signal)>>> {
         self.sh.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -539,6 +477,11 @@ impl RunHandle {
     /// The run's id.
     pub fn id(&self) -> RunId {
         self.id
+    }
+
+    /// Stops the run's driver task from outside (see [`abandon`](Self::abandon)).
+    pub(super) fn abort_handle(&self) -> tokio::task::AbortHandle {
+        self.task.abort_handle()
     }
 
     /// Asks the run to cancel: jobs see their cancellation token fire, nodes not yet

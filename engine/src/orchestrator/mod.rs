@@ -7,6 +7,7 @@ mod enqueue;
 mod recurring;
 mod result;
 mod retry;
+mod serve;
 
 pub use engine::{Engine, EngineBuilder, RunHandle};
 pub use enqueue::Enqueue;

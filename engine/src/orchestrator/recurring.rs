@@ -584,41 +584,30 @@ impl Engine {
         &self,
         poll: Duration,
         at: &mut tokio::time::Instant,
-    ) -> Duration {
+    ) -> Result<Duration> {
         let now = tokio::time::Instant::now();
         if now < *at {
-            return (*at - now).min(poll);
+            return Ok((*at - now).min(poll));
         }
-        let sleep = self.schedule_sleep(poll).await;
+        // On failure `at` stays in the past: the next turn tries again.
+        let sleep = self.schedule_sleep(poll).await?;
         *at = now + sleep;
-        sleep
+        Ok(sleep)
     }
 
-    async fn schedule_sleep(&self, poll: Duration) -> Duration {
-        let waiting = match self.scheduler_turn().await {
-            Ok((_, waiting)) => waiting,
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduler turn failed");
-                return poll;
-            }
-        };
-        let next = match self.next_schedule_fire().await {
-            Ok(next) => next,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the next schedule fire failed");
-                return poll;
-            }
-        };
+    async fn schedule_sleep(&self, poll: Duration) -> Result<Duration> {
+        let (_, waiting) = self.scheduler_turn().await?;
+        let next = self.next_schedule_fire().await?;
         let wake = match (waiting, next) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        wake.map_or(poll, |at| {
+        Ok(wake.map_or(poll, |at| {
             (at - self.sh.clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(poll)
-        })
+        }))
     }
 
     /// Handles schedule `record`'s due fires; `Some(instant)` when they wait for their

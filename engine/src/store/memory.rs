@@ -38,6 +38,12 @@ struct Entry {
     /// process, and tests can pause time). `None` once the run finished.
     lease: Option<(Arc<str>, Instant)>,
     fence: u64,
+    /// Claims since the run last made progress (see [`Claimed::stalled_claims`]).
+    stalls: u32,
+    /// Node and item outcomes recorded so far (progress), and their number at the
+    /// last claim.
+    settled: u64,
+    settled_at_claim: u64,
     /// The event log; every chunk but the last holds exactly `CHUNK` events.
     chunks: Vec<Vec<Stored>>,
     len: usize,
@@ -61,6 +67,11 @@ impl Entry {
     }
 
     fn note(&mut self, e: &Event) {
+        if let EventKind::Node(n) = &e.kind
+            && n.to.is_terminal()
+        {
+            self.settled += 1;
+        }
         if let EventKind::Run { to, .. } = e.kind {
             self.record.state = to;
             match to {
@@ -131,6 +142,25 @@ impl Entry {
             .map(|(e, seq)| (seq, e))
     }
 
+    /// Takes the run for `owner` until `until` with a new fencing token, counting the
+    /// claim as stalled unless the run made progress since the last one.
+    fn claim(&mut self, owner: &Arc<str>, until: Instant) -> Claimed {
+        self.fence += 1;
+        self.lease = Some((Arc::clone(owner), until));
+        self.stalls = if self.settled > self.settled_at_claim {
+            1
+        } else {
+            self.stalls.saturating_add(1)
+        };
+        self.settled_at_claim = self.settled;
+        Claimed {
+            run: self.record.clone(),
+            lease: Lease::new(Arc::clone(owner), self.fence),
+            events: self.len as u64,
+            stalled_claims: self.stalls,
+        }
+    }
+
     fn apply(&mut self, events: &[Event]) {
         for e in events {
             self.note(e);
@@ -180,6 +210,7 @@ impl MemoryStore {
         ttl: Duration,
         limit: usize,
         workflows: Option<&[String]>,
+        except: &[RunId],
     ) -> Vec<Claimed> {
         let now = Instant::now();
         let owner: Arc<str> = owner.into();
@@ -189,6 +220,7 @@ impl MemoryStore {
             .values()
             .filter(|e| !e.record.state.is_terminal())
             .filter(|e| workflows.is_none_or(|w| w.contains(&e.record.workflow)))
+            .filter(|e| !except.contains(&e.record.id))
             .filter_map(|e| match &e.lease {
                 Some((_, until)) if *until <= now => Some((e.record.priority, *until, e.record.id)),
                 _ => None,
@@ -221,13 +253,7 @@ impl MemoryStore {
                 }
                 *r -= 1;
             }
-            entry.fence += 1;
-            entry.lease = Some((Arc::clone(&owner), now + ttl));
-            out.push(Claimed {
-                run: entry.record.clone(),
-                lease: Lease::new(Arc::clone(&owner), entry.fence),
-                events: entry.len as u64,
-            });
+            out.push(entry.claim(&owner, now + ttl));
         }
         out
     }
@@ -263,6 +289,9 @@ impl Store for MemoryStore {
                 cancel_requested: false,
                 lease: Some((Arc::clone(&lease.owner), Instant::now() + ttl)),
                 fence: lease.fence,
+                stalls: 0,
+                settled: 0,
+                settled_at_claim: 0,
                 chunks: Vec::new(),
                 len: 0,
             },
@@ -329,6 +358,8 @@ impl Store for MemoryStore {
         if let Some((_, until)) = &mut entry.lease {
             *until = Instant::now();
         }
+        // Given back, not lost: the claim does not count as a stalled one.
+        entry.stalls = entry.stalls.saturating_sub(1);
         drop(runs);
         self.claimable.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
@@ -422,7 +453,7 @@ impl Store for MemoryStore {
         ttl: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        Ok(self.claim_of(owner, ttl, limit, None))
+        Ok(self.claim_of(owner, ttl, limit, None, &[]))
     }
 
     async fn claim_run(
@@ -441,13 +472,7 @@ impl Store for MemoryStore {
             return Ok(None);
         }
         let owner: Arc<str> = owner.into();
-        entry.fence += 1;
-        entry.lease = Some((Arc::clone(&owner), now + ttl));
-        Ok(Some(Claimed {
-            run: entry.record.clone(),
-            lease: Lease::new(owner, entry.fence),
-            events: entry.len as u64,
-        }))
+        Ok(Some(entry.claim(&owner, now + ttl)))
     }
 
     async fn claim_workflows(
@@ -456,8 +481,9 @@ impl Store for MemoryStore {
         ttl: Duration,
         limit: usize,
         workflows: &[String],
+        except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError> {
-        Ok(self.claim_of(owner, ttl, limit, Some(workflows)))
+        Ok(self.claim_of(owner, ttl, limit, Some(workflows), except))
     }
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
         Ok(self.lock().get(&run).map(|e| e.record.clone()))

@@ -315,6 +315,12 @@ pub struct Claimed {
     /// How many events the run has recorded (0 for a run enqueued and never started:
     /// there is no log to read back).
     pub events: u64,
+    /// How many times the run was claimed since it last made progress (a node or an
+    /// item settled), this claim included; a claim given back with
+    /// [`release`](Store::release) does not count. A run whose engines keep dying
+    /// while driving it (a *poison* run) climbs; the engine fails it past its
+    /// [`max_stalled_claims`](crate::EngineBuilder::max_stalled_claims).
+    pub stalled_claims: u32,
 }
 
 /// One attempt of one node (or fan-out item), as derived from the event log.
@@ -443,7 +449,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// lost).
     async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError>;
 
-    /// Gives `lease` up at once, so another engine may claim the run.
+    /// Gives `lease` up at once, so another engine may claim the run. A claim given
+    /// back this way does not count in [`Claimed::stalled_claims`].
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
 
     /// Asks whichever engine drives `run` (now, or after claiming it) to cancel it.
@@ -492,13 +499,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// [`claim`](Store::claim), taking only runs of the named workflows: what a
     /// serving engine can drive. Runs of other workflows are left to engines that
-    /// know them.
+    /// know them, and the runs in `except` (those the engine drives already, whose
+    /// lease lapsed while the store was out of reach) are left alone.
     async fn claim_workflows(
         &self,
         owner: &str,
         ttl: Duration,
         limit: usize,
         workflows: &[String],
+        except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError>;
 
     /// When the earliest run enqueued for later ([`Enqueue::at`](crate::Enqueue::at),

@@ -12,8 +12,8 @@ use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
 
 use super::combine::{Append, Combiner, GroupWrite};
 use super::sql::{
-    Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, fence, from_json, from_micros,
-    micros, millis, parse_run_id, parse_state, to_json,
+    Batch, ClaimHead, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, fence, from_json,
+    from_micros, micros, millis, parse_run_id, parse_state, to_json,
 };
 use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
 use super::{ScheduleAdvance, ScheduleRecord};
@@ -704,12 +704,22 @@ impl PostgresStore {
         ttl: Duration,
         limit: usize,
         workflows: Option<&[String]>,
+        except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         // Runs in uncapped lanes: one statement.
-        let mut rows = claim_rows(&self.pool, owner, ttl, limit, Pick::Uncapped, workflows).await?;
+        let mut rows = claim_rows(
+            &self.pool,
+            owner,
+            ttl,
+            limit,
+            Pick::Uncapped,
+            workflows,
+            except,
+        )
+        .await?;
         // Capped lanes with claimable runs, each under its `queues` row lock (claimers
         // of one lane take turns, so together they never exceed the cap).
         if rows.len() < limit {
@@ -756,6 +766,7 @@ impl PostgresStore {
                             room.min(want),
                             Pick::Lane(&lane),
                             workflows,
+                            except,
                         )
                         .await?,
                     );
@@ -766,25 +777,21 @@ impl PostgresStore {
         self.claimed(owner, rows).await
     }
 
-    /// Claims from claimed rows (fence, event count, run row).
+    /// Claims from claimed rows (fence, event count, stalled claims, run row).
     async fn claimed(
         &self,
         owner: &str,
-        rows: Vec<(i64, i64, RunRow)>,
+        rows: Vec<(ClaimHead, RunRow)>,
     ) -> Result<Vec<Claimed>, StoreError> {
         let owner: Arc<str> = owner.into();
-        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
+        let heads: Vec<ClaimHead> = rows.iter().map(|r| r.0).collect();
         let records = self
-            .records(rows.into_iter().map(|(_, _, row)| row).collect())
+            .records(rows.into_iter().map(|(_, row)| row).collect())
             .await?;
         Ok(records
             .into_iter()
-            .zip(fences)
-            .map(|(run, (f, last))| Claimed {
-                run,
-                lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
-                events: u64::try_from(last).unwrap_or(0),
-            })
+            .zip(heads)
+            .map(|(run, head)| head.claimed(run, &owner))
             .collect())
     }
 
@@ -812,7 +819,11 @@ enum Pick<'a> {
 /// Claims up to `limit` expired runs for `owner`: of lane `lane`, or (`None`) of the
 /// lanes without a cap. `SKIP LOCKED`: concurrent claimers pass over each other's
 /// candidates instead of waiting for them (and never pick the same run). Returns each
-/// run's new fence, its event count and its row.
+/// run's new fence, its event count, its stalled claims and its row. The runs in
+/// `except` are left alone.
+///
+/// A claim counts as stalled (`stalls` + 1) unless executions settled since the last
+/// claim (`settled` remembers how many had then), which resets the count to 1.
 ///
 /// The claim commits without waiting for its WAL flush (`synchronous_commit = off`
 /// for this transaction only), which takes a disk flush off every pickup. It is safe:
@@ -828,7 +839,8 @@ async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
     limit: usize,
     pick: Pick<'_>,
     workflows: Option<&[String]>,
-) -> Result<Vec<(i64, i64, RunRow)>, StoreError> {
+    except: &[RunId],
+) -> Result<Vec<(ClaimHead, RunRow)>, StoreError> {
     let (lane, run) = match pick {
         Pick::Uncapped => (None, None),
         Pick::Lane(lane) => (Some(lane), None),
@@ -837,6 +849,7 @@ async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
     type Row = (
         i64,
         i64,
+        i32,
         String,
         i64,
         String,
@@ -853,17 +866,23 @@ async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
     );
     let rows: Vec<Row> = sqlx::query_as(
         "WITH s AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS v) \
+         , x AS (SELECT ARRAY['succeeded', 'failed', 'timed_out', 'skipped', 'cancelled'] AS done) \
          UPDATE runs r SET fence = r.fence + 1, lease_owner = $1, \
-         lease_until = now() + $2 * interval '1 millisecond' \
-         FROM s, (SELECT pk FROM runs WHERE lease_owner IS NOT NULL AND lease_until <= now() \
+         lease_until = now() + $2 * interval '1 millisecond', \
+         stalls = CASE WHEN (SELECT count(*) FROM executions e WHERE e.run_pk = r.pk \
+             AND e.state = ANY(x.done)) > r.settled THEN 1 ELSE r.stalls + 1 END, \
+         settled = (SELECT count(*) FROM executions e WHERE e.run_pk = r.pk \
+             AND e.state = ANY(x.done)) \
+         FROM s, x, (SELECT pk FROM runs WHERE lease_owner IS NOT NULL AND lease_until <= now() \
          AND (CASE WHEN $6::text IS NOT NULL THEN id = $6::uuid \
               WHEN $4::text IS NULL \
               THEN queue IS NULL OR queue NOT IN (SELECT name FROM queues) \
               ELSE queue = $4 END) \
          AND ($5::text[] IS NULL OR workflow = ANY($5)) \
+         AND ($7::text[] IS NULL OR NOT (id = ANY($7::text[]::uuid[]))) \
          ORDER BY priority DESC, lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) c \
          WHERE r.pk = c.pk \
-         RETURNING r.fence, r.last_seq, r.id::text, r.workflow_id, r.workflow, r.version, \
+         RETURNING r.fence, r.last_seq, r.stalls, r.id::text, r.workflow_id, r.workflow, r.version, \
          r.inputs::text, r.state, r.created_at, r.started_at, r.finished_at, r.priority, \
          r.not_before, r.idempotency_key, r.queue",
     )
@@ -873,13 +892,22 @@ async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
     .bind(lane)
     .bind(workflows)
     .bind(run)
+    .bind((!except.is_empty()).then(|| {
+        except
+            .iter()
+            .map(|r| r.to_uuid_string())
+            .collect::<Vec<_>>()
+    }))
     .fetch_all(conn)
     .await
     .map_err(|e| backend("claiming runs", e))?;
     Ok(rows
         .into_iter()
-        .map(|(f, last, a, b, c, d, e, g, h, i, j, k, l, m, n)| {
-            (f, last, (a, b, c, d, e, g, h, i, j, k, l, m, n))
+        .map(|(f, last, stalls, a, b, c, d, e, g, h, i, j, k, l, m, n)| {
+            (
+                ClaimHead::new(f, last, i64::from(stalls)),
+                (a, b, c, d, e, g, h, i, j, k, l, m, n),
+            )
         })
         .collect())
 }
@@ -971,8 +999,9 @@ impl Store for PostgresStore {
             .begin()
             .await
             .map_err(|e| backend("releasing a lease", e))?;
+        // Given back, not lost: the claim does not count as a stalled one.
         let done = sqlx::query(
-            "UPDATE runs SET lease_until = now() \
+            "UPDATE runs SET lease_until = now(), stalls = GREATEST(stalls - 1, 0) \
              WHERE id = $1::uuid AND lease_owner = $2 AND fence = $3",
         )
         .bind(run.to_uuid_string())
@@ -1082,7 +1111,7 @@ impl Store for PostgresStore {
         ttl: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.claim_of(owner, ttl, limit, None).await
+        self.claim_of(owner, ttl, limit, None, &[]).await
     }
 
     async fn claim_run(
@@ -1091,7 +1120,7 @@ impl Store for PostgresStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<Claimed>, StoreError> {
-        let rows = claim_rows(&self.pool, owner, ttl, 1, Pick::Run(run), None).await?;
+        let rows = claim_rows(&self.pool, owner, ttl, 1, Pick::Run(run), None, &[]).await?;
         Ok(self.claimed(owner, rows).await?.pop())
     }
 
@@ -1101,8 +1130,10 @@ impl Store for PostgresStore {
         ttl: Duration,
         limit: usize,
         workflows: &[String],
+        except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.claim_of(owner, ttl, limit, Some(workflows)).await
+        self.claim_of(owner, ttl, limit, Some(workflows), except)
+            .await
     }
 
     async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {

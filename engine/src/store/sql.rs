@@ -15,10 +15,10 @@ use crate::ids::RunId;
 use crate::state::{NodeState, RunState};
 use crate::workflow::WorkflowSpec;
 
-use super::{BadRow, ExecutionRecord, Lease, RunRecord, Sequence, StoreError};
+use super::{BadRow, Claimed, ExecutionRecord, Lease, RunRecord, Sequence, StoreError};
 
 /// The schema version this build reads and writes (the `dagforge_schema` row).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// Rows per multi-row insert (keeps bind parameters well under both databases' limits).
 pub(super) const ROWS_PER_INSERT: usize = 500;
@@ -110,6 +110,35 @@ pub(super) fn parse_run_id(s: &str) -> Result<RunId, StoreError> {
 /// A lease's fencing token as a column value.
 pub(super) fn fence(lease: &Lease) -> i64 {
     i64::try_from(lease.fence).unwrap_or(i64::MAX)
+}
+
+/// What a claim statement returns besides the run's row: the new fencing token, the
+/// run's event count and its stalled claims (see [`Claimed::stalled_claims`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ClaimHead {
+    fence: i64,
+    last_seq: i64,
+    stalls: i64,
+}
+
+impl ClaimHead {
+    pub(super) fn new(fence: i64, last_seq: i64, stalls: i64) -> Self {
+        ClaimHead {
+            fence,
+            last_seq,
+            stalls,
+        }
+    }
+
+    /// The claim of `run` by `owner`.
+    pub(super) fn claimed(self, run: RunRecord, owner: &Arc<str>) -> Claimed {
+        Claimed {
+            run,
+            lease: Lease::new(Arc::clone(owner), u64::try_from(self.fence).unwrap_or(0)),
+            events: u64::try_from(self.last_seq).unwrap_or(0),
+            stalled_claims: u32::try_from(self.stalls).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 /// Why an append of `n` events from `first` to `run` was not written, from the run's

@@ -16,8 +16,8 @@ use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
 
 use super::combine::{Append, Combiner, GroupWrite};
 use super::sql::{
-    Batch, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, fence, from_json, from_micros,
-    micros, millis, parse_run_id, parse_state, to_json,
+    Batch, ClaimHead, EncodedSpec, ExecOut, SCHEMA_VERSION, SpecCache, backend, fence, from_json,
+    from_micros, micros, millis, parse_run_id, parse_state, to_json,
 };
 use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
 use super::{ScheduleAdvance, ScheduleRecord};
@@ -479,13 +479,18 @@ impl SqliteStore {
         until_ms: i64,
         doing: &'static str,
     ) -> Result<(), StoreError> {
+        // A lease given back (`release`: `until_ms` is now) does not count as a stalled
+        // claim: take back the count its claim added.
         let done = sqlx::query(
-            "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND fence = ?",
+            "UPDATE runs SET lease_until = ?1, \
+             stalls = CASE WHEN ?1 <= ?5 THEN MAX(stalls - 1, 0) ELSE stalls END \
+             WHERE id = ?2 AND lease_owner = ?3 AND fence = ?4",
         )
         .bind(until_ms)
         .bind(run.to_uuid_string())
         .bind(&*lease.owner)
         .bind(fence(lease))
+        .bind(now_ms())
         .execute(&self.pool)
         .await
         .map_err(|e| backend(doing, e))?
@@ -507,13 +512,23 @@ impl SqliteStore {
         ttl: Duration,
         limit: usize,
         workflows: Option<&[String]>,
+        except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         // Runs in uncapped lanes: one statement. SQLite runs it under the write lock, so
         // two engines never pick the same run, and each pick increments the fence.
-        let mut rows = claim_rows(&self.pool, owner, ttl, limit, Pick::Uncapped, workflows).await?;
+        let mut rows = claim_rows(
+            &self.pool,
+            owner,
+            ttl,
+            limit,
+            Pick::Uncapped,
+            workflows,
+            except,
+        )
+        .await?;
         // Capped lanes with claimable runs: the count and the claim in one transaction,
         // which SQLite serializes with every other writer.
         if rows.len() < limit {
@@ -560,6 +575,7 @@ impl SqliteStore {
                             room.min(want),
                             Pick::Lane(&lane),
                             workflows,
+                            except,
                         )
                         .await?,
                     );
@@ -570,25 +586,21 @@ impl SqliteStore {
         self.claimed(owner, rows).await
     }
 
-    /// Claims from claimed rows (fence, event count, run row).
+    /// Claims from claimed rows (fence, event count, stalled claims, run row).
     async fn claimed(
         &self,
         owner: &str,
-        rows: Vec<(i64, i64, RunRow)>,
+        rows: Vec<(ClaimHead, RunRow)>,
     ) -> Result<Vec<Claimed>, StoreError> {
         let owner: Arc<str> = owner.into();
-        let fences: Vec<(i64, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
+        let heads: Vec<ClaimHead> = rows.iter().map(|r| r.0).collect();
         let records = self
-            .records(rows.into_iter().map(|(_, _, row)| row).collect())
+            .records(rows.into_iter().map(|(_, row)| row).collect())
             .await?;
         Ok(records
             .into_iter()
-            .zip(fences)
-            .map(|(run, (f, last))| Claimed {
-                run,
-                lease: Lease::new(Arc::clone(&owner), u64::try_from(f).unwrap_or(0)),
-                events: u64::try_from(last).unwrap_or(0),
-            })
+            .zip(heads)
+            .map(|(run, head)| head.claimed(run, &owner))
             .collect())
     }
 
@@ -614,7 +626,11 @@ enum Pick<'a> {
 }
 
 /// Claims up to `limit` expired runs for `owner`: of lane `lane`, or (`None`) of the
-/// lanes without a cap. Returns each run's new fence, its event count and its row.
+/// lanes without a cap, leaving the runs in `except` alone. Returns each run's new
+/// fence, its event count, its stalled claims and its row.
+///
+/// A claim counts as stalled (`stalls` + 1) unless executions settled since the last
+/// claim (`settled` remembers how many had then), which resets the count to 1.
 async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
     conn: E,
     owner: &str,
@@ -622,13 +638,15 @@ async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
     limit: usize,
     pick: Pick<'_>,
     workflows: Option<&[String]>,
-) -> Result<Vec<(i64, i64, RunRow)>, StoreError> {
+    except: &[RunId],
+) -> Result<Vec<(ClaimHead, RunRow)>, StoreError> {
     let (lane, run) = match pick {
         Pick::Uncapped => (None, None),
         Pick::Lane(lane) => (Some(lane), None),
         Pick::Run(run) => (None, Some(run.to_uuid_string())),
     };
     type Row = (
+        i64,
         i64,
         i64,
         String,
@@ -647,14 +665,20 @@ async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
     );
     let now = now_ms();
     let rows: Vec<Row> = sqlx::query_as(
-        "UPDATE runs SET fence = fence + 1, lease_owner = ?1, lease_until = ?2 \
+        "UPDATE runs SET fence = fence + 1, lease_owner = ?1, lease_until = ?2, \
+         stalls = CASE WHEN (SELECT count(*) FROM executions x WHERE x.run_pk = runs.pk \
+             AND x.state IN ('succeeded', 'failed', 'timed_out', 'skipped', 'cancelled')) \
+             > settled THEN 1 ELSE stalls + 1 END, \
+         settled = (SELECT count(*) FROM executions x WHERE x.run_pk = runs.pk \
+             AND x.state IN ('succeeded', 'failed', 'timed_out', 'skipped', 'cancelled')) \
          WHERE pk IN (SELECT pk FROM runs WHERE lease_owner IS NOT NULL \
          AND lease_until <= ?3 AND (CASE WHEN ?7 IS NOT NULL THEN id = ?7 WHEN ?5 IS NULL \
              THEN queue IS NULL OR queue NOT IN (SELECT name FROM queues) \
              ELSE queue = ?5 END) \
          AND (?6 IS NULL OR workflow IN (SELECT value FROM json_each(?6))) \
+         AND (?8 IS NULL OR id NOT IN (SELECT value FROM json_each(?8))) \
          ORDER BY priority DESC, lease_until LIMIT ?4) \
-         RETURNING fence, last_seq, id, workflow_id, workflow, version, inputs, state, \
+         RETURNING fence, last_seq, stalls, id, workflow_id, workflow, version, inputs, state, \
          created_at, started_at, finished_at, priority, not_before, idempotency_key, queue",
     )
     .bind(owner)
@@ -664,13 +688,25 @@ async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
     .bind(lane)
     .bind(workflows.map(|w| serde_json::Value::from(w.to_vec()).to_string()))
     .bind(run)
+    .bind((!except.is_empty()).then(|| {
+        serde_json::Value::from(
+            except
+                .iter()
+                .map(|r| r.to_uuid_string())
+                .collect::<Vec<_>>(),
+        )
+        .to_string()
+    }))
     .fetch_all(conn)
     .await
     .map_err(|e| backend("claiming runs", e))?;
     Ok(rows
         .into_iter()
-        .map(|(f, last, a, b, c, d, e, g, h, i, j, k, l, m, n)| {
-            (f, last, (a, b, c, d, e, g, h, i, j, k, l, m, n))
+        .map(|(f, last, stalls, a, b, c, d, e, g, h, i, j, k, l, m, n)| {
+            (
+                ClaimHead::new(f, last, stalls),
+                (a, b, c, d, e, g, h, i, j, k, l, m, n),
+            )
         })
         .collect())
 }
@@ -795,7 +831,7 @@ impl Store for SqliteStore {
         ttl: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.claim_of(owner, ttl, limit, None).await
+        self.claim_of(owner, ttl, limit, None, &[]).await
     }
 
     async fn claim_run(
@@ -804,7 +840,7 @@ impl Store for SqliteStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<Claimed>, StoreError> {
-        let rows = claim_rows(&self.pool, owner, ttl, 1, Pick::Run(run), None).await?;
+        let rows = claim_rows(&self.pool, owner, ttl, 1, Pick::Run(run), None, &[]).await?;
         Ok(self.claimed(owner, rows).await?.pop())
     }
 
@@ -814,8 +850,10 @@ impl Store for SqliteStore {
         ttl: Duration,
         limit: usize,
         workflows: &[String],
+        except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.claim_of(owner, ttl, limit, Some(workflows)).await
+        self.claim_of(owner, ttl, limit, Some(workflows), except)
+            .await
     }
 
     async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {

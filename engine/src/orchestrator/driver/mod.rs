@@ -649,7 +649,9 @@ impl Driver {
                     Err(e) => {
                         tracing::warn!(run_id = %self.run, error = %e, retry_in = ?delay, "store append failed; retrying");
                         tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
+                        // At most a second apart: the run goes on within about a
+                        // second of the store coming back.
+                        delay = (delay * 2).min(Duration::from_secs(1));
                     }
                 }
             }
@@ -935,6 +937,16 @@ impl Driver {
     }
 
     async fn start_dispatched(&mut self, plan: &Plan) {
+        if self.lost.is_some() {
+            // The step's events (these attempts' starts among them) were refused: the
+            // lease is gone and another engine may be running the same attempt numbers.
+            // Start nothing; the run loop stops this copy of the run.
+            for (key, exec) in self.to_start.drain(..) {
+                self.running.try_remove(key);
+                drop(exec);
+            }
+            return;
+        }
         // A sequential stretch: this is the only thing the run can do right now, so run
         // it in this task (see `Executor::runs_inline`).
         if self.to_start.len() == 1

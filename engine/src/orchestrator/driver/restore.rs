@@ -8,7 +8,7 @@ use super::{Detail, Driver, FanRt, ItemEvent};
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::events::{Event, EventKind, NodeEvent};
 use crate::orchestrator::RETRY_REASON_PREFIX;
-use crate::state::NodeState;
+use crate::state::{NodeState, RunState};
 use crate::workflow::plan::Plan;
 
 impl Driver {
@@ -31,6 +31,83 @@ impl Driver {
             return self;
         }
         let plan = Arc::clone(&self.plan);
+        let (items, floors) = self.rebuild(&plan, events);
+        self.resume_open(&plan, items, floors);
+        self.drain_work(&plan);
+        self
+    }
+
+    /// Rebuilds the run from its recorded `events` (possibly none, when they cannot be
+    /// read; `recorded` is then the log's length) and fails it at once with `reason`
+    /// instead of running anything more: what the engine does with a *poison* run,
+    /// whose engines kept dying while driving it. Attempts recorded as running fail
+    /// with `reason`; nodes that could still run fail or are skipped; the run ends
+    /// Failed. Nothing starts.
+    pub(crate) fn give_up(mut self, events: Vec<Event>, recorded: u64, reason: &str) -> Self {
+        let plan = Arc::clone(&self.plan);
+        let (mut items, _) = self.rebuild(&plan, events);
+        self.seq = self.seq.max(recorded);
+        if self.state == RunState::Pending {
+            self.set_run(RunState::Running);
+        }
+        let error = || ErrorInfo::new(ErrorKind::Interrupted, reason);
+        for n in 0..self.nodes.len() as u32 {
+            let attempt = self.nodes[n as usize].attempts;
+            match self.nodes[n as usize].state {
+                NodeState::Pending if self.nodes[n as usize].waiting == 0 => {
+                    self.set_node(&plan, n, NodeState::Ready, 0, Detail::default());
+                    self.set_node(&plan, n, NodeState::Failed, 0, Detail::error(error()));
+                }
+                NodeState::Pending => {
+                    let why = format!("run given up: {reason}");
+                    self.set_node(&plan, n, NodeState::Skipped, 0, Detail::reason(why));
+                }
+                NodeState::Retrying => {
+                    self.set_node(&plan, n, NodeState::Ready, attempt, Detail::default());
+                    self.set_node(&plan, n, NodeState::Failed, attempt, Detail::error(error()));
+                }
+                NodeState::Ready | NodeState::Running => {
+                    // A fan-out's items that were running fail too.
+                    let mut last: HashMap<u32, (u32, NodeState)> = HashMap::new();
+                    for (item, attempt, to, ..) in items.remove(&n).unwrap_or_default() {
+                        last.insert(item, (attempt, to));
+                    }
+                    let mut open: Vec<_> = last
+                        .into_iter()
+                        .filter(|(_, (_, s))| *s == NodeState::Running)
+                        .collect();
+                    open.sort_unstable_by_key(|(item, _)| *item);
+                    for (item, (attempt, from)) in open {
+                        let d = Detail::error(error());
+                        self.push_transition(
+                            &plan,
+                            n,
+                            Some(item),
+                            attempt,
+                            from,
+                            NodeState::Failed,
+                            d,
+                        );
+                    }
+                    self.set_node(&plan, n, NodeState::Failed, attempt, Detail::error(error()));
+                }
+                _ => {}
+            }
+        }
+        // Every node is settled: nothing is left to evaluate or start.
+        self.work.clear();
+        self.ready.clear();
+        self
+    }
+
+    /// Applies recorded `events` to the driver's state: run and node states, attempt
+    /// numbers, outputs. Returns the fan-out items' recorded transitions by node, and
+    /// the attempt floors of fan-outs a from-failure retry put back.
+    fn rebuild(
+        &mut self,
+        plan: &Plan,
+        events: Vec<Event>,
+    ) -> (HashMap<u32, Vec<ItemEvent>>, HashMap<u32, Vec<u32>>) {
         let mut items: HashMap<u32, Vec<ItemEvent>> = HashMap::new();
         // Fan-out nodes a from-failure retry put back to Pending: each item's last
         // attempt at that point (their budget counts from there).
@@ -100,6 +177,18 @@ impl Driver {
                 .count() as u32;
             self.nodes[n as usize].waiting = waiting;
         }
+        (items, floors)
+    }
+
+    /// Picks up what was in flight when the previous engine stopped (see
+    /// [`restore`](Self::restore)).
+    fn resume_open(
+        &mut self,
+        plan: &Arc<Plan>,
+        mut items: HashMap<u32, Vec<ItemEvent>>,
+        mut floors: HashMap<u32, Vec<u32>>,
+    ) {
+        let plan = Arc::clone(plan);
         // A fan-out put back to Pending after its items ran expands its items again:
         // they go on from their last recorded attempts.
         for (&n, floor) in &floors {
@@ -143,8 +232,6 @@ impl Driver {
                 _ => {}
             }
         }
-        self.drain_work(&plan);
-        self
     }
 
     /// Rebuilds a running fan-out node: items are recomputed from the (recorded)
