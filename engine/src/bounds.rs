@@ -240,28 +240,45 @@ impl std::error::Error for EncodeError {}
 /// the value nests deeper than `limit`. `value` itself is left to the caller: if it is
 /// too deep, dropping it may recurse as deep (see [`dispose`]).
 pub fn to_value<T: Serialize + ?Sized>(value: &T, limit: usize) -> Result<Value, EncodeError> {
+    match encode(value, limit, false) {
+        (Ok(v), _) => Ok(v),
+        (Err(_), st) if st.exceeded.get() => {
+            // Only now, on the way out, is the value walked again (as far as the limit)
+            // to name the top-level field that is too deep.
+            let (_, named) = encode(value, limit, true);
+            Err(EncodeError::TooDeep(TooDeep {
+                depth: limit + 1,
+                at_least: true,
+                limit,
+                field: named.field.into_inner(),
+            }))
+        }
+        (Err(e), _) => Err(EncodeError::Json(e)),
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(
+    value: &T,
+    limit: usize,
+    name_fields: bool,
+) -> (Result<Value, serde_json::Error>, State) {
     let st = State {
         depth: Cell::new(0),
         limit,
         exceeded: Cell::new(false),
+        name_fields,
         field: RefCell::new(None),
     };
-    match (Guard { v: value, st: &st }).serialize(serde_json::value::Serializer) {
-        Ok(v) => Ok(v),
-        Err(_) if st.exceeded.get() => Err(EncodeError::TooDeep(TooDeep {
-            depth: limit + 1,
-            at_least: true,
-            limit,
-            field: st.field.into_inner(),
-        })),
-        Err(e) => Err(EncodeError::Json(e)),
-    }
+    let r = (Guard { v: value, st: &st }).serialize(serde_json::value::Serializer);
+    (r, st)
 }
 
 struct State {
     depth: Cell<usize>,
     limit: usize,
     exceeded: Cell<bool>,
+    /// Whether to note the top-level keys (in `field`).
+    name_fields: bool,
     /// The top-level key being serialized (kept once the limit is exceeded).
     field: RefCell<Option<String>>,
 }
@@ -282,7 +299,7 @@ impl State {
 
     /// Notes the key of a top-level field, for the error.
     fn key(&self, key: impl FnOnce() -> Option<String>) {
-        if self.depth.get() == 1 && !self.exceeded.get() {
+        if self.name_fields && self.depth.get() == 1 && !self.exceeded.get() {
             *self.field.borrow_mut() = key();
         }
     }
@@ -623,6 +640,33 @@ mod tests {
         assert_eq!(depth(&v), 5);
         assert_eq!(v, serde_json::to_value(&t).unwrap());
         assert!(matches!(to_value(&t, 4), Err(EncodeError::TooDeep(_))));
+    }
+
+    #[test]
+    fn to_value_names_the_top_level_field_too_deep() {
+        #[derive(serde::Serialize)]
+        struct Inputs {
+            shallow: Vec<u8>,
+            deep: Value,
+        }
+        let deep = Inputs {
+            shallow: vec![1],
+            deep: nested(10),
+        };
+        match to_value(&deep, 5) {
+            Err(EncodeError::TooDeep(e)) => assert_eq!(e.field.as_deref(), Some("deep")),
+            other => panic!("expected TooDeep, got {other:?}"),
+        }
+        let map = json!({"a": 1, "b": nested(10), "c": [1]});
+        match to_value(&map, 5) {
+            Err(EncodeError::TooDeep(e)) => assert_eq!(e.field.as_deref(), Some("b")),
+            other => panic!("expected TooDeep, got {other:?}"),
+        }
+        // A value nested in a top-level array has no field to name.
+        match to_value(&nested(10), 5) {
+            Err(EncodeError::TooDeep(e)) => assert_eq!(e.field, None),
+            other => panic!("expected TooDeep, got {other:?}"),
+        }
     }
 
     #[test]
