@@ -363,12 +363,21 @@ async fn a_bad_row_is_reported_by_run_id_and_the_others_are_listed() {
     let engine = Engine::builder().store(store).build();
     let wf = param_workflow();
     let mut ids = Vec::new();
-    for i in 0..3 {
+    for i in 0..4 {
         let r = engine.run(&wf, json!({ "v": [i] })).await.unwrap();
         assert!(r.is_success());
         ids.push(r.id);
     }
     drop(engine);
+    // A row whose id is not a run id, with a terminal escape sequence in it.
+    let bad_id = ids.pop().unwrap();
+    sqlite3(
+        &path,
+        &format!(
+            "UPDATE runs SET id = 'x' || char(27) || '[2J' WHERE id = '{}';",
+            bad_id.to_uuid_string()
+        ),
+    );
     let (good, bad_inputs, bad_output) = (ids[0], ids[1], ids[2]);
     let pk = |id: RunId| format!("(SELECT pk FROM runs WHERE id = '{}')", id.to_uuid_string());
     sqlite3(
@@ -387,8 +396,10 @@ async fn a_bad_row_is_reported_by_run_id_and_the_others_are_listed() {
     let page = store.list_runs(&RunQuery::new()).await.unwrap();
     let listed: Vec<RunId> = page.items.iter().map(|r| r.id).collect();
     assert_eq!(listed, vec![bad_output, good]);
-    assert_eq!(page.bad.len(), 1);
-    let bad = &page.bad[0];
+    assert_eq!(page.bad.len(), 2);
+    assert_eq!(page.bad[0].run.as_deref(), Some("x\u{1b}[2J"));
+    assert_eq!(page.bad[0].what, "run id");
+    let bad = &page.bad[1];
     assert_eq!(bad.run.as_deref(), Some(&*bad_inputs.to_uuid_string()));
     assert_eq!(bad.what, "run inputs");
 
@@ -426,6 +437,12 @@ async fn a_bad_row_is_reported_by_run_id_and_the_others_are_listed() {
         "{out}"
     );
     assert!(!out.contains(&bad_inputs.to_string()), "{out}");
+    // Printed escaped: the stored id cannot clear the terminal.
+    assert!(
+        err.contains("warning: run x\\u{1b}[2J: the stored run id"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err:?}");
     assert!(
         err.contains(&format!(
             "warning: run {}: the stored run inputs cannot be decoded",

@@ -130,7 +130,12 @@ async fn list(
     }
     // A row that does not decode is named, and the others are listed all the same.
     for bad in &page.bad {
-        writeln!(err, "warning: {bad}; left out of the list")?;
+        let bad = bad.to_string();
+        writeln!(
+            err,
+            "warning: {}; left out of the list",
+            table::escape(&bad)
+        )?;
     }
     Ok(())
 }
