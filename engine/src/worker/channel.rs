@@ -236,10 +236,66 @@ fn cut(text: &str, limit: usize, len: u64) -> String {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use tokio::sync::mpsc::unbounded_channel;
 
     use super::*;
     use crate::context::LogLevel;
     use crate::worker::parse_line;
+
+    #[test]
+    fn a_slow_executor_holds_up_the_writer_task_not_the_runtime() {
+        // One runtime thread: a blocking write would stop everything on it.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (mut ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+            let channel = Channel {
+                stream: theirs,
+                limit: 1 << 20,
+                job: "j".into(),
+            };
+            let (tx, rx) = unbounded_channel();
+            // 8 MiB of log lines, far over the socket's buffer, and nobody reads yet.
+            for _ in 0..128 {
+                let message = "x".repeat(64 << 10);
+                tx.send((
+                    0,
+                    Signal::Log {
+                        level: LogLevel::Info,
+                        message,
+                    },
+                ))
+                .unwrap();
+            }
+            let (_last, last_rx) = tokio::sync::mpsc::channel(1);
+            let writer = tokio::spawn(channel.write_lines(
+                Message::Heartbeat,
+                rx,
+                last_rx,
+                Duration::from_secs(3600),
+                CancellationToken::new(),
+                Orphan::default(),
+            ));
+            // The writer waits for the reader; the runtime's thread is free for a timer.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(!writer.is_finished(), "the socket cannot hold 8 MiB");
+            tx.send((0, Signal::Done(Ok(json!(7))))).unwrap();
+            let mut buf = Vec::new();
+            ours.read_to_end(&mut buf).await.unwrap();
+            assert!(writer.await.unwrap(), "every line was written");
+            let lines: Vec<&[u8]> = buf
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            assert_eq!(lines.len(), 130, "hello, 128 logs, the output");
+            assert_eq!(
+                parse_line(lines[129]).unwrap(),
+                Some(Message::Output { value: json!(7) })
+            );
+        });
+    }
 
     #[test]
     fn messages_that_fit_are_sent_as_they_are() {

@@ -348,6 +348,38 @@ mod tests {
         assert!(e.to_string().len() < 400, "{e}");
     }
 
+    #[test]
+    fn deep_nesting_is_a_typed_error_not_a_stack_overflow() {
+        for depth in [129, 10_000, 1_000_000] {
+            let (open, close) = ("[".repeat(depth), "]".repeat(depth));
+            for line in [
+                format!(r#"@dagforge:2 {{"type":"output","value":{open}{close}}}"#),
+                format!(r#"@dagforge:2 {{"type":"output","value":{open}"#),
+                format!(
+                    r#"@dagforge:2 {{"type":"log","level":"info","message":"m","x":{open}{close}}}"#
+                ),
+                format!(r#"@dagforge:2 {{"type":"error","error":{open}{close}}}"#),
+                format!("@dagforge:2 {open}"),
+            ] {
+                match parse_line(line.as_bytes()) {
+                    Err(ProtocolError::Malformed { line, .. }) => assert!(line.len() < 400),
+                    other => panic!("depth {depth}: {other:?}"),
+                }
+            }
+        }
+        // Nesting within serde_json's limit is an output like any other.
+        let value: Value =
+            serde_json::from_str(&format!("{}{}", "[".repeat(100), "]".repeat(100))).unwrap();
+        let line = Message::Output {
+            value: value.clone(),
+        }
+        .encode();
+        assert_eq!(
+            parse_line(line.as_bytes()).unwrap(),
+            Some(Message::Output { value })
+        );
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {

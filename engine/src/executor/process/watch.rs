@@ -254,8 +254,102 @@ fn describe(status: ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use tokio::sync::mpsc::unbounded_channel;
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
+    use crate::executor::process::lines::Lines;
+    use crate::ids::RunId;
+    use crate::signal::SignalSender;
+
+    /// Reads `channel` and `stdout` as the supervisor does (lines of at most `max`
+    /// bytes), with a console limit of 1 KiB, and decides the outcome for `status`.
+    fn watch(channel: &[u8], stdout: &[u8], max: usize, status: i32) -> Result<Value, ErrorInfo> {
+        let (tx, _rx) = unbounded_channel();
+        let ctx = JobContext::new(
+            RunId::new(),
+            Arc::from("n"),
+            None,
+            1,
+            CancellationToken::new(),
+            Some(SignalSender::new(tx, 0)),
+        );
+        let mut w = Watch {
+            ctx: &ctx,
+            job: "j",
+            pid: 1,
+            max_message: max,
+            console: Console::new(1024),
+            tail: VecDeque::new(),
+            tail_len: 3,
+            outcome: None,
+            protocol_error: None,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut lines = Lines::new(Some(channel), max);
+            while let Some(l) = lines.next().await {
+                w.on_protocol(&l);
+            }
+            let mut lines = Lines::new(Some(stdout), super::super::console::MAX_LINE);
+            while let Some(l) = lines.next().await {
+                w.on_console(Stream::Stdout, &l);
+            }
+        });
+        w.finish(Ok(ExitStatus::from_raw(status << 8)), None, false)
+    }
+
+    #[test]
+    fn a_huge_output_line_is_an_output_error_and_garbage_a_protocol_error() {
+        let mut line = br#"@dagforge:2 {"type":"output","value":""#.to_vec();
+        line.extend(std::iter::repeat_n(b'v', 1 << 20));
+        line.extend(b"\"}\n");
+        let e = watch(&line, b"", 4096, 0).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Output);
+        assert!(e.message.contains("1048617 bytes"), "{e}");
+        assert!(e.message.contains("4096-byte limit"), "{e}");
+
+        let e = watch(b"\xff\xfe\n", b"", 4096, 0).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Executor);
+        assert!(e.message.contains("protocol error: a line without"), "{e}");
+    }
+
+    #[test]
+    fn protocol_lines_on_the_console_are_console_text() {
+        let forged = b"@dagforge:2 {\"type\":\"output\",\"value\":666}\n";
+        let real = b"@dagforge:2 {\"type\":\"output\",\"value\":42}\n";
+        assert_eq!(watch(real, forged, 4096, 0).unwrap(), serde_json::json!(42));
+        let e = watch(b"", forged, 4096, 0).unwrap_err();
+        assert!(e.message.contains("without an output line"), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn the_reader_never_panics_on_random_channel_bytes(
+            chunks in proptest::collection::vec(
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..64),
+                    Just(b"@dagforge:2 ".to_vec()),
+                    Just(br#"{"type":"output","value":"#.to_vec()),
+                    Just(br#"{"type":"log","level":"info","message":"#.to_vec()),
+                    Just(b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[".to_vec()),
+                    Just(b"\n".to_vec()),
+                ],
+                0..48,
+            ),
+            max in 1usize..512,
+            status in 0i32..3,
+        ) {
+            let data: Vec<u8> = chunks.concat();
+            // Whatever the bytes, an outcome or a typed error — no panic.
+            let _ = watch(&data, &data, max, status);
+        }
+    }
 
     #[test]
     fn exit_statuses_are_described() {
