@@ -19,7 +19,7 @@ pub(crate) enum CliError {
     },
     /// The store could not be opened or failed: the store's (redacted) URL, then the
     /// error with its causes.
-    #[error("store {url}: {}", describe_store(error))]
+    #[error("store {url}: {}", describe_store(url, error))]
     Store {
         /// The store URL, without credentials.
         url: String,
@@ -86,13 +86,16 @@ impl CliError {
 }
 
 /// `error`'s message and its causes, joined by `: `, without the `store: ` its message
-/// starts with (the caller names the store) and without a cause whose text the message
-/// already holds. A database's own error gets what it means in words: read-only, locked
-/// by another process, authentication failed, no such database.
-fn describe_store(error: &crate::store::StoreError) -> String {
+/// starts with and the store's `url` in it (the caller names the store first), and
+/// without a cause whose text the message already holds. A database's own error gets
+/// what it means in words: read-only, locked by another process, authentication
+/// failed, no such database.
+fn describe_store(url: &str, error: &crate::store::StoreError) -> String {
     let text = chain(error);
     let text = text.strip_prefix("store: ").unwrap_or(&text);
-    let text = text.replace("error returned from database: ", "");
+    let text = text
+        .replace(&format!("`{url}`"), "it")
+        .replace("error returned from database: ", "");
     match meaning(error) {
         Some(m) if !text.contains(m) => format!("{text} ({m})"),
         _ => text,
@@ -187,6 +190,14 @@ mod tests {
             chain(&e),
             "store sqlite://x.db: `x.db` is locked by another connection or process"
         );
+        let e = CliError::store(
+            "sqlite://x.db",
+            crate::store::StoreError::Unreachable {
+                message: "store: cannot open `sqlite://x.db`".to_owned(),
+                source: None,
+            },
+        );
+        assert_eq!(chain(&e), "store sqlite://x.db: cannot open it");
     }
 
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
