@@ -4,7 +4,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ItemFn;
 
-use super::validate::JobModel;
+use super::model::JobModel;
 
 /// The original function followed by the generated items.
 pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {

@@ -1,6 +1,7 @@
 //! `#[job]`: parse → validate → expand.
 
 mod expand;
+mod model;
 mod parse;
 mod validate;
 

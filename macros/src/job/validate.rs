@@ -5,40 +5,16 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, Expr, ExprLit, ExprUnary, FnArg, GenericArgument, Ident, ItemFn, Lit, Pat,
-    PathArguments, ReturnType, Type, UnOp, Visibility,
+    Expr, ExprLit, ExprUnary, FnArg, GenericArgument, Ident, ItemFn, Lit, Pat, PathArguments,
+    ReturnType, Type, UnOp,
 };
 
+use super::model::{ArgModel, JobModel};
 use super::parse::{JobAttr, Resource};
 use crate::crate_path::CratePath;
 use crate::diag::{Errors, once};
 use crate::naming::{pascal_case, unraw};
 use crate::value::{check_quantity, non_empty};
-
-/// A validated `#[job]`.
-pub(crate) struct JobModel {
-    pub(crate) vis: Visibility,
-    pub(crate) docs: Vec<Attribute>,
-    pub(crate) fn_ident: Ident,
-    pub(crate) job_ident: Ident,
-    pub(crate) input_ident: Ident,
-    pub(crate) name: String,
-    pub(crate) has_ctx: bool,
-    pub(crate) args: Vec<ArgModel>,
-    pub(crate) output: Type,
-    /// The return type's span, where an error type that does not convert is reported.
-    pub(crate) ret_span: Span,
-    /// `JobSpec` builder calls (`.retries(2)`, …); empty keeps the default spec.
-    pub(crate) spec: Vec<TokenStream>,
-    /// The path to dagforge in the generated code.
-    pub(crate) krate: CratePath,
-}
-
-/// One job argument, which becomes one input field.
-pub(crate) struct ArgModel {
-    pub(crate) ident: Ident,
-    pub(crate) ty: Type,
-}
 
 /// Checks `func` and `attrs`. On error, every problem is in `errors` and `None` is returned.
 pub(crate) fn validate(
