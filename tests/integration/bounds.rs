@@ -575,3 +575,35 @@ async fn recurring_schedule_inputs_are_bounded_too() {
     );
     assert!(engine.recurring().await.unwrap().is_empty());
 }
+
+/// Each fan-out item's output is bounded on its own: the item too deep fails (not
+/// retried), the others succeed.
+#[tokio::test]
+async fn a_fan_out_item_with_an_output_too_deep_fails_that_item_only() {
+    let mut wf = Workflow::builder("deep-items");
+    wf.add("deep", Deep)
+        .each_input(Source::value(vec![1usize, 100, MAX_DEPTH]))
+        .retries(2);
+    let r = Engine::new().run(&wf.build().unwrap(), ()).await.unwrap();
+    let node = r.node("deep").unwrap();
+    assert_eq!(node.state, NodeState::Failed);
+    let states: Vec<NodeState> = node.items.iter().map(|i| i.state).collect();
+    assert_eq!(
+        states,
+        [
+            NodeState::Succeeded,
+            NodeState::Failed,
+            NodeState::Succeeded
+        ]
+    );
+    let item = &node.items[1];
+    assert_eq!(item.attempts, 1, "an output error is not retried");
+    let e = item.error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Output);
+    assert!(
+        e.message
+            .contains("nested 100 levels deep, more than the limit of 64 levels"),
+        "{}",
+        e.message
+    );
+}
