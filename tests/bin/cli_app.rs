@@ -132,6 +132,32 @@ fn block_workflow() -> Result<Workflow, dagforge::workflow::ValidationErrors> {
     block.build()
 }
 
+/// Saves the artifact `kept.txt` and returns its key (`tests/integration/artifacts/cli.rs`:
+/// where the App puts artifacts).
+struct Keep;
+
+impl Job for Keep {
+    type Input = ();
+    type Output = String;
+    const NAME: &'static str = "keep";
+
+    async fn run(&self, ctx: &JobContext, _: ()) -> Result<String, JobError> {
+        let r = ctx
+            .save_bytes("kept.txt", "kept")
+            .await
+            .map_err(|e| e.into_job_error())?;
+        ctx.info(format!("saved {}", r.key()));
+        Ok(r.key().to_owned())
+    }
+}
+
+/// `cli-artifact`: one `keep` node.
+fn artifact_workflow() -> Result<Workflow, dagforge::workflow::ValidationErrors> {
+    let mut keep = Workflow::builder("cli-artifact");
+    keep.add("keep", Keep);
+    keep.build()
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut echo = Workflow::builder("cli-echo");
@@ -140,6 +166,13 @@ async fn main() -> ExitCode {
     sleep.add("nap", Nap);
     let block = match block_workflow() {
         Ok(block) => block,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let keep = match artifact_workflow() {
+        Ok(keep) => keep,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -154,6 +187,7 @@ async fn main() -> ExitCode {
                 .workflow(env)
                 .workflow(typed)
                 .workflow(block)
+                .workflow(keep)
                 .run()
                 .await
         }

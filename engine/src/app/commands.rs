@@ -101,6 +101,7 @@ fn executor_name(kind: ExecutorKind) -> &'static str {
 pub(super) async fn engine(app: &App, settings: &Settings) -> Result<Engine, CliError> {
     let store = settings.open_store().await?;
     let mut b = Engine::builder()
+        .artifacts(settings.artifact_store()?)
         .shared_store(store)
         .concurrency(settings.concurrency);
     for wf in &app.all_workflows {

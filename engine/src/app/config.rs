@@ -23,6 +23,7 @@ struct FileConfig {
     executor: Option<ExecutorKind>,
     concurrency: Option<usize>,
     poll_secs: Option<f64>,
+    artifacts: Option<String>,
 }
 
 /// The most a config file may hold: it is a handful of keys.
@@ -37,6 +38,9 @@ pub(crate) struct Settings {
     pub(crate) concurrency: usize,
     /// From the file only; `serve --poll-secs` (flag or env) overrides it.
     pub(crate) poll_secs: Option<f64>,
+    /// The artifact store named by `--artifacts`, `DAGFORGE_ARTIFACTS` or the file;
+    /// `None`: beside a SQLite store's file, else the user's private default.
+    pub(crate) artifacts: Option<crate::artifact::ArtifactConfig>,
     /// Whether a SQLite file holding another application's tables may be initialised
     /// as a dagforge store (`--init-store`).
     pub(crate) init_store: bool,
@@ -75,7 +79,15 @@ impl Settings {
                 "concurrency must be at least 1 (--concurrency, DAGFORGE_CONCURRENCY or `concurrency` in the config file)",
             ));
         }
+        let artifacts = match global.artifacts.clone().or(file.artifacts.clone()) {
+            Some(url) if !url.trim().is_empty() => Some(
+                crate::artifact::ArtifactConfig::new(url.trim())
+                    .map_err(|e| artifacts_error(&e))?,
+            ),
+            _ => None,
+        };
         Ok(Settings {
+            artifacts,
             store: global
                 .store
                 .clone()
@@ -91,6 +103,20 @@ impl Settings {
             #[cfg(feature = "sqlite")]
             opened: std::sync::Mutex::default(),
         })
+    }
+
+    /// Where artifacts go: the store named by the settings, else the directory beside a
+    /// SQLite store's file (`dagforge.db` → `dagforge-artifacts/`), else this user's
+    /// private default ([`ArtifactConfig::default_local`](crate::artifact::ArtifactConfig::default_local)).
+    /// A `file://` directory that exists must be private to this user.
+    pub(crate) fn artifact_store(&self) -> Result<crate::artifact::ArtifactStore, CliError> {
+        let config = match (&self.artifacts, sqlite_file(&self.store)) {
+            (Some(config), _) => config.clone(),
+            (None, Some(file)) => crate::artifact::ArtifactConfig::beside_database(file)
+                .map_err(|e| artifacts_error(&e))?,
+            (None, None) => crate::artifact::ArtifactConfig::default_local(),
+        };
+        config.build().map_err(|e| artifacts_error(&e))
     }
 
     /// The store URL without credentials: what messages show.
@@ -145,6 +171,39 @@ impl Settings {
             return Ok(Arc::new(store));
         }
         open_store(url).await
+    }
+}
+
+/// An artifact store that cannot be used: a usage error naming the setting (the
+/// artifact errors show URLs without credentials).
+fn artifacts_error(e: &crate::artifact::ArtifactError) -> CliError {
+    let mut message = format!(
+        "artifacts (--artifacts, DAGFORGE_ARTIFACTS or `artifacts` in the config file): {e}"
+    );
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    CliError::usage(message)
+}
+
+/// The database file of a SQLite store URL; `None` for other stores and in-memory
+/// databases.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    #[cfg(feature = "sqlite")]
+    {
+        use std::str::FromStr;
+        if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+            return None;
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+        Some(options.get_filename().to_path_buf()).filter(|f| !f.as_os_str().is_empty())
+    }
+    #[cfg(not(feature = "sqlite"))]
+    {
+        let _ = url;
+        None
     }
 }
 

@@ -170,18 +170,56 @@ impl ArtifactConfig {
         Self::new(url.as_str())
     }
 
-    /// The default store: the directory `dagforge-artifacts` under the system's
-    /// temporary directory.
+    /// The default store: a directory private to this user, under its data
+    /// directory: `$XDG_DATA_HOME/dagforge/artifacts` when `XDG_DATA_HOME` is an
+    /// absolute path, else `~/.local/share/dagforge/artifacts`. Without a home
+    /// directory, `dagforge-artifacts-<uid>` under the system's temporary directory.
+    ///
+    /// Like every `file://` store, the directory is created `0700` by the first
+    /// write, and an existing one that belongs to another user or is writable by
+    /// group or others is refused ([`ArtifactError::UnsafeDirectory`]). Apps with a
+    /// SQLite store keep artifacts beside the database instead
+    /// ([`beside_database`](Self::beside_database)).
     pub fn default_local() -> Self {
-        let mut dir = std::env::temp_dir().join("dagforge-artifacts");
-        if dir.is_relative()
-            && let Ok(cwd) = std::env::current_dir()
-        {
-            dir = cwd.join(dir);
-        }
+        let dir = default_dir();
         // Only a relative temporary directory in a process without a current
-        // directory gets here: memory is the one store left that needs no path.
+        // directory fails here: memory is the one store left that needs no path.
         Self::local(&dir).unwrap_or_else(|_| Self::memory())
+    }
+
+    /// A store beside a database file: `dagforge.db` → the directory
+    /// `dagforge-artifacts` next to it (`<file stem>-artifacts`). A relative path is
+    /// taken from the current directory.
+    ///
+    /// ```
+    /// use dagforge::artifact::ArtifactConfig;
+    ///
+    /// let config = ArtifactConfig::beside_database("/srv/app/dagforge.db")?;
+    /// assert_eq!(config.redacted_url(), "file:///srv/app/dagforge-artifacts/");
+    /// # Ok::<(), dagforge::artifact::ArtifactError>(())
+    /// ```
+    pub fn beside_database(file: impl AsRef<FsPath>) -> ArtifactResult<Self> {
+        let file = file.as_ref();
+        let file = if file.is_relative() {
+            std::env::current_dir()
+                .map_err(|e| ArtifactError::InvalidUrl {
+                    url: file.display().to_string(),
+                    reason: format!("a relative path needs the current directory: {e}"),
+                })?
+                .join(file)
+        } else {
+            file.to_path_buf()
+        };
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "dagforge".to_owned());
+        let dir = file
+            .parent()
+            .unwrap_or_else(|| FsPath::new("/"))
+            .join(format!("{stem}-artifacts"));
+        Self::local(&dir)
     }
 
     /// A store in this process's memory.
@@ -197,7 +235,8 @@ impl ArtifactConfig {
     }
 
     /// The store named by the `DAGFORGE_ARTIFACTS` environment variable, or
-    /// [`default_local`](Self::default_local) when it is unset or empty.
+    /// [`default_local`](Self::default_local) when it is unset or empty. An unknown
+    /// scheme there is an error ([`ArtifactError::InvalidUrl`]).
     pub fn from_env() -> ArtifactResult<Self> {
         match std::env::var(ENV_URL) {
             Ok(url) if !url.trim().is_empty() => Self::new(url.trim()),
@@ -263,6 +302,35 @@ impl fmt::Debug for ArtifactConfig {
             .field("upload_concurrency", &self.upload_concurrency)
             .finish()
     }
+}
+
+/// The default directory: see [`ArtifactConfig::default_local`].
+fn default_dir() -> std::path::PathBuf {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if let Some(data) = absolute("XDG_DATA_HOME") {
+        return data.join("dagforge").join("artifacts");
+    }
+    if let Some(home) = absolute("HOME") {
+        return home.join(".local/share/dagforge/artifacts");
+    }
+    #[cfg(unix)]
+    let name = match super::local::euid() {
+        Ok(uid) => format!("dagforge-artifacts-{uid}"),
+        Err(_) => "dagforge-artifacts".to_owned(),
+    };
+    #[cfg(not(unix))]
+    let name = "dagforge-artifacts".to_owned();
+    let mut dir = std::env::temp_dir().join(name);
+    if dir.is_relative()
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        dir = cwd.join(dir);
+    }
+    dir
 }
 
 /// The URL without user info, query or fragment (see [`crate::redact::url`]).

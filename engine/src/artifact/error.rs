@@ -52,6 +52,29 @@ pub enum ArtifactError {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// The `file://` store's directory is not private to this user: owned by
+    /// another user, writable by group or others, a symbolic link planted by
+    /// another user, or not a directory. Nothing is written, read or deleted there.
+    #[error("artifact directory {dir} cannot be used: {reason}")]
+    UnsafeDirectory {
+        /// The directory.
+        dir: String,
+        /// What is wrong with it, and how to fix it.
+        reason: String,
+    },
+    /// A path of a `file://` store passes through a symbolic link that leads out of
+    /// the store's root (or nowhere): the operation is refused.
+    #[error(
+        "artifact `{key}`: {operation} refused: `{link}` is a symbolic link out of the store's root"
+    )]
+    OutsideRoot {
+        /// The artifact's key (or prefix, for a run's folder).
+        key: String,
+        /// What was being done: `put`, `get`, `delete`, ….
+        operation: &'static str,
+        /// The link, as a path on disk.
+        link: String,
+    },
     /// No artifact exists under this key.
     #[error("artifact `{key}` not found in {store}")]
     NotFound {
@@ -164,8 +187,10 @@ impl ArtifactError {
             | ArtifactError::Range { key, .. }
             | ArtifactError::Source { key, .. }
             | ArtifactError::Unavailable { key, .. }
-            | ArtifactError::Provider { key, .. } => Some(key),
+            | ArtifactError::Provider { key, .. }
+            | ArtifactError::OutsideRoot { key, .. } => Some(key),
             ArtifactError::InvalidUrl { .. }
+            | ArtifactError::UnsafeDirectory { .. }
             | ArtifactError::ProviderNotEnabled { .. }
             | ArtifactError::Config { .. } => None,
         }
@@ -204,6 +229,9 @@ impl From<ArtifactError> for std::io::Error {
             }
             ArtifactError::InvalidKey { .. } | ArtifactError::Range { .. } => {
                 std::io::ErrorKind::InvalidInput
+            }
+            ArtifactError::UnsafeDirectory { .. } | ArtifactError::OutsideRoot { .. } => {
+                std::io::ErrorKind::PermissionDenied
             }
             _ => std::io::ErrorKind::Other,
         };

@@ -7,14 +7,18 @@
 //! back — whole, as a stream, by byte range, or as a `T` for JSON values.
 //!
 //! The store is an [`object_store`](https://docs.rs/object_store) backend picked at
-//! run time from a URL ([`ArtifactConfig`]): `file://` (the default, under the
-//! system's temporary directory) and `memory://` always, `s3://`, `gs://` and
+//! run time from a URL ([`ArtifactConfig`]): `file://` (the default: a directory
+//! private to the user, see [`ArtifactConfig::default_local`]) and `memory://` always,
+//! `s3://`, `gs://` and
 //! `az://` with the `s3`, `gcs` and `azure` features. Configure it with
 //! [`EngineBuilder::artifacts`](crate::EngineBuilder::artifacts); jobs reach it
 //! through [`JobContext`](crate::JobContext).
 //!
 //! - **Keys** are namespaced by run, node, fan-out item and attempt
 //!   ([`Scope`]); a key may not leave the store's root (`..` is refused).
+//! - **Private local stores**: a `file://` root is created `0700`; an existing one
+//!   owned by another user or writable by group or others is refused, and nothing
+//!   is written, read or deleted through a symbolic link out of the root.
 //! - **Atomic writes**: an artifact appears under its key only once completely
 //!   written (the providers stage uploads and publish them in one step: a
 //!   staged file renamed into place, a multipart upload completed). A failed or
@@ -34,6 +38,7 @@ mod config;
 mod error;
 mod job_context;
 mod key;
+mod local;
 mod provider;
 mod reference;
 mod retention;

@@ -1,6 +1,5 @@
 //! Opening the `object_store` backend a configuration names.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
@@ -8,16 +7,19 @@ use object_store::path::Path;
 
 use super::config::{ArtifactConfig, Provider, redact};
 use super::error::{ArtifactError, ArtifactResult};
+use super::local::LocalRoot;
 
 /// An opened backend: the object store, the root every key is under, and for
-/// `file://` the directory itself.
+/// `file://` the directory itself (whose safety every operation checks).
 pub(crate) struct Opened {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) root: Path,
-    pub(crate) local_dir: Option<PathBuf>,
+    pub(crate) local: Option<LocalRoot>,
 }
 
-pub(crate) fn open(config: &ArtifactConfig) -> ArtifactResult<Opened> {
+/// Opens the backend. With `check_now`, an existing `file://` root that is not
+/// private is refused here; without, at the first operation.
+pub(crate) fn open(config: &ArtifactConfig, check_now: bool) -> ArtifactResult<Opened> {
     let display = redact(&config.url);
     let root = Path::from_url_path(config.url.path()).map_err(|e| ArtifactError::InvalidUrl {
         url: display.clone(),
@@ -33,13 +35,23 @@ pub(crate) fn open(config: &ArtifactConfig) -> ArtifactResult<Opened> {
                     url: display.clone(),
                     reason: "not a local path".to_owned(),
                 })?;
-            // Rooted at `/` with our own prefix: nothing touches the disk until the
-            // first write, which creates the directories it needs.
-            let fs = object_store::local::LocalFileSystem::new().with_automatic_cleanup(true);
+            // Rooted at `/` with our own prefix: nothing is created until the first
+            // write, which makes the root private (0700). An existing root is checked
+            // now, so that a directory planted by another user is refused at once.
+            let fs =
+                Arc::new(object_store::local::LocalFileSystem::new().with_automatic_cleanup(true));
+            let local = LocalRoot {
+                fs: Arc::clone(&fs),
+                dir: dir.components().collect(),
+                display: display.clone(),
+            };
+            if check_now {
+                local.check_existing()?;
+            }
             Ok(Opened {
-                store: Arc::new(fs),
+                store: fs,
                 root,
-                local_dir: Some(dir),
+                local: Some(local),
             })
         }
         Provider::Memory => {
@@ -47,7 +59,7 @@ pub(crate) fn open(config: &ArtifactConfig) -> ArtifactResult<Opened> {
             Ok(Opened {
                 store: Arc::new(object_store::memory::InMemory::new()),
                 root,
-                local_dir: None,
+                local: None,
             })
         }
         Provider::S3 => s3(config, &display, root),
@@ -130,7 +142,7 @@ fn s3(config: &ArtifactConfig, display: &str, root: Path) -> ArtifactResult<Open
     Ok(Opened {
         store: Arc::new(store),
         root,
-        local_dir: None,
+        local: None,
     })
 }
 
@@ -155,7 +167,7 @@ fn gcs(config: &ArtifactConfig, display: &str, root: Path) -> ArtifactResult<Ope
     Ok(Opened {
         store: Arc::new(store),
         root,
-        local_dir: None,
+        local: None,
     })
 }
 
@@ -180,7 +192,7 @@ fn azure(config: &ArtifactConfig, display: &str, root: Path) -> ArtifactResult<O
     Ok(Opened {
         store: Arc::new(store),
         root,
-        local_dir: None,
+        local: None,
     })
 }
 

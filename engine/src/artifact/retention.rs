@@ -30,6 +30,23 @@ impl ArtifactStore {
         let prefix_key = key::run_prefix(run);
         let prefix = self.path(&prefix_key)?;
         let inner = self.inner();
+        if let Some(local) = &inner.local {
+            // Not `object_store`'s listing, which follows symbolic links.
+            let mut out: Vec<ArtifactInfo> = local
+                .list(&prefix, &prefix_key)
+                .await?
+                .into_iter()
+                .filter_map(|found| {
+                    Some(ArtifactInfo {
+                        key: key::relative(&inner.root, &found.location)?,
+                        size: found.size,
+                        last_modified: found.modified,
+                    })
+                })
+                .collect();
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            return Ok(out);
+        }
         let listed = retry(inner.retry, || async {
             inner
                 .store
@@ -65,10 +82,18 @@ impl ArtifactStore {
     /// Call it when a run is deleted and its artifacts should go with it (what a
     /// retention policy decides); references to them stop resolving. On `file://`
     /// stores the run's folder is removed too, with any upload a crash left half
-    /// done.
+    /// done. Nothing outside the store's root is ever deleted: symbolic links in the
+    /// run's folder are removed, not followed, and a link on the way to the folder
+    /// fails with [`ArtifactError::OutsideRoot`].
     pub async fn delete_run_artifacts(&self, run: RunId) -> ArtifactResult<usize> {
         let listed = self.list_run_artifacts(run).await?;
         let inner = self.inner();
+        if let Some(local) = &inner.local {
+            let prefix_key = key::run_prefix(run);
+            let prefix = self.path(&prefix_key)?;
+            local.remove_folder(&prefix, &prefix_key).await?;
+            return Ok(listed.len());
+        }
         let paths: Vec<Path> = listed
             .iter()
             .map(|info| self.path(&info.key))
@@ -90,31 +115,6 @@ impl ArtifactStore {
         .await;
         if let Err(f) = deleted {
             return Err(classify(f, &key::run_prefix(run), "delete", &inner.display));
-        }
-        if let Some(dir) = &inner.local_dir {
-            let run_dir = dir.join(key::RUNS).join(run.to_string());
-            let removed =
-                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(run_dir)).await;
-            match removed {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Ok(Err(e)) => {
-                    return Err(ArtifactError::Provider {
-                        key: key::run_prefix(run),
-                        operation: "delete",
-                        store: inner.display.clone(),
-                        source: Box::new(e),
-                    });
-                }
-                Err(e) => {
-                    return Err(ArtifactError::Provider {
-                        key: key::run_prefix(run),
-                        operation: "delete",
-                        store: inner.display.clone(),
-                        source: Box::new(e),
-                    });
-                }
-            }
         }
         Ok(listed.len())
     }

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,6 +16,7 @@ use super::config::{ArtifactConfig, Provider};
 use super::error::{ArtifactError, ArtifactResult, BoxError};
 use super::key;
 use super::key::Scope;
+use super::local::{Access, LocalRoot};
 use super::provider;
 use super::reference::{ArtifactRef, Blob, JSON, OCTET_STREAM};
 use super::retry::{RetryPolicy, classify, retry};
@@ -56,7 +56,8 @@ pub(crate) struct Inner {
     pub(crate) provider: Provider,
     /// The redacted URL, for messages.
     pub(crate) display: String,
-    pub(crate) local_dir: Option<PathBuf>,
+    /// For `file://` stores: the root, checked before every operation.
+    pub(crate) local: Option<LocalRoot>,
     pub(crate) retry: RetryPolicy,
     pub(crate) part_size: usize,
     pub(crate) upload_concurrency: usize,
@@ -90,15 +91,23 @@ impl Default for ArtifactStore {
 
 impl ArtifactStore {
     /// Opens the store a configuration describes.
+    ///
+    /// A `file://` root that exists must be private to this user (owned by it, not
+    /// writable by group or others): otherwise [`ArtifactError::UnsafeDirectory`].
+    /// A missing root is created `0700` by the first write.
     pub fn from_config(config: &ArtifactConfig) -> ArtifactResult<Self> {
-        let opened = provider::open(config)?;
+        Self::open(config, true)
+    }
+
+    fn open(config: &ArtifactConfig, check_now: bool) -> ArtifactResult<Self> {
+        let opened = provider::open(config, check_now)?;
         Ok(ArtifactStore {
             inner: Arc::new(Inner {
                 store: opened.store,
                 root: opened.root,
                 provider: config.provider,
                 display: config.redacted_url(),
-                local_dir: opened.local_dir,
+                local: opened.local,
                 retry: config.retry,
                 part_size: config.part_size,
                 upload_concurrency: config.upload_concurrency,
@@ -129,7 +138,7 @@ impl ArtifactStore {
                 root: Path::default(),
                 provider: Provider::Memory,
                 display: config.redacted_url(),
-                local_dir: None,
+                local: None,
                 retry: config.retry,
                 part_size: config.part_size,
                 upload_concurrency: config.upload_concurrency,
@@ -137,11 +146,13 @@ impl ArtifactStore {
         }
     }
 
-    /// The default store: `dagforge-artifacts` under the system's temporary
-    /// directory. Nothing is created until the first write.
+    /// The default store: this user's private directory
+    /// ([`ArtifactConfig::default_local`]). Nothing is created until the first write,
+    /// which makes the directory `0700`; if it exists and is not private, every
+    /// operation fails with [`ArtifactError::UnsafeDirectory`].
     pub fn default_local() -> Self {
         let config = ArtifactConfig::default_local();
-        ArtifactStore::from_config(&config).unwrap_or_else(|_| ArtifactStore::in_memory(&config))
+        ArtifactStore::open(&config, false).unwrap_or_else(|_| ArtifactStore::in_memory(&config))
     }
 
     /// The kind of store.
@@ -165,6 +176,21 @@ impl ArtifactStore {
 
     pub(crate) fn path(&self, key: &str) -> ArtifactResult<Path> {
         key::join(&self.inner.root, key)
+    }
+
+    /// For `file://` stores: refuses `path` if it goes through a symbolic link out of
+    /// the root (or the root is not private); for writes, creates the root first.
+    pub(crate) async fn guard(
+        &self,
+        path: &Path,
+        key: &str,
+        operation: &'static str,
+        access: Access,
+    ) -> ArtifactResult<()> {
+        match &self.inner.local {
+            Some(local) => local.guard(path, key, operation, access).await,
+            None => Ok(()),
+        }
     }
 
     fn make_ref<T>(
@@ -203,6 +229,7 @@ impl ArtifactStore {
 
     async fn put<T>(&self, key: &str, data: Bytes, ct: &str) -> ArtifactResult<ArtifactRef<T>> {
         let path = self.path(key)?;
+        self.guard(&path, key, "put", Access::Write).await?;
         let (size, hash) = stream::digest(&data);
         let payload = PutPayload::from_bytes(data);
         retry(self.inner.retry, || {
@@ -223,6 +250,7 @@ impl ArtifactStore {
         E: Into<BoxError>,
     {
         let path = self.path(key)?;
+        self.guard(&path, key, "put", Access::Write).await?;
         let (size, hash) = stream::upload(&self.inner, &path, key, stream).await?;
         Ok(self.make_ref(key, size, hash, OCTET_STREAM))
     }
@@ -240,7 +268,7 @@ impl ArtifactStore {
     // ----- loading ----------------------------------------------------------------------
 
     /// Checks that `r` can be read from this store and returns its object path.
-    fn locate<T>(&self, r: &ArtifactRef<T>) -> ArtifactResult<Path> {
+    async fn locate<T>(&self, r: &ArtifactRef<T>, operation: &'static str) -> ArtifactResult<Path> {
         if r.provider() != self.inner.provider {
             return Err(ArtifactError::ProviderMismatch {
                 key: r.key().to_owned(),
@@ -248,12 +276,14 @@ impl ArtifactStore {
                 expected: self.inner.provider.scheme(),
             });
         }
-        self.path(r.key())
+        let path = self.path(r.key())?;
+        self.guard(&path, r.key(), operation, Access::Read).await?;
+        Ok(path)
     }
 
     /// The whole content, checked against the reference's size and hash.
     pub async fn load_bytes<T>(&self, r: &ArtifactRef<T>) -> ArtifactResult<Bytes> {
-        let path = self.locate(r)?;
+        let path = self.locate(r, "get").await?;
         let data = retry(self.inner.retry, || async {
             self.inner.store.get(&path).await?.bytes().await
         })
@@ -289,7 +319,7 @@ impl ArtifactStore {
     /// The content as a stream, in bounded memory, checked as it goes (see
     /// [`ArtifactStream`]).
     pub async fn load_stream<T>(&self, r: &ArtifactRef<T>) -> ArtifactResult<ArtifactStream> {
-        let path = self.locate(r)?;
+        let path = self.locate(r, "get").await?;
         let result = retry(self.inner.retry, || self.inner.store.get(&path))
             .await
             .map_err(|f| classify(f, r.key(), "get", &self.inner.display))?;
@@ -320,7 +350,7 @@ impl ArtifactStore {
         if range.start == range.end {
             return Ok(Bytes::new());
         }
-        let path = self.locate(r)?;
+        let path = self.locate(r, "get").await?;
         let data = retry(self.inner.retry, || {
             self.inner.store.get_range(&path, range.clone())
         })
@@ -342,7 +372,7 @@ impl ArtifactStore {
 
     /// Whether the artifact exists.
     pub async fn exists<T>(&self, r: &ArtifactRef<T>) -> ArtifactResult<bool> {
-        let path = self.locate(r)?;
+        let path = self.locate(r, "head").await?;
         match retry(self.inner.retry, || self.inner.store.head(&path)).await {
             Ok(_) => Ok(true),
             Err(f) => match classify(f, r.key(), "head", &self.inner.display) {
@@ -354,7 +384,7 @@ impl ArtifactStore {
 
     /// Deletes the artifact (deleting a missing one is not an error).
     pub async fn delete<T>(&self, r: &ArtifactRef<T>) -> ArtifactResult<()> {
-        let path = self.locate(r)?;
+        let path = self.locate(r, "delete").await?;
         match retry(self.inner.retry, || self.inner.store.delete(&path)).await {
             Ok(()) => Ok(()),
             Err(f) => match classify(f, r.key(), "delete", &self.inner.display) {

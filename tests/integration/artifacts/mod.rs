@@ -1,10 +1,13 @@
 //! Artifacts: one conformance suite run against every provider (memory, file, and
 //! S3 through moto_server), plus the file store's own rules, jobs passing artifacts
-//! through the engine, and streaming in bounded memory.
+//! through the engine, streaming in bounded memory, the private root of `file://`
+//! stores on a shared machine, and where the CLI puts artifacts.
 
+mod cli;
 mod conformance;
 mod engine;
 mod file;
+mod private;
 mod s3;
 mod streaming;
 
