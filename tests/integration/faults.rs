@@ -2,6 +2,7 @@
 //! runs. In-process cases here (a store that fails on command); real engine processes,
 //! a database cut off through a proxy and frozen engines in `faults/procs.rs`.
 
+mod capture;
 mod procs;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -266,7 +267,9 @@ async fn serve_rides_out_an_outage() {
         .build();
     store.down.store(true, Ordering::SeqCst);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let logs = capture::Capture::default();
     let serving = tokio::spawn({
+        use tracing::instrument::WithSubscriber;
         let engine = engine.clone();
         async move {
             engine
@@ -275,6 +278,7 @@ async fn serve_rides_out_an_outage() {
                 })
                 .await
         }
+        .with_subscriber(logs.clone())
     });
     // Recorded meanwhile (straight into the store, which is only out of reach for the
     // serving engine).
@@ -297,6 +301,12 @@ async fn serve_rides_out_an_outage() {
     assert!(took < Duration::from_millis(1500), "{took:?}");
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
+    // Some fifteen failed turns, logged once (with the cause) and once back.
+    let warned = logs.count(tracing::Level::WARN, "store unavailable");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains("test outage"), "{warned:?}");
+    let back = logs.count(tracing::Level::INFO, "store reachable again");
+    assert_eq!(back.len(), 1, "{back:?}");
 }
 
 /// The inner memory store of a [`Faulty`], without its faults.
