@@ -195,7 +195,7 @@ fn the_reported_cases() {
         let fires: Vec<_> = s
             .fires_between(friday, friday + TimeDelta::days(8))
             .collect();
-        let days: Vec<u32> = fires.iter().map(|f| chrono::Datelike::day(f)).collect();
+        let days: Vec<u32> = fires.iter().map(chrono::Datelike::day).collect();
         assert_eq!(days, [5, 6, 7, 11, 12], "{expr}");
     }
     let weekend = Schedule::utc("0 0 * * SAT-SUN").unwrap();
