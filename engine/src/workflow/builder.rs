@@ -7,17 +7,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::validate::{ValidationError, ValidationErrors, compile};
+use super::draft::{
+    CondDef, CronSpec, Draft, FanOutDef, NodeDef, ParamDef, SelDef, SourceDef, Target,
+};
+use super::error::{ValidationError, ValidationErrors};
+use super::validate::compile;
 use super::{TriggerRule, Workflow};
 use crate::job::{Backoff, Job};
 use crate::registry::DynJob;
-
-/// A workflow's declared recurring schedule: a cron expression and its time zone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct CronSpec {
-    pub(crate) cron: String,
-    pub(crate) time_zone: String,
-}
 
 static NEXT_BUILDER: AtomicU32 = AtomicU32::new(1);
 
@@ -115,26 +112,6 @@ impl<I, T> std::fmt::Debug for Field<I, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Field({})", self.name)
     }
-}
-
-#[derive(Clone, Debug)]
-pub(crate) enum Target {
-    Handle { wf: u32, idx: u32 },
-    Name(String),
-}
-
-#[derive(Clone, Debug)]
-pub(crate) enum SelDef {
-    Whole,
-    Field(String),
-    Path(String),
-}
-
-#[derive(Clone, Debug)]
-pub(crate) enum SourceDef {
-    Output { node: Target, sel: SelDef },
-    Param(String),
-    Const(Result<Value, String>),
 }
 
 /// Where a typed value comes from: an upstream output (or part of it), a run
@@ -235,41 +212,6 @@ impl<T> From<Source<Vec<T>>> for Items<T> {
             _t: PhantomData,
         }
     }
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct CondDef {
-    pub(crate) on: Option<Target>,
-    pub(crate) expr: String,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct FanOutDef {
-    pub(crate) field: Option<String>,
-    pub(crate) items: SourceDef,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct NodeDef {
-    pub(crate) id: String,
-    pub(crate) job: DynJob,
-    pub(crate) whole: Option<SourceDef>,
-    pub(crate) fields: Vec<(String, SourceDef)>,
-    pub(crate) fan_outs: Vec<FanOutDef>,
-    pub(crate) after: Vec<Target>,
-    pub(crate) conditions: Vec<CondDef>,
-    pub(crate) trigger: TriggerRule,
-    pub(crate) retries: Option<u32>,
-    pub(crate) backoff: Option<Backoff>,
-    pub(crate) timeout: Option<Option<Duration>>,
-    pub(crate) priority: Option<i32>,
-    pub(crate) concurrency: Option<u32>,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct ParamDef {
-    pub(crate) name: String,
-    pub(crate) default: Option<Value>,
 }
 
 /// Builds a [`Workflow`]: add nodes, wire them, then [`build`](WorkflowBuilder::build)
@@ -406,7 +348,15 @@ impl WorkflowBuilder {
 
     /// Validates the graph and compiles it. Every problem is reported at once.
     pub fn build(self) -> Result<Workflow, ValidationErrors> {
-        compile(self)
+        compile(Draft {
+            id: self.id,
+            name: self.name,
+            version: self.version,
+            nodes: self.nodes,
+            params: self.params,
+            errors: self.errors,
+            cron: self.cron,
+        })
     }
 }
 

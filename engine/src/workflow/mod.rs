@@ -1,6 +1,8 @@
 //! Workflows: the typed builder, validation, and the compiled DAG.
 
 mod builder;
+mod draft;
+mod error;
 mod path;
 pub(crate) mod plan;
 pub mod render;
@@ -12,10 +14,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use builder::{Field, Items, Node, NodeRef, Source, WorkflowBuilder};
+pub use error::{ValidationError, ValidationErrors};
 pub use spec::{
     BindingSpec, ConditionSpec, FanOutSpec, NodeSpec, ParamSpec, WorkflowSnapshot, WorkflowSpec,
 };
-pub use validate::{ValidationError, ValidationErrors};
 
 use plan::Plan;
 
@@ -43,7 +45,7 @@ pub enum TriggerRule {
 pub struct Workflow {
     pub(crate) plan: Arc<Plan>,
     /// The recurring schedule it declares, if any ([`WorkflowBuilder::cron`]).
-    pub(crate) cron: Option<Arc<builder::CronSpec>>,
+    pub(crate) cron: Option<Arc<draft::CronSpec>>,
 }
 
 impl Workflow {

@@ -1,7 +1,6 @@
 //! `build()`: resolve references, check every rule, compile the petgraph DAG.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::sync::Arc;
 
 use petgraph::algo::{kosaraju_scc, toposort};
@@ -9,158 +8,11 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
 use super::Workflow;
-use super::builder::{SelDef, SourceDef, Target, WorkflowBuilder};
+use super::draft::{Draft, SelDef, SourceDef, Target};
+use super::error::{ValidationError, ValidationErrors};
 use super::path::{JsonPath, Predicate};
 use super::plan::{Cond, FanOut, InputPlan, Param, Plan, PlanNode, Sel, Src};
 use crate::job::Backoff;
-
-/// One problem found by [`WorkflowBuilder::build`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ValidationError {
-    /// Two nodes share an id.
-    #[error("duplicate node id `{node}`")]
-    DuplicateNode {
-        /// The repeated id.
-        node: String,
-    },
-    /// A node id is empty or contains characters other than letters, digits, `-`, `_`, `.`.
-    #[error("node id `{node}` is invalid: {reason}")]
-    InvalidNodeId {
-        /// The id.
-        node: String,
-        /// Why it is invalid.
-        reason: &'static str,
-    },
-    /// A node depends on a node that does not exist.
-    #[error("node `{node}` depends on unknown node `{dependency}`")]
-    UnknownDependency {
-        /// The dependent node.
-        node: String,
-        /// The missing dependency.
-        dependency: String,
-    },
-    /// An input binding, fan-out or condition refers to a node that does not exist.
-    #[error("node `{node}`: {what} refers to unknown node `{source_node}`")]
-    MissingSource {
-        /// The node with the binding.
-        node: String,
-        /// Which binding (`input field \`x\``, `fan-out`, `condition`, `input`).
-        what: String,
-        /// The missing node.
-        source_node: String,
-    },
-    /// A handle from another workflow builder was used.
-    #[error("node `{node}`: {what} uses a node handle from another workflow")]
-    ForeignHandle {
-        /// The node with the binding.
-        node: String,
-        /// Which binding.
-        what: String,
-    },
-    /// The dependencies form a cycle; `path` lists it, first node repeated at the end.
-    #[error("cycle: {}", path.join(" → "))]
-    Cycle {
-        /// The nodes of the cycle.
-        path: Vec<String>,
-    },
-    /// A JSONPath does not parse.
-    #[error("node `{node}`: {what}: invalid JSONPath `{path}`: {reason}")]
-    InvalidPath {
-        /// The node.
-        node: String,
-        /// Which binding.
-        what: String,
-        /// The path.
-        path: String,
-        /// The parser's message.
-        reason: String,
-    },
-    /// A condition does not parse.
-    #[error("node `{node}`: invalid condition `{condition}`: {reason}")]
-    InvalidCondition {
-        /// The node.
-        node: String,
-        /// The condition.
-        condition: String,
-        /// Why.
-        reason: String,
-    },
-    /// A constant input could not be encoded as JSON.
-    #[error("node `{node}`: {what}: value cannot be encoded as JSON: {reason}")]
-    InvalidValue {
-        /// The node.
-        node: String,
-        /// Which input.
-        what: String,
-        /// The encoder's message.
-        reason: String,
-    },
-    /// A node has more than one fan-out.
-    #[error("node `{node}` has {count} fan-outs; a node fans out over at most one list")]
-    MultipleFanOuts {
-        /// The node.
-        node: String,
-        /// How many were declared.
-        count: usize,
-    },
-    /// A node uses a run parameter that the workflow does not declare.
-    #[error("node `{node}` uses undeclared parameter `{param}`")]
-    UnknownParam {
-        /// The node.
-        node: String,
-        /// The parameter.
-        param: String,
-    },
-    /// A parameter declaration is wrong.
-    #[error("parameter `{name}`: {reason}")]
-    Param {
-        /// The parameter.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// The workflow has no nodes.
-    #[error("the workflow has no nodes")]
-    Empty,
-}
-
-/// Every problem found in a workflow definition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidationErrors {
-    workflow: String,
-    errors: Vec<ValidationError>,
-}
-
-impl ValidationErrors {
-    /// The problems, in the order they were found.
-    pub fn errors(&self) -> &[ValidationError] {
-        &self.errors
-    }
-
-    /// The workflow's name.
-    pub fn workflow(&self) -> &str {
-        &self.workflow
-    }
-}
-
-impl fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.errors.len();
-        write!(
-            f,
-            "workflow `{}` is invalid ({n} problem{}):",
-            self.workflow,
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.errors {
-            write!(f, "\n  - {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ValidationErrors {}
 
 fn check_id(id: &str) -> Result<(), &'static str> {
     if id.is_empty() {
@@ -278,8 +130,8 @@ impl Ctx<'_> {
     }
 }
 
-pub(crate) fn compile(b: WorkflowBuilder) -> Result<Workflow, ValidationErrors> {
-    let WorkflowBuilder {
+pub(crate) fn compile(b: Draft) -> Result<Workflow, ValidationErrors> {
+    let Draft {
         id: wf,
         name,
         version,
