@@ -50,6 +50,15 @@ impl std::fmt::Display for LogLevel {
 /// Log lines and progress go to the run's event stream and the store (and to
 /// `tracing`); the cancellation token fires when the run is cancelled, and a job that
 /// notices should stop and return [`JobError::cancelled`](crate::JobError::cancelled).
+///
+/// A job runs on a thread of the async runtime, shared with the engine and other jobs:
+/// it must `.await`, not block. A blocking call (`std::thread::sleep`, synchronous
+/// file or network I/O, a long computation) holds that thread, cannot notice the
+/// cancellation, and keeps a cancelled run — or a process asked to stop — waiting.
+/// Run blocking work with `tokio::task::spawn_blocking` and await it alongside
+/// [`cancelled`](JobContext::cancelled), or run the job with the process executor
+/// (its attempts are child processes a cancel stops); the guide's *Blocking work*
+/// shows how.
 #[derive(Clone, Debug)]
 pub struct JobContext {
     run: RunId,
