@@ -2,63 +2,18 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{ArtifactStore, Artifacts, Scope};
 use crate::ids::RunId;
+use crate::log_level::LogLevel;
 use crate::signal::{Signal, SignalSender};
-
-/// Severity of a job's log line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum LogLevel {
-    /// Very detailed diagnostics.
-    Trace,
-    /// Diagnostics.
-    Debug,
-    /// Normal progress information.
-    Info,
-    /// Something unexpected that the job survived.
-    Warn,
-    /// A failure.
-    Error,
-}
-
-impl LogLevel {
-    /// The lower-case name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Trace => "trace",
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-        }
-    }
-}
-
-impl std::fmt::Display for LogLevel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
 
 /// What a job knows about the attempt it runs in, and how it talks back.
 ///
 /// Log lines and progress go to the run's event stream and the store (and to
 /// `tracing`); the cancellation token fires when the run is cancelled, and a job that
 /// notices should stop and return [`JobError::cancelled`](crate::JobError::cancelled).
-///
-/// A job runs on a thread of the async runtime, shared with the engine and other jobs:
-/// it must `.await`, not block. A blocking call (`std::thread::sleep`, synchronous
-/// file or network I/O, a long computation) holds that thread, cannot notice the
-/// cancellation, and keeps a cancelled run — or a process asked to stop — waiting.
-/// Run blocking work with `tokio::task::spawn_blocking` and await it alongside
-/// [`cancelled`](JobContext::cancelled), or run the job with the process executor
-/// (its attempts are child processes a cancel stops); the guide's *Blocking work*
-/// shows how.
 #[derive(Clone, Debug)]
 pub struct JobContext {
     run: RunId,

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::context::LogLevel;
 use crate::error::ErrorInfo;
 use crate::ids::RunId;
+use crate::log_level::LogLevel;
 use crate::state::{NodeState, RunState};
 
 /// One event of a run. `seq` numbers a run's events from 1 without gaps, so a reader

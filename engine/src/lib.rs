@@ -59,8 +59,9 @@ pub mod guide;
 mod ids;
 mod job;
 mod limit;
-mod redact;
+mod log_level;
 mod orchestrator;
+mod redact;
 mod registry;
 pub mod schedule;
 mod signal;
@@ -72,7 +73,7 @@ pub mod workflow;
 
 #[cfg(feature = "cli")]
 pub use app::{App, AppOutput};
-pub use context::{JobContext, LogLevel};
+pub use context::JobContext;
 pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
 pub use events::{Event, EventKind, EventStream, NodeEvent};
 pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
@@ -80,6 +81,7 @@ pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
 pub use executor::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 pub use ids::{ParseRunIdError, RunId};
 pub use job::{Backoff, Job, JobSpec, Resources};
+pub use log_level::LogLevel;
 pub use orchestrator::{
     Clock, Fire, FireOutcome, ManualClock, Recurring, RecurringSchedule, SystemClock,
 };

@@ -3,8 +3,8 @@
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::context::LogLevel;
 use crate::error::ErrorInfo;
+use crate::log_level::LogLevel;
 
 /// What an execution reports. Delivered in order per execution.
 #[derive(Debug)]

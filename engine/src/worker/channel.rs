@@ -239,7 +239,7 @@ mod tests {
     use tokio::sync::mpsc::unbounded_channel;
 
     use super::*;
-    use crate::context::LogLevel;
+    use crate::log_level::LogLevel;
     use crate::worker::parse_line;
 
     #[test]

@@ -47,8 +47,9 @@ use tokio::sync::mpsc::unbounded_channel;
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{ArtifactStore, ENV_URL};
-use crate::context::{JobContext, LogLevel};
+use crate::context::JobContext;
 use crate::error::{ErrorInfo, ErrorKind};
+use crate::log_level::LogLevel;
 use crate::registry::{Registry, guarded};
 use crate::signal::SignalSender;
 use channel::Channel;

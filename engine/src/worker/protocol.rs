@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::context::LogLevel;
 use crate::error::ErrorInfo;
+use crate::log_level::LogLevel;
 
 /// The protocol version this build speaks. Version 2 moved the protocol lines off
 /// stdout onto a channel of their own (the worker's stdin socket); version 1 shared

@@ -4,7 +4,8 @@
 
 use std::collections::VecDeque;
 
-use crate::context::{JobContext, LogLevel};
+use crate::context::JobContext;
+use crate::log_level::LogLevel;
 
 /// The longest console line kept; the rest of a longer line is dropped (and said so).
 pub(super) const MAX_LINE: usize = 16 << 10;

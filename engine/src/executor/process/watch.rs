@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use super::console::Console;
 use super::lines::Line;
-use crate::context::{JobContext, LogLevel};
+use crate::context::JobContext;
 use crate::error::{ErrorInfo, ErrorKind};
+use crate::log_level::LogLevel;
 use crate::worker::{EXIT_UNKNOWN_JOB, Message, PREFIX, parse_line, quote};
 
 /// How many characters of a stderr line an error message quotes.
