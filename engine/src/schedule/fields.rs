@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::error::{CronField, ScheduleError};
+use super::{CronField, ScheduleError};
 
 const MONTHS: &[(&str, u32)] = &[
     ("jan", 1),

@@ -58,7 +58,6 @@ mod bounds_tests;
 mod calendar;
 #[cfg(test)]
 mod croniter_tests;
-mod error;
 mod fields;
 mod policy;
 #[cfg(test)]
@@ -74,7 +73,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-pub use error::{CronField, ScheduleError};
+pub use crate::error::schedule::{CronField, ScheduleError};
 pub use policy::{
     DEFAULT_MISFIRE_GRACE, FirePlan, Jitter, MissedFirePolicy, OverlapPolicy, plan_fires,
     plan_fires_with_grace,

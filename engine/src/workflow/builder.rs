@@ -10,9 +10,9 @@ use serde_json::Value;
 use super::draft::{
     CondDef, CronSpec, Draft, FanOutDef, NodeDef, ParamDef, SelDef, SourceDef, Target,
 };
-use super::error::{ValidationError, ValidationErrors};
 use super::validate::compile;
 use super::{TriggerRule, Workflow};
+use crate::error::validation::{ValidationError, ValidationErrors};
 use crate::job::{Backoff, Job};
 use crate::registry::DynJob;
 

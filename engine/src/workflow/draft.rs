@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::TriggerRule;
-use super::error::ValidationError;
+use crate::error::validation::ValidationError;
 use crate::job::Backoff;
 use crate::registry::DynJob;
 

@@ -2,7 +2,6 @@
 
 mod builder;
 mod draft;
-mod error;
 mod path;
 pub(crate) mod plan;
 pub mod render;
@@ -13,8 +12,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::validation::{ValidationError, ValidationErrors};
 pub use builder::{Field, Items, Node, NodeRef, Source, WorkflowBuilder};
-pub use error::{ValidationError, ValidationErrors};
 pub use spec::{
     BindingSpec, ConditionSpec, FanOutSpec, NodeSpec, ParamSpec, WorkflowSnapshot, WorkflowSpec,
 };

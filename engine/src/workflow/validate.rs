@@ -9,9 +9,9 @@ use petgraph::visit::EdgeRef;
 
 use super::Workflow;
 use super::draft::{Draft, SelDef, SourceDef, Target};
-use super::error::{ValidationError, ValidationErrors};
 use super::path::{JsonPath, Predicate};
 use super::plan::{Cond, FanOut, InputPlan, Param, Plan, PlanNode, Sel, Src};
+use crate::error::validation::{ValidationError, ValidationErrors};
 use crate::job::Backoff;
 
 fn check_id(id: &str) -> Result<(), &'static str> {

@@ -1,10 +1,14 @@
 //! Error types: what a job returns, what the engine returns, and what gets recorded.
 
+pub(crate) mod schedule;
+pub(crate) mod store;
+pub(crate) mod validation;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::workflow::ValidationErrors;
+use validation::ValidationErrors;
 
 /// Result type of the engine's API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -50,7 +54,7 @@ pub enum Error {
     /// The store failed. Shown as `store: ` and the store's message (which most store
     /// errors begin with `store: ` already: it is not doubled).
     #[error("{}", store_message(.0))]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] store::StoreError),
     /// A state machine rule was broken.
     #[error(transparent)]
     Transition(#[from] crate::state::InvalidTransition),
@@ -93,7 +97,7 @@ pub enum Error {
         id: String,
         /// What is wrong, naming the field.
         #[source]
-        source: crate::schedule::ScheduleError,
+        source: schedule::ScheduleError,
     },
     /// No recurring schedule has this id.
     #[error("no recurring schedule `{0}`")]
@@ -101,7 +105,7 @@ pub enum Error {
 }
 
 /// `store: ` and `e`'s message, without doubling a `store: ` it begins with.
-fn store_message(e: &crate::store::StoreError) -> String {
+fn store_message(e: &store::StoreError) -> String {
     let text = e.to_string();
     if text.starts_with("store: ") {
         text
@@ -314,12 +318,12 @@ mod tests {
 
     #[test]
     fn a_store_error_is_prefixed_once() {
-        let e = Error::from(crate::store::StoreError::Backend {
+        let e = Error::from(store::StoreError::Backend {
             message: "store: storing a workflow spec failed".to_owned(),
             source: None,
         });
         assert_eq!(e.to_string(), "store: storing a workflow spec failed");
-        let e = Error::from(crate::store::StoreError::UnknownRun(crate::RunId::new()));
+        let e = Error::from(store::StoreError::UnknownRun(crate::RunId::new()));
         assert!(e.to_string().starts_with("store: run "), "{e}");
     }
 

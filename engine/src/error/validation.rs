@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// One problem found by [`WorkflowBuilder::build`](super::WorkflowBuilder::build).
+/// One problem found by [`WorkflowBuilder::build`](crate::WorkflowBuilder::build).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationError {
@@ -116,8 +116,8 @@ pub enum ValidationError {
 /// Every problem found in a workflow definition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidationErrors {
-    pub(super) workflow: String,
-    pub(super) errors: Vec<ValidationError>,
+    pub(crate) workflow: String,
+    pub(crate) errors: Vec<ValidationError>,
 }
 
 impl ValidationErrors {
