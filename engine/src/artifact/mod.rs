@@ -34,6 +34,7 @@
 //!
 //! The guide's chapter: [`crate::guide::artifacts`].
 
+mod backend;
 mod config;
 mod error;
 mod job_context;
@@ -43,6 +44,7 @@ mod provider;
 mod reference;
 mod retention;
 mod retry;
+mod scheme;
 mod scoped;
 mod store;
 mod stream;
@@ -50,12 +52,13 @@ mod stream;
 use std::sync::OnceLock;
 
 pub use bytes::Bytes;
-pub use config::{ArtifactConfig, ENV_URL, Provider};
+pub use config::{ArtifactConfig, ENV_URL};
 pub use error::{ArtifactError, ArtifactResult};
 pub use key::Scope;
 pub use reference::{ArtifactRef, Blob, ContentHash, JSON, OCTET_STREAM, ParseContentHashError};
 pub use retention::ArtifactInfo;
 pub use retry::RetryPolicy;
+pub use scheme::Provider;
 pub use scoped::Artifacts;
 pub use store::ArtifactStore;
 pub use stream::ArtifactStream;

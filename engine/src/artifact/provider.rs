@@ -5,9 +5,10 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
-use super::config::{ArtifactConfig, Provider, redact};
+use super::config::{ArtifactConfig, redact};
 use super::error::{ArtifactError, ArtifactResult};
 use super::local::LocalRoot;
+use super::scheme::Provider;
 
 /// An opened backend: the object store, the root every key is under, and for
 /// `file://` the directory itself (whose safety every operation checks).

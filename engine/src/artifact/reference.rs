@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::config::Provider;
+use super::scheme::Provider;
 
 /// The content type of JSON artifacts.
 pub const JSON: &str = "application/json";

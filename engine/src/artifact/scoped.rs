@@ -105,3 +105,10 @@ impl Artifacts {
         self.store.load_range(r, range).await
     }
 }
+
+impl ArtifactStore {
+    /// The handle through which one attempt saves its artifacts.
+    pub fn scoped(&self, scope: Scope) -> Artifacts {
+        Artifacts::new(self.clone(), scope)
+    }
+}

@@ -7,20 +7,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::Stream;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncRead;
 
-use super::config::{ArtifactConfig, Provider};
+use super::backend::Inner;
+use super::config::ArtifactConfig;
 use super::error::{ArtifactError, ArtifactResult, BoxError};
 use super::key;
-use super::key::Scope;
-use super::local::{Access, LocalRoot};
+use super::local::Access;
 use super::provider;
 use super::reference::{ArtifactRef, Blob, JSON, OCTET_STREAM};
-use super::retry::{RetryPolicy, classify, retry};
-use super::scoped::Artifacts;
+use super::retry::{classify, retry};
+use super::scheme::Provider;
 use super::stream::{self, ArtifactStream};
 
 /// Where artifacts are saved and loaded: an object store chosen by URL at run time
@@ -48,19 +48,6 @@ use super::stream::{self, ArtifactStream};
 #[derive(Clone)]
 pub struct ArtifactStore {
     inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) store: Arc<dyn ObjectStore>,
-    pub(crate) root: Path,
-    pub(crate) provider: Provider,
-    /// The redacted URL, for messages.
-    pub(crate) display: String,
-    /// For `file://` stores: the root, checked before every operation.
-    pub(crate) local: Option<LocalRoot>,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) part_size: usize,
-    pub(crate) upload_concurrency: usize,
 }
 
 impl fmt::Debug for ArtifactStore {
@@ -163,11 +150,6 @@ impl ArtifactStore {
     /// The store's URL without credentials (safe to log).
     pub fn url(&self) -> &str {
         &self.inner.display
-    }
-
-    /// The handle through which one attempt saves its artifacts.
-    pub fn scoped(&self, scope: Scope) -> Artifacts {
-        Artifacts::new(self.clone(), scope)
     }
 
     pub(crate) fn inner(&self) -> &Inner {
@@ -392,5 +374,12 @@ impl ArtifactStore {
                 other => Err(other),
             },
         }
+    }
+}
+
+impl ArtifactConfig {
+    /// Opens the store.
+    pub fn build(&self) -> ArtifactResult<ArtifactStore> {
+        ArtifactStore::from_config(self)
     }
 }

@@ -12,10 +12,10 @@ use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncRead;
 
+use super::backend::Inner;
 use super::error::{ArtifactError, ArtifactResult, BoxError};
 use super::reference::ContentHash;
 use super::retry::{Exhausted, classify, retry};
-use super::store::Inner;
 
 /// Hashes and counts what passes through.
 #[derive(Default)]

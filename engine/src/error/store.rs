@@ -164,6 +164,10 @@ impl BadRow {
 
 impl StoreError {
     /// Names the run a [`BadRow`] belongs to; other errors are returned as they are.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(dead_code, reason = "only the SQL stores decode rows")
+    )]
     pub(crate) fn in_run(self, run: impl std::fmt::Display) -> Self {
         match self {
             StoreError::BadRow(b) => StoreError::BadRow(b.in_run(run)),
