@@ -10,6 +10,7 @@ mod concurrency;
 mod crash;
 mod dag;
 mod events;
+mod executor_contract;
 mod faults;
 mod fanout;
 mod hygiene;

@@ -1,0 +1,1 @@
+//! The executor contract: every executor (in-process, process) passes the same suite.
