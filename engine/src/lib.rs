@@ -51,6 +51,7 @@ pub mod __private;
 mod app;
 pub mod artifact;
 pub mod bounds;
+mod clock;
 mod context;
 mod error;
 mod events;
@@ -61,7 +62,7 @@ mod job;
 mod limit;
 mod log_level;
 mod orchestrator;
-mod redact;
+pub mod redact;
 mod registry;
 pub mod schedule;
 mod signal;
@@ -77,14 +78,15 @@ pub use context::JobContext;
 pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
 pub use events::{Event, EventKind, EventStream, NodeEvent};
 pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
+#[cfg(feature = "test-util")]
+pub use executor::conformance as executor_conformance;
 #[cfg(all(feature = "process", unix))]
 pub use executor::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 pub use ids::{ParseRunIdError, RunId};
 pub use job::{Backoff, Job, JobSpec, Resources};
 pub use log_level::LogLevel;
-pub use orchestrator::{
-    Clock, Fire, FireOutcome, ManualClock, Recurring, RecurringSchedule, SystemClock,
-};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use orchestrator::{Fire, FireOutcome, Recurring, RecurringSchedule};
 pub use orchestrator::{
     Engine, EngineBuilder, Enqueue, ItemReport, NodeReport, RetryMode, RunHandle, RunResult,
 };

@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::driver::Driver;
 use super::result::RunResult;
+use super::shared::Shared;
 use crate::artifact::ArtifactStore;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventStream};
@@ -21,34 +22,6 @@ use crate::limit::Limiter;
 use crate::signal::{CONTROL, Signal};
 use crate::store::{Lease, MemoryStore, RunRecord, Store, StoreError};
 use crate::workflow::Workflow;
-
-/// What every run of an engine shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) executor: Arc<dyn Executor>,
-    pub(crate) permits: Arc<Limiter>,
-    pub(crate) events: broadcast::Sender<Event>,
-    pub(crate) grace: Duration,
-    pub(crate) artifacts: ArtifactStore,
-    /// This engine's name in leases.
-    pub(crate) owner: Arc<str>,
-    /// How long a run's lease lasts without renewal.
-    pub(crate) lease_ttl: Duration,
-    /// Largest JSON output an attempt may return.
-    pub(crate) max_output: usize,
-    /// Largest run inputs, as JSON.
-    pub(crate) max_input: usize,
-    /// Workflows this engine can resume runs of, by (name, version).
-    pub(super) workflows: HashMap<(String, String), Workflow>,
-    /// Where the scheduler reads the time.
-    pub(crate) clock: Arc<dyn super::recurring::Clock>,
-    /// Most runs this engine drives at once from claims (its concurrency).
-    pub(super) capacity: usize,
-    /// Claims without progress past which a claimed run is failed (0: never).
-    pub(super) max_stalled: u32,
-    active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
-}
 
 /// Runs workflows. Cheap to clone; clones share the store, executor, concurrency
 /// limit and event stream.
@@ -99,7 +72,7 @@ pub struct EngineBuilder {
     workflows: HashMap<(String, String), Workflow>,
     max_output: usize,
     max_input: usize,
-    clock: Option<Arc<dyn super::recurring::Clock>>,
+    clock: Option<Arc<dyn crate::clock::Clock>>,
     max_stalled: u32,
 }
 
@@ -208,7 +181,7 @@ impl EngineBuilder {
 
     /// Where the scheduler of recurring schedules reads the time (default:
     /// [`SystemClock`](crate::SystemClock)); tests pass a [`ManualClock`](crate::ManualClock).
-    pub fn clock(mut self, clock: impl super::recurring::Clock) -> Self {
+    pub fn clock(mut self, clock: impl crate::clock::Clock) -> Self {
         self.clock = Some(Arc::new(clock));
         self
     }
@@ -256,7 +229,7 @@ impl EngineBuilder {
                 workflows: self.workflows,
                 clock: self
                     .clock
-                    .unwrap_or_else(|| Arc::new(super::recurring::SystemClock)),
+                    .unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
                 capacity: self.concurrency,
                 max_stalled: self.max_stalled,
                 active: Mutex::new(HashMap::new()),

@@ -8,12 +8,11 @@ mod recurring;
 mod result;
 mod retry;
 mod serve;
+mod shared;
 
 pub use engine::{Engine, EngineBuilder, RunHandle};
 pub use enqueue::Enqueue;
-pub use recurring::{
-    Clock, Fire, FireOutcome, ManualClock, Recurring, RecurringSchedule, SystemClock,
-};
+pub use recurring::{Fire, FireOutcome, Recurring, RecurringSchedule};
 pub use result::{ItemReport, NodeReport, RunResult};
 #[cfg_attr(not(feature = "cli"), allow(unused_imports))]
 pub(crate) use retry::RETRY_REASON_PREFIX;

@@ -24,8 +24,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
-use super::engine::Shared;
 use super::result::{ItemReport, NodeReport, RunResult};
+use super::shared::Shared;
 use crate::context::JobContext;
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::events::{Event, EventKind, NodeEvent};
