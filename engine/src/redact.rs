@@ -1,6 +1,6 @@
 //! Credentials out of URLs before they are shown: in messages, errors, `Debug` output
 //! and log lines. The one place that knows how (the store, artifact and CLI code call
-//! it).
+//! it); public so that programs embedding dagforge show store URLs the same way.
 
 /// `url` without its user info (user and password), query and fragment: what is safe
 /// to print. Works on any text: a string that is not a URL comes back without the
@@ -8,7 +8,14 @@
 ///
 /// `postgres://app:s3cret@db:5432/runs?sslpassword=x` → `postgres://db:5432/runs`;
 /// `sqlite://data/runs.db` and plain paths are unchanged.
-pub(crate) fn url(url: &str) -> String {
+///
+/// ```
+/// assert_eq!(
+///     dagforge::redact::url("postgres://app:s3cret@db:5432/runs?sslpassword=x"),
+///     "postgres://db:5432/runs"
+/// );
+/// ```
+pub fn url(url: &str) -> String {
     let url = url.split(['?', '#']).next().unwrap_or_default();
     let Some(start) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();

@@ -27,7 +27,6 @@ trait ErasedJob: Send + Sync + 'static {
     fn type_id(&self) -> TypeId;
     fn call(self: Arc<Self>, ctx: JobContext, input: Value) -> BoxFuture<Result<Value, ErrorInfo>>;
     fn spawn(self: Arc<Self>, attempt: Attempt) -> tokio::task::JoinHandle<()>;
-    #[cfg(feature = "cli")]
     fn check_input(&self, input: Value) -> Result<(), String>;
 }
 
@@ -109,7 +108,6 @@ impl<J: Job> ErasedJob for Erased<J> {
         Box::pin(async move { run_typed(&self.0, &ctx, input).await })
     }
 
-    #[cfg(feature = "cli")]
     fn check_input(&self, input: Value) -> Result<(), String> {
         decode_input::<J::Input>(input)
             .map(drop)
@@ -207,8 +205,7 @@ impl DynJob {
     }
 
     /// Whether `input` decodes as the job's input type (the error says why not),
-    /// without running anything (for the CLI's checks of run parameters).
-    #[cfg(feature = "cli")]
+    /// without running anything (for [`Workflow::check_inputs`](crate::Workflow::check_inputs)).
     pub(crate) fn check_input(&self, input: Value) -> Result<(), String> {
         self.0.check_input(input)
     }

@@ -9,7 +9,7 @@ use super::cli::{Cli, Command, ExecutorKind, GraphArgs, GraphFormat, JobsArgs, R
 use super::config::Settings;
 use super::error::CliError;
 use super::{inputs, progress, runs, schedules, table};
-use crate::orchestrator::{Engine, RunResult};
+use crate::{Engine, RunResult};
 
 /// Runs one parsed command.
 pub(super) async fn dispatch(

@@ -8,15 +8,10 @@ use serde_json::{Map, Value};
 
 use super::config::{read_capped, read_capped_from};
 use super::error::CliError;
-use crate::workflow::Workflow;
-use crate::workflow::plan::{Src, Values};
+use crate::Workflow;
 
 /// The most `--input-json` may hold.
 pub(crate) const MAX_INPUT_JSON_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Fan-out items of a parameter checked against the job's input type (the rest are
-/// checked when the run gets there).
-const ITEMS_CHECKED: usize = 1000;
 
 /// The run's parameters: `--input-json`'s object, then each `--input KEY=VALUE`.
 ///
@@ -39,7 +34,7 @@ pub(crate) fn parse(inputs: &[String], input_json: Option<&Path>) -> Result<Valu
                 Ok(other) => {
                     return Err(CliError::usage(format!(
                         "--input-json {shown}: expected a JSON object of parameters, found {}",
-                        crate::workflow::plan::kind(&other)
+                        json_kind(&other)
                     )));
                 }
                 Err(e) => {
@@ -66,6 +61,18 @@ pub(crate) fn parse(inputs: &[String], input_json: Option<&Path>) -> Result<Valu
     Ok(Value::Object(map))
 }
 
+/// What kind of JSON value `v` is, for messages.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
 /// One `-i` VALUE: JSON if it parses, else a string, unless it starts like JSON.
 fn value(key: &str, v: &str) -> Result<Value, CliError> {
     match serde_json::from_str(v) {
@@ -78,92 +85,8 @@ fn value(key: &str, v: &str) -> Result<Value, CliError> {
     }
 }
 
-/// Checks `inputs` against the input types of the nodes that take parameters
-/// directly (nodes whose input is made of parameters and constants only): a value the
-/// job could not decode is refused now, naming the parameter, instead of being recorded
-/// as a run that fails. Unknown and missing parameters are left to the engine, which
-/// names them.
+/// Checks `inputs` against the types of the jobs that take them
+/// ([`Workflow::check_inputs`]), before anything is recorded.
 pub(crate) fn check_types(wf: &Workflow, inputs: &Value) -> Result<(), CliError> {
-    let plan = &wf.plan;
-    let Value::Object(given) = inputs else {
-        return Ok(());
-    };
-    let mut params = Vec::with_capacity(plan.params.len());
-    for p in &plan.params {
-        match given.get(&*p.name).or(p.default.as_ref()) {
-            Some(v) => params.push(v.clone()),
-            None => return Ok(()),
-        }
-    }
-    let values = Params(&params);
-    for node in &plan.nodes {
-        let mut sources: Vec<&Src> = node.input.whole.iter().map(|s| &**s).collect();
-        sources.extend(node.input.fields.iter().map(|(_, s)| s));
-        if let Some(fan) = &node.fan_out {
-            sources.push(&fan.items);
-        }
-        if sources.iter().any(|s| matches!(s, Src::Output { .. })) {
-            continue;
-        }
-        // The parameters of this node the user gave (defaults are the workflow's own).
-        let mut blamed: Vec<&str> = sources
-            .iter()
-            .filter_map(|s| match s {
-                Src::Param(i) => Some(&*plan.params[*i as usize].name),
-                _ => None,
-            })
-            .filter(|name| given.contains_key(*name))
-            .collect();
-        blamed.sort_unstable();
-        blamed.dedup();
-        if blamed.is_empty() {
-            continue;
-        }
-        let refuse = |reason: String| {
-            CliError::Engine(crate::Error::Input {
-                name: blamed.join("`, `"),
-                reason,
-            })
-        };
-        let job = node.job.name();
-        let base = node
-            .build_input(&values)
-            .map_err(|e| refuse(format!("node `{}`: {e}", node.id)))?;
-        let check = |input: Value, item: Option<usize>| {
-            node.job.check_input(input).map_err(|e| {
-                let at = item.map(|i| format!(" (item {i})")).unwrap_or_default();
-                refuse(format!(
-                    "node `{}`{at} (job `{job}`) cannot take it: {e}",
-                    node.id
-                ))
-            })
-        };
-        if node.fan_out.is_none() {
-            check(base, None)?;
-            continue;
-        }
-        let items = node
-            .fan_out_items(plan, &values)
-            .map_err(|e| refuse(format!("node `{}`: {e}", node.id)))?;
-        for (i, item) in items.into_iter().take(ITEMS_CHECKED).enumerate() {
-            let input = node
-                .with_item(&base, item)
-                .map_err(|e| refuse(format!("node `{}`: {e}", node.id)))?;
-            check(input, Some(i))?;
-        }
-    }
-    Ok(())
-}
-
-/// The parameter values, for assembling inputs; no node has run.
-struct Params<'a>(&'a [Value]);
-
-impl Values for Params<'_> {
-    fn output(&self, _: u32) -> Option<&Value> {
-        None
-    }
-
-    fn param(&self, i: u32) -> &Value {
-        &self.0[i as usize]
-    }
+    wf.check_inputs(inputs).map_err(CliError::Engine)
 }

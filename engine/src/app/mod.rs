@@ -53,9 +53,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::job::Job;
-use crate::registry::{DynJob, Registry};
-use crate::workflow::Workflow;
+use crate::{DynJob, Job, Registry, Workflow};
 
 use cli::{Cli, Command};
 use error::CliError;

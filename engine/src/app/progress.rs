@@ -9,11 +9,8 @@ use serde_json::Value;
 
 use super::error::CliError;
 use super::interrupt::{self, Interrupts};
-use crate::events::{EventKind, EventStream, NodeEvent};
-use crate::orchestrator::{Engine, RunHandle, RunResult};
-use crate::state::NodeState;
-use crate::workflow::Workflow;
 use crate::workflow::plan::Values;
+use crate::{Engine, EventKind, EventStream, NodeEvent, NodeState, RunHandle, RunResult, Workflow};
 
 /// Follows the run behind `handle` (whose events `events` receives, subscribed before
 /// it started) until it finishes. With `live`, draws one spinner per running node and

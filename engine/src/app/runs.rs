@@ -9,11 +9,8 @@ use super::commands::{engine, finish};
 use super::config::Settings;
 use super::error::CliError;
 use super::{progress, table};
-use crate::events::EventKind;
-use crate::ids::RunId;
-use crate::orchestrator::RetryMode;
-use crate::state::RunState;
 use crate::store::{RunQuery, RunRecord, Store};
+use crate::{EventKind, RetryMode, RunId, RunState};
 
 pub(super) async fn dispatch(
     app: &App,
@@ -57,7 +54,7 @@ pub(super) async fn dispatch(
 fn parse_id(id: &str) -> Result<RunId, CliError> {
     id.trim()
         .parse()
-        .map_err(|e: crate::ids::ParseRunIdError| CliError::usage(e.to_string()))
+        .map_err(|e: crate::ParseRunIdError| CliError::usage(e.to_string()))
 }
 
 fn parse_state(s: &str) -> Result<RunState, CliError> {

@@ -2,6 +2,7 @@
 
 mod builder;
 mod draft;
+mod inputs;
 mod path;
 pub(crate) mod plan;
 pub mod render;
