@@ -1,5 +1,6 @@
 //! The jobs of `dagforge-test-worker`, shared with the process executor tests
-//! (`tests/integration/process.rs`), which build their workflows from them.
+//! (`tests/integration/process.rs`), which build their workflows from them, and the
+//! executor conformance suite's jobs (`tests/integration/executor_contract.rs`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -349,5 +350,7 @@ pub(crate) fn registry() -> Result<Registry, dagforge::Error> {
         .register(Publish)?
         .register(NotifyFailures)?
         .register(Finalizer)?;
+    // The executor conformance suite's jobs (`tests/integration/executor_contract.rs`).
+    dagforge::executor_conformance::jobs::register(&mut r)?;
     Ok(r)
 }

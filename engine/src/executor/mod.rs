@@ -9,6 +9,8 @@
 //! [`ErrorKind::Executor`] error instead of leaving the run waiting forever; the node's
 //! retry policy decides whether it runs again.
 
+#[cfg(feature = "test-util")]
+pub mod conformance;
 mod in_process;
 #[cfg(all(feature = "process", unix))]
 mod process;
@@ -31,8 +33,117 @@ pub use in_process::InProcess;
 pub use process::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 
 /// Starts node attempts.
+///
+/// # The contract
+///
+/// Every executor — in-process, child processes, a queue, pods — keeps these promises;
+/// the conformance suite (`dagforge::executor_conformance`, feature `test-util`)
+/// checks them through a real engine, and the in-process and process executors pass
+/// it.
+///
+/// - **`start` does not block.** It hands the attempt to whatever runs it (a task, a
+///   child process, a queue) and returns an [`ExecutionHandle`] at once; the engine's
+///   run loop calls it, so waiting in it stalls the whole run. Attempts started one
+///   after the other run side by side (an executor's own concurrency limit may make
+///   them wait, *after* `start` returned). `start` does not fail: an attempt the
+///   executor cannot run is reported as a failed attempt with [`ErrorKind::Executor`]
+///   (retryable).
+/// - **Exactly one outcome per execution.** The executor reports the attempt's result
+///   once, by running it with [`Execution::run_here`] or, for an attempt run
+///   elsewhere, with [`Execution::complete`] — or it drops the [`Execution`]. A
+///   dropped execution (the executor lost it, its task panicked) fails the attempt
+///   with [`ErrorKind::Executor`] naming the executor (see [`name`](Executor::name)),
+///   and the node's retry policy decides whether it runs again: a run never waits for
+///   ever on an executor. There is no way to report twice.
+/// - **Outcome kinds.** `Ok(output)` is the node's output. The job's own errors keep
+///   their kind ([`ErrorKind::Failed`] retryable, [`ErrorKind::Terminal`] not);
+///   a panic is [`ErrorKind::Panicked`]; an attempt past its
+///   [`timeout`](Execution::timeout) is [`ErrorKind::TimedOut`]; an attempt stopped by
+///   cancellation is [`ErrorKind::Cancelled`]; a failure of the executor itself
+///   (cannot start a process, protocol violation) is [`ErrorKind::Executor`].
+/// - **Crash of the child.** An attempt whose process (or pod) dies without reporting
+///   an outcome — killed by a signal, an exit code, out of memory — is a failed,
+///   *retryable* attempt ([`ErrorKind::Failed`] for the process executor, with the
+///   exit status and the last stderr lines in the message; [`ErrorKind::Executor`]
+///   when the executor cannot tell what happened). The in-process analogue is a panic
+///   ([`ErrorKind::Panicked`]). It never takes the engine down.
+/// - **Logs and progress** go through the execution's [`JobContext`]
+///   ([`JobContext::info`], [`JobContext::progress`], …), from the job itself or
+///   relayed by the executor (the process executor turns its worker's protocol lines
+///   and console output into them). They become the run's `Log` and `Progress`
+///   events, attributed to the node, item and attempt, and must be sent before the
+///   outcome is reported (later ones are dropped).
+/// - **Cancellation.** When the run is cancelled, the job's token fires
+///   ([`JobContext::cancelled`]); an executor running the attempt elsewhere passes it
+///   on (the process executor sends SIGTERM to the worker's process group). A job that
+///   stops reports [`ErrorKind::Cancelled`]. After the engine's grace period
+///   ([`EngineBuilder::cancel_grace`](crate::EngineBuilder::cancel_grace)) the engine
+///   records every attempt still running as cancelled and calls
+///   [`ExecutionHandle::abort`]; the executor then stops the attempt for good (aborts
+///   its task, kills its process group, deletes its pod). An executor may have a
+///   grace period of its own; it should be no longer than the engine's.
+/// - **Timeouts.** [`Execution::timeout`] bounds one attempt. The executor enforces it
+///   (or lets the job's runtime enforce it, as the process worker does) and stops an
+///   attempt past it, reporting [`ErrorKind::TimedOut`]; an attempt deaf to it is
+///   stopped by force at the latest a grace period later.
+/// - **`ExecutionHandle::abort`** means: stop the attempt now, hard, and report
+///   nothing more — the engine has already recorded its end. It is called after the
+///   cancellation grace, when the run's driver goes away (the run finished with
+///   attempts still running, its lease was lost, the engine stopped) and never
+///   otherwise. It must not block either, and it may be called after the attempt
+///   ended (then it does nothing).
+/// - **Drop.** Dropping an [`Execution`] without an outcome fails the attempt (above),
+///   unless its handle was aborted first. An executor that is itself dropped leaves
+///   its running attempts to their handles: the engine aborts them when it lets go of
+///   the run.
+///
+/// # A minimal executor
+///
+/// An executor that runs each attempt as a tokio task of its own — the shape of
+/// [`InProcess`], without its inline fast path:
+///
+/// ```
+/// use dagforge::prelude::*;
+/// use dagforge::{Execution, ExecutionHandle, Executor};
+///
+/// #[derive(Debug)]
+/// struct Tasks;
+///
+/// impl Executor for Tasks {
+///     fn start(&self, execution: Execution) -> ExecutionHandle {
+///         // Runs the job under its timeout, turns a panic into a failed attempt and
+///         // reports the outcome once; aborting the task stops the attempt.
+///         let task = tokio::spawn(execution.run_here());
+///         ExecutionHandle::from_task(task.abort_handle())
+///     }
+/// }
+///
+/// struct Double;
+///
+/// impl Job for Double {
+///     type Input = u32;
+///     type Output = u32;
+///     const NAME: &'static str = "double";
+///
+///     async fn run(&self, _: &JobContext, x: u32) -> Result<u32, JobError> {
+///         Ok(x * 2)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), dagforge::Error> {
+/// let engine = Engine::builder().executor(Tasks).build();
+/// let mut wf = Workflow::builder("double");
+/// wf.add("double", Double).input(21);
+/// let result = engine.run(&wf.build()?, ()).await?;
+/// assert_eq!(result.output::<u32>("double")?, 42);
+/// # Ok(())
+/// # }
+/// ```
 pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
-    /// Starts one attempt. Must not block: spawn the work and return.
+    /// Starts one attempt. Must not block: hand the work over (spawn a task, a
+    /// process, a pod) and return. The outcome is reported through the execution,
+    /// exactly once, or the execution is dropped (see [the contract](Executor)).
     fn start(&self, execution: Execution) -> ExecutionHandle;
 
     /// Whether the orchestrator may run an attempt inside its own task, instead of
@@ -267,7 +378,10 @@ impl ExecutionHandle {
         self
     }
 
-    /// Stops the attempt now. Its outcome will not be reported.
+    /// Stops the attempt now, hard (the cooperative grace period is over, or the run
+    /// is gone). The engine has recorded the attempt's end already: whatever the
+    /// attempt would still report is ignored, and dropping its execution reports
+    /// nothing. Does nothing once the attempt ended; never blocks.
     pub fn abort(&self) {
         if let Some(s) = &self.silence {
             s.store(true, Ordering::SeqCst);
