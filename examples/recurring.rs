@@ -83,7 +83,8 @@ async fn demo(
         .workflow(cleanup)
         .build();
     engine
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "cleanup",
             cleanup,
             "*/4 * * * * *",
@@ -101,7 +102,7 @@ async fn demo(
             tokio::time::sleep(Duration::from_secs(secs)),
         )
         .await?;
-    for s in engine.recurring().await? {
+    for s in engine.schedules().list().await? {
         println!(
             "schedule {:<9} next fire {}",
             s.id,

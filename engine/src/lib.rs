@@ -86,7 +86,7 @@ pub use ids::{ParseRunIdError, RunId};
 pub use job::{Backoff, Job, JobSpec, Resources};
 pub use log_level::LogLevel;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use orchestrator::{Fire, FireOutcome, Recurring, RecurringSchedule};
+pub use orchestrator::{Fire, FireOutcome, Recurring, RecurringSchedule, Schedules};
 pub use orchestrator::{
     Engine, EngineBuilder, Enqueue, ItemReport, NodeReport, RetryMode, RunHandle, RunResult,
 };

@@ -80,7 +80,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .workflow(&wf)
         .build();
     engine
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "tick",
             &wf,
             "*/1 * * * * *",

@@ -547,7 +547,8 @@ async fn recurring_schedule_inputs_are_bounded_too() {
     let engine = Engine::builder().max_input_bytes(200).workflow(&wf).build();
     let deep = json!({ "v": nested(MAX_DEPTH + 1) });
     let err = engine
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "deep",
             &wf,
             "0 * * * *",
@@ -561,7 +562,8 @@ async fn recurring_schedule_inputs_are_bounded_too() {
     );
     let big = json!({ "v": "x".repeat(300) });
     let err = engine
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "big",
             &wf,
             "0 * * * *",
@@ -573,7 +575,7 @@ async fn recurring_schedule_inputs_are_bounded_too() {
         matches!(&err, Error::Input { name, reason } if name == "v" && reason.contains("200-byte limit")),
         "{err}"
     );
-    assert!(engine.recurring().await.unwrap().is_empty());
+    assert!(engine.schedules().list().await.unwrap().is_empty());
 }
 
 /// Each fan-out item's output is bounded on its own: the item too deep fails (not

@@ -13,8 +13,8 @@ use super::config::Settings;
 use super::error::CliError;
 use super::inputs::parse as parse_inputs;
 use super::table;
-use crate::orchestrator::{Recurring, RecurringSchedule};
 use crate::schedule::{MissedFirePolicy, OverlapPolicy};
+use crate::{Recurring, RecurringSchedule};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SchedulesCommand {
@@ -90,7 +90,7 @@ pub(super) async fn dispatch(
     let engine = engine(app, settings).await?;
     match command {
         SchedulesCommand::List => {
-            let all = engine.recurring().await?;
+            let all = engine.schedules().list().await?;
             let mut rows = vec![
                 [
                     "schedule",
@@ -125,7 +125,7 @@ pub(super) async fn dispatch(
             }
         }
         SchedulesCommand::Show { id } => {
-            let s = engine.recurring_schedule(&id).await?;
+            let s = engine.schedules().get(&id).await?;
             show(&s, out)?;
         }
         SchedulesCommand::Add(a) => {
@@ -143,9 +143,10 @@ pub(super) async fn dispatch(
                 options = options.inputs(inputs);
             }
             engine
-                .add_or_update_recurring(&a.id, wf, &a.cron, options)
+                .schedules()
+                .add_or_update(&a.id, wf, &a.cron, options)
                 .await?;
-            let s = engine.recurring_schedule(&a.id).await?;
+            let s = engine.schedules().get(&a.id).await?;
             writeln!(
                 out,
                 "schedule `{}`: `{}` on `{}` ({}), next fire {}",
@@ -157,7 +158,7 @@ pub(super) async fn dispatch(
             )?;
         }
         SchedulesCommand::Enable { id } => {
-            let s = engine.enable_recurring(&id).await?;
+            let s = engine.schedules().enable(&id).await?;
             writeln!(
                 out,
                 "enabled `{}`: next fire {}",
@@ -166,11 +167,11 @@ pub(super) async fn dispatch(
             )?;
         }
         SchedulesCommand::Disable { id } => {
-            engine.disable_recurring(&id).await?;
+            engine.schedules().disable(&id).await?;
             writeln!(out, "disabled `{}`", table::escape(&id))?;
         }
         SchedulesCommand::Trigger { id } => {
-            let run = engine.trigger_recurring(&id).await?;
+            let run = engine.schedules().trigger(&id).await?;
             writeln!(out, "{run}")?;
             writeln!(
                 err,
@@ -180,7 +181,7 @@ pub(super) async fn dispatch(
             )?;
         }
         SchedulesCommand::Remove { id } => {
-            engine.remove_recurring(&id).await?;
+            engine.schedules().remove(&id).await?;
             writeln!(out, "removed `{}`", table::escape(&id))?;
         }
     }

@@ -368,13 +368,6 @@ impl Engine {
         RunHandle { id, tx, task }
     }
 
-    /// Records a run without driving it here: any engine serving the same store (see
-    /// [`serve`](Engine::serve)) — this one included — claims and drives it.
-    pub async fn enqueue(&self, workflow: &Workflow, inputs: impl Serialize) -> Result<RunId> {
-        self.enqueue_with(workflow, inputs, crate::Enqueue::new())
-            .await
-    }
-
     /// Runs `workflow` to completion.
     pub async fn run(&self, workflow: &Workflow, inputs: impl Serialize) -> Result<RunResult> {
         self.start(workflow, inputs).await?.wait().await

@@ -134,6 +134,13 @@ fn workflow_lane(workflow: &str) -> String {
 }
 
 impl Engine {
+    /// Records a run without driving it here: any engine serving the same store (see
+    /// [`serve`](Engine::serve)) — this one included — claims and drives it. The same as
+    /// [`enqueue_with`](Engine::enqueue_with) with default options ([`Enqueue::new`]).
+    pub async fn enqueue(&self, workflow: &Workflow, inputs: impl Serialize) -> Result<RunId> {
+        self.enqueue_with(workflow, inputs, Enqueue::new()).await
+    }
+
     /// Caps lane `queue` at `max_running` runs going at once (claimed by some engine
     /// and not finished), across every engine serving the store; `None` lifts the cap.
     /// Runs past the cap wait in the store, in priority order, until a run of the lane

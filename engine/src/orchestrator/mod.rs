@@ -12,7 +12,7 @@ mod shared;
 
 pub use engine::{Engine, EngineBuilder, RunHandle};
 pub use enqueue::Enqueue;
-pub use recurring::{Fire, FireOutcome, Recurring, RecurringSchedule};
+pub use recurring::{Fire, FireOutcome, Recurring, RecurringSchedule, Schedules};
 pub use result::{ItemReport, NodeReport, RunResult};
 #[cfg_attr(not(feature = "cli"), allow(unused_imports))]
 pub(crate) use retry::RETRY_REASON_PREFIX;

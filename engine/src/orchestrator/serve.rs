@@ -213,7 +213,7 @@ impl Engine {
             turns.watching = true;
         }
         if !turns.registered {
-            self.register_declared_recurring().await?;
+            self.schedules().register_declared().await?;
             turns.registered = true;
         }
         let now = Instant::now();
@@ -235,7 +235,7 @@ impl Engine {
             }
         }
         // Fire due recurring schedules; sleep no later than the next fire.
-        let mut sleep = self.schedule_turn(poll, &mut turns.schedules_at).await?;
+        let mut sleep = self.schedules().turn(poll, &mut turns.schedules_at).await?;
         // A run enqueued for later: wake when it may start (a moment after, so that
         // its lease has surely expired by the store's clock).
         if let Some(at) = self.sh.store.next_start().await? {

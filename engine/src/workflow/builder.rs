@@ -269,11 +269,11 @@ impl WorkflowBuilder {
 
     /// Declares that the workflow recurs on `cron` (see [`crate::schedule`]) in the IANA
     /// time zone `time_zone`: an engine serving a store registers it as the recurring
-    /// schedule named after the workflow (see [`Engine::add_or_update_recurring`]). The
+    /// schedule named after the workflow (see [`Schedules::add_or_update`]). The
     /// expression is checked then, with an error naming the field.
     /// `#[workflow(cron = "…", time_zone = "…")]` sets this.
     ///
-    /// [`Engine::add_or_update_recurring`]: crate::Engine::add_or_update_recurring
+    /// [`Schedules::add_or_update`]: crate::Schedules::add_or_update
     pub fn cron(&mut self, cron: impl Into<String>, time_zone: impl Into<String>) -> &mut Self {
         self.cron = Some(CronSpec {
             cron: cron.into(),

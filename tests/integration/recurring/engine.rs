@@ -64,7 +64,8 @@ async fn registration_errors_name_the_problem() {
         let (engine, wf) = (engine.clone(), wf.clone());
         async move {
             engine
-                .add_or_update_recurring("s", &wf, cron, Recurring::new().time_zone(tz))
+                .schedules()
+                .add_or_update("s", &wf, cron, Recurring::new().time_zone(tz))
                 .await
                 .unwrap_err()
         }
@@ -121,7 +122,8 @@ async fn registration_errors_name_the_problem() {
     // A workflow the engine does not know.
     let other = workflow("other");
     let err = engine
-        .add_or_update_recurring("s", &other, "* * * * *", Recurring::new())
+        .schedules()
+        .add_or_update("s", &other, "* * * * *", Recurring::new())
         .await
         .unwrap_err();
     assert!(
@@ -135,14 +137,16 @@ async fn registration_errors_name_the_problem() {
     let p = p.build().unwrap();
     let engine = Engine::builder().clock(clock.clone()).workflow(&p).build();
     let err = engine
-        .add_or_update_recurring("p", &p, "* * * * *", Recurring::new())
+        .schedules()
+        .add_or_update("p", &p, "* * * * *", Recurring::new())
         .await
         .unwrap_err();
     assert!(matches!(&err, Error::Input { .. }), "{err:?}");
     // Nothing was stored by any of these.
-    assert!(engine.recurring().await.unwrap().is_empty());
+    assert!(engine.schedules().list().await.unwrap().is_empty());
     engine
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "p",
             &p,
             "* * * * *",
@@ -151,7 +155,7 @@ async fn registration_errors_name_the_problem() {
         .await
         .unwrap();
     assert!(matches!(
-        engine.recurring_schedule("nope").await.unwrap_err(),
+        engine.schedules().get("nope").await.unwrap_err(),
         Error::UnknownSchedule(id) if id == "nope"
     ));
 }
@@ -162,23 +166,24 @@ async fn fires_at_the_instants_of_the_expression() {
     let wf = workflow("wf");
     let engine = engine(&clock, &wf);
     engine
-        .add_or_update_recurring("q", &wf, "*/15 * * * *", Recurring::new())
+        .schedules()
+        .add_or_update("q", &wf, "*/15 * * * *", Recurring::new())
         .await
         .unwrap();
     assert_eq!(
-        engine.recurring_schedule("q").await.unwrap().next_fire,
+        engine.schedules().get("q").await.unwrap().next_fire,
         Some(at(1, 0, 15, 0))
     );
     clock.set(at(1, 0, 14, 59));
-    assert!(engine.fire_due_schedules().await.unwrap().is_empty());
+    assert!(engine.schedules().fire_due().await.unwrap().is_empty());
     clock.set(at(1, 0, 15, 0));
-    let fires = engine.fire_due_schedules().await.unwrap();
+    let fires = engine.schedules().fire_due().await.unwrap();
     let got = enqueued(&fires);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0, at(1, 0, 15, 0));
     // Handled: a second turn at the same instant fires nothing.
-    assert!(engine.fire_due_schedules().await.unwrap().is_empty());
-    let s = engine.recurring_schedule("q").await.unwrap();
+    assert!(engine.schedules().fire_due().await.unwrap().is_empty());
+    let s = engine.schedules().get("q").await.unwrap();
     assert_eq!(s.next_fire, Some(at(1, 0, 30, 0)));
     assert_eq!(s.last_fire, Some(at(1, 0, 15, 0)));
     assert_eq!(s.last_run, Some(got[0].1));
@@ -190,10 +195,10 @@ async fn fires_at_the_instants_of_the_expression() {
     assert_eq!(run.workflow, "wf");
     // 00:29:30 nothing; 00:30:10 (10 s late: on time) the 00:30 fire.
     clock.set(at(1, 0, 29, 30));
-    assert!(engine.fire_due_schedules().await.unwrap().is_empty());
+    assert!(engine.schedules().fire_due().await.unwrap().is_empty());
     finish_all(&engine).await;
     clock.set(at(1, 0, 30, 10));
-    let got = enqueued(&engine.fire_due_schedules().await.unwrap());
+    let got = enqueued(&engine.schedules().fire_due().await.unwrap());
     assert_eq!(
         got.iter().map(|f| f.0).collect::<Vec<_>>(),
         [at(1, 0, 30, 0)]
@@ -208,7 +213,8 @@ async fn a_time_zone_schedule_fires_once_through_the_spring_gap() {
     let wf = workflow("wf");
     let engine = engine(&clock, &wf);
     engine
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "night",
             &wf,
             "30 2 * * *",
@@ -220,7 +226,7 @@ async fn a_time_zone_schedule_fires_once_through_the_spring_gap() {
         .unwrap();
     let gap = Utc.with_ymd_and_hms(2027, 3, 28, 1, 0, 0).unwrap();
     assert_eq!(
-        engine.recurring_schedule("night").await.unwrap().next_fire,
+        engine.schedules().get("night").await.unwrap().next_fire,
         Some(gap)
     );
     let mut fired = Vec::new();
@@ -228,12 +234,12 @@ async fn a_time_zone_schedule_fires_once_through_the_spring_gap() {
     clock.set(Utc.with_ymd_and_hms(2027, 3, 28, 0, 0, 0).unwrap());
     for _ in 0..180 {
         clock.advance(Duration::from_secs(60));
-        fired.extend(enqueued(&engine.fire_due_schedules().await.unwrap()));
+        fired.extend(enqueued(&engine.schedules().fire_due().await.unwrap()));
     }
     assert_eq!(fired.iter().map(|f| f.0).collect::<Vec<_>>(), [gap]);
     // The next night: 02:30 CEST = 00:30Z.
     assert_eq!(
-        engine.recurring_schedule("night").await.unwrap().next_fire,
+        engine.schedules().get("night").await.unwrap().next_fire,
         Some(Utc.with_ymd_and_hms(2027, 3, 29, 0, 30, 0).unwrap())
     );
 }
@@ -244,14 +250,15 @@ async fn overlap_skip_records_the_skip_and_fires_again_once_the_run_ended() {
     let wf = workflow("wf");
     let engine = engine(&clock, &wf);
     engine
-        .add_or_update_recurring("s", &wf, "* * * * *", Recurring::new())
+        .schedules()
+        .add_or_update("s", &wf, "* * * * *", Recurring::new())
         .await
         .unwrap();
     clock.set(at(1, 0, 1, 0));
-    let first = enqueued(&engine.fire_due_schedules().await.unwrap())[0].1;
+    let first = enqueued(&engine.schedules().fire_due().await.unwrap())[0].1;
     // The first run is still pending at the next fire.
     clock.set(at(1, 0, 2, 0));
-    let fires = engine.fire_due_schedules().await.unwrap();
+    let fires = engine.schedules().fire_due().await.unwrap();
     assert_eq!(
         fires
             .iter()
@@ -259,7 +266,7 @@ async fn overlap_skip_records_the_skip_and_fires_again_once_the_run_ended() {
             .collect::<Vec<_>>(),
         [(at(1, 0, 2, 0), FireOutcome::Skipped { running: first })]
     );
-    let s = engine.recurring_schedule("s").await.unwrap();
+    let s = engine.schedules().get("s").await.unwrap();
     assert_eq!(
         s.note.as_deref(),
         Some(format!("skipped 2026-12-01T00:02:00Z: previous run {first} still running").as_str())
@@ -273,9 +280,9 @@ async fn overlap_skip_records_the_skip_and_fires_again_once_the_run_ended() {
     // Once it finished, the next fire runs and the note is cleared.
     finish_all(&engine).await;
     clock.set(at(1, 0, 3, 0));
-    let got = enqueued(&engine.fire_due_schedules().await.unwrap());
+    let got = enqueued(&engine.schedules().fire_due().await.unwrap());
     assert_eq!(got.len(), 1);
-    let s = engine.recurring_schedule("s").await.unwrap();
+    let s = engine.schedules().get("s").await.unwrap();
     assert_eq!((s.note, s.last_run), (None, Some(got[0].1)));
     assert_eq!(runs(&**engine.store()).await.len(), 2);
 }
@@ -286,7 +293,8 @@ async fn overlap_queue_fires_when_the_previous_run_ends() {
     let wf = workflow("wf");
     let engine = engine(&clock, &wf);
     engine
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "q",
             &wf,
             "* * * * *",
@@ -298,10 +306,10 @@ async fn overlap_queue_fires_when_the_previous_run_ends() {
         .await
         .unwrap();
     clock.set(at(1, 0, 1, 0));
-    let first = enqueued(&engine.fire_due_schedules().await.unwrap())[0].1;
+    let first = enqueued(&engine.schedules().fire_due().await.unwrap())[0].1;
     clock.set(at(1, 0, 2, 0));
-    assert!(engine.fire_due_schedules().await.unwrap().is_empty());
-    let s = engine.recurring_schedule("q").await.unwrap();
+    assert!(engine.schedules().fire_due().await.unwrap().is_empty());
+    let s = engine.schedules().get("q").await.unwrap();
     assert_eq!(s.next_fire, Some(at(1, 0, 2, 0)), "the fire waits");
     assert_eq!(
         s.note.as_deref(),
@@ -309,16 +317,16 @@ async fn overlap_queue_fires_when_the_previous_run_ends() {
     );
     // Still going three minutes later: nothing.
     clock.set(at(1, 0, 4, 30));
-    assert!(engine.fire_due_schedules().await.unwrap().is_empty());
+    assert!(engine.schedules().fire_due().await.unwrap().is_empty());
     assert_eq!(runs(&**engine.store()).await.len(), 1);
     // It ends: the waiting fire runs at once (one run, for the latest due fire).
     finish_all(&engine).await;
-    let got = enqueued(&engine.fire_due_schedules().await.unwrap());
+    let got = enqueued(&engine.schedules().fire_due().await.unwrap());
     assert_eq!(
         got.iter().map(|f| f.0).collect::<Vec<_>>(),
         [at(1, 0, 4, 0)]
     );
-    let s = engine.recurring_schedule("q").await.unwrap();
+    let s = engine.schedules().get("q").await.unwrap();
     assert_eq!((s.note, s.next_fire), (None, Some(at(1, 0, 5, 0))));
     assert_eq!(runs(&**engine.store()).await.len(), 2);
 }
@@ -329,7 +337,8 @@ async fn overlap_allow_runs_beside_the_previous_run() {
     let wf = workflow("wf");
     let engine = engine(&clock, &wf);
     engine
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "a",
             &wf,
             "* * * * *",
@@ -340,7 +349,7 @@ async fn overlap_allow_runs_beside_the_previous_run() {
     let mut all = Vec::new();
     for m in 1..=3 {
         clock.set(at(1, 0, m, 0));
-        all.extend(enqueued(&engine.fire_due_schedules().await.unwrap()));
+        all.extend(enqueued(&engine.schedules().fire_due().await.unwrap()));
     }
     assert_eq!(all.len(), 3);
     let pending = runs(&**engine.store())
@@ -364,12 +373,13 @@ async fn missed_fires_after_downtime_follow_the_policy() {
         ("catch-up-all", MissedFirePolicy::CatchUp { max: 10 }),
     ] {
         engine
-            .add_or_update_recurring(id, &wf, "@hourly", Recurring::new().missed(missed))
+            .schedules()
+            .add_or_update(id, &wf, "@hourly", Recurring::new().missed(missed))
             .await
             .unwrap();
     }
     clock.set(at(1, 7, 30, 0));
-    let fires = engine.fire_due_schedules().await.unwrap();
+    let fires = engine.schedules().fire_due().await.unwrap();
     let of = |id: &str| {
         fires
             .iter()
@@ -389,10 +399,10 @@ async fn missed_fires_after_downtime_follow_the_policy() {
             at(1, 7, 0, 0)
         ]
     );
-    for s in engine.recurring().await.unwrap() {
+    for s in engine.schedules().list().await.unwrap() {
         assert_eq!(s.next_fire, Some(at(1, 8, 0, 0)), "{}", s.id);
     }
-    let skip = engine.recurring_schedule("skip").await.unwrap();
+    let skip = engine.schedules().get("skip").await.unwrap();
     assert!(
         skip.note
             .unwrap()
@@ -408,14 +418,15 @@ async fn jitter_stays_in_bounds_and_is_the_same_in_two_engines() {
     let engines = [engine(&clock, &wf), engine(&clock, &wf)];
     let max = Duration::from_secs(30);
     for e in &engines {
-        e.add_or_update_recurring(
-            "j",
-            &wf,
-            "* * * * *",
-            Recurring::new().jitter(max).overlap(OverlapPolicy::Allow),
-        )
-        .await
-        .unwrap();
+        e.schedules()
+            .add_or_update(
+                "j",
+                &wf,
+                "* * * * *",
+                Recurring::new().jitter(max).overlap(OverlapPolicy::Allow),
+            )
+            .await
+            .unwrap();
     }
     let jitter = dagforge::schedule::Jitter::up_to(max);
     let mut offsets = Vec::new();
@@ -426,12 +437,12 @@ async fn jitter_stays_in_bounds_and_is_the_same_in_two_engines() {
         // Before its jittered instant the fire waits (due, nothing enqueued).
         clock.set(start - chrono::TimeDelta::milliseconds(1));
         for e in &engines {
-            assert!(e.fire_due_schedules().await.unwrap().is_empty());
+            assert!(e.schedules().fire_due().await.unwrap().is_empty());
         }
         // At it, each engine fires it, at the same instant.
         clock.set(start);
         for e in &engines {
-            let fires = e.fire_due_schedules().await.unwrap();
+            let fires = e.schedules().fire_due().await.unwrap();
             let [
                 Fire {
                     at: got,
@@ -463,30 +474,31 @@ async fn enable_disable_trigger_and_remove() {
     let wf = workflow("wf");
     let engine = engine(&clock, &wf);
     engine
-        .add_or_update_recurring("s", &wf, "*/10 * * * *", Recurring::new().priority(7))
+        .schedules()
+        .add_or_update("s", &wf, "*/10 * * * *", Recurring::new().priority(7))
         .await
         .unwrap();
-    let s = engine.disable_recurring("s").await.unwrap();
+    let s = engine.schedules().disable("s").await.unwrap();
     assert!(!s.enabled);
     assert_eq!(s.next_fire, None);
     clock.set(at(1, 0, 35, 0));
-    assert!(engine.fire_due_schedules().await.unwrap().is_empty());
+    assert!(engine.schedules().fire_due().await.unwrap().is_empty());
     // Enabled again: the next fire after now; what it missed while off does not run.
-    let s = engine.enable_recurring("s").await.unwrap();
+    let s = engine.schedules().enable("s").await.unwrap();
     assert!(s.enabled);
     assert_eq!(s.next_fire, Some(at(1, 0, 40, 0)));
-    assert!(engine.fire_due_schedules().await.unwrap().is_empty());
+    assert!(engine.schedules().fire_due().await.unwrap().is_empty());
     // Enabling it again changes nothing (a due fire is not pushed back).
     clock.set(at(1, 0, 41, 0));
-    let s = engine.enable_recurring("s").await.unwrap();
+    let s = engine.schedules().enable("s").await.unwrap();
     assert_eq!(s.next_fire, Some(at(1, 0, 40, 0)));
     clock.set(at(1, 0, 35, 0));
 
     // Trigger: one run now, with the schedule's priority; the schedule does not move.
-    let run = engine.trigger_recurring("s").await.unwrap();
+    let run = engine.schedules().trigger("s").await.unwrap();
     let rec = engine.store().get_run(run).await.unwrap().unwrap();
     assert_eq!((rec.workflow.as_str(), rec.priority), ("wf", 7));
-    let s = engine.recurring_schedule("s").await.unwrap();
+    let s = engine.schedules().get("s").await.unwrap();
     assert_eq!((s.next_fire, s.last_run), (Some(at(1, 0, 40, 0)), None));
     finish_all(&engine).await;
     assert_eq!(
@@ -497,37 +509,55 @@ async fn enable_disable_trigger_and_remove() {
     // Updating keeps the state: still enabled, same next fire; a new expression
     // recomputes it; an operator's disable survives an update.
     engine
-        .add_or_update_recurring("s", &wf, "*/10 * * * *", Recurring::new())
+        .schedules()
+        .add_or_update("s", &wf, "*/10 * * * *", Recurring::new())
         .await
         .unwrap();
     assert_eq!(
-        engine.recurring_schedule("s").await.unwrap().next_fire,
+        engine.schedules().get("s").await.unwrap().next_fire,
         Some(at(1, 0, 40, 0))
     );
     engine
-        .add_or_update_recurring("s", &wf, "*/3 * * * *", Recurring::new())
+        .schedules()
+        .add_or_update("s", &wf, "*/3 * * * *", Recurring::new())
         .await
         .unwrap();
     assert_eq!(
-        engine.recurring_schedule("s").await.unwrap().next_fire,
+        engine.schedules().get("s").await.unwrap().next_fire,
         Some(at(1, 0, 36, 0))
     );
-    engine.disable_recurring("s").await.unwrap();
+    engine.schedules().disable("s").await.unwrap();
     engine
-        .add_or_update_recurring("s", &wf, "*/5 * * * *", Recurring::new())
+        .schedules()
+        .add_or_update("s", &wf, "*/5 * * * *", Recurring::new())
         .await
         .unwrap();
-    let s = engine.recurring_schedule("s").await.unwrap();
+    let s = engine.schedules().get("s").await.unwrap();
     assert!(!s.enabled);
     assert_eq!(s.next_fire, None);
 
-    engine.remove_recurring("s").await.unwrap();
-    assert!(engine.recurring().await.unwrap().is_empty());
+    engine.schedules().remove("s").await.unwrap();
+    assert!(engine.schedules().list().await.unwrap().is_empty());
     for err in [
-        engine.remove_recurring("s").await.unwrap_err(),
-        engine.enable_recurring("s").await.map(|_| ()).unwrap_err(),
-        engine.disable_recurring("s").await.map(|_| ()).unwrap_err(),
-        engine.trigger_recurring("s").await.map(|_| ()).unwrap_err(),
+        engine.schedules().remove("s").await.unwrap_err(),
+        engine
+            .schedules()
+            .enable("s")
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        engine
+            .schedules()
+            .disable("s")
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        engine
+            .schedules()
+            .trigger("s")
+            .await
+            .map(|_| ())
+            .unwrap_err(),
     ] {
         assert!(
             matches!(&err, Error::UnknownSchedule(id) if id == "s"),
@@ -545,8 +575,8 @@ async fn a_declared_cron_registers_under_the_workflow_name() {
     let wf = b.build().unwrap();
     assert_eq!(wf.cron(), Some(("*/5 * * * * *", "Europe/Paris")));
     let engine = engine(&clock, &wf);
-    engine.register_declared_recurring().await.unwrap();
-    let s = engine.recurring_schedule("every-5s").await.unwrap();
+    engine.schedules().register_declared().await.unwrap();
+    let s = engine.schedules().get("every-5s").await.unwrap();
     assert_eq!(
         (s.workflow.as_str(), s.cron.as_str(), s.time_zone.as_str()),
         ("every-5s", "*/5 * * * * *", "Europe/Paris")
@@ -554,10 +584,10 @@ async fn a_declared_cron_registers_under_the_workflow_name() {
     assert_eq!(s.next_fire, Some(at(1, 0, 0, 5)));
     // Again (another process, a restart): the schedule keeps its place and its state.
     clock.set(at(1, 0, 0, 5));
-    engine.fire_due_schedules().await.unwrap();
-    engine.disable_recurring("every-5s").await.unwrap();
-    engine.register_declared_recurring().await.unwrap();
-    let s = engine.recurring_schedule("every-5s").await.unwrap();
+    engine.schedules().fire_due().await.unwrap();
+    engine.schedules().disable("every-5s").await.unwrap();
+    engine.schedules().register_declared().await.unwrap();
+    let s = engine.schedules().get("every-5s").await.unwrap();
     assert!(!s.enabled);
     assert_eq!(s.last_fire, Some(at(1, 0, 0, 5)));
 
@@ -570,7 +600,7 @@ async fn a_declared_cron_registers_under_the_workflow_name() {
         .clock(clock.clone())
         .workflow(&bad)
         .build();
-    let err = engine.register_declared_recurring().await.unwrap_err();
+    let err = engine.schedules().register_declared().await.unwrap_err();
     assert!(
         matches!(&err, Error::Schedule { id, source: ScheduleError::InvalidField { field: CronField::Hour, .. } } if id == "bad"),
         "{err:?}"
@@ -583,7 +613,8 @@ async fn a_single_job_recurs_as_a_one_node_workflow() {
     let wf = Workflow::of_job(Echo).unwrap();
     let engine = engine(&clock, &wf);
     engine
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "echo",
             &wf,
             "@daily",
@@ -593,7 +624,7 @@ async fn a_single_job_recurs_as_a_one_node_workflow() {
         .unwrap();
     clock.set(at(2, 0, 0, 0));
     assert_eq!(
-        enqueued(&engine.fire_due_schedules().await.unwrap()).len(),
+        enqueued(&engine.schedules().fire_due().await.unwrap()).len(),
         1
     );
     let mut handles = engine.resume().await.unwrap();
@@ -621,7 +652,8 @@ async fn racing_engines_on_one_store_fire_each_instant_once() {
         })
         .collect();
     engines[0]
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "r",
             &wf,
             "* * * * * *",
@@ -636,7 +668,7 @@ async fn racing_engines_on_one_store_fire_each_instant_once() {
         for e in &engines {
             let e = e.clone();
             tasks.push(tokio::spawn(async move {
-                e.fire_due_schedules().await.unwrap()
+                e.schedules().fire_due().await.unwrap()
             }));
         }
         for t in tasks {
@@ -679,7 +711,7 @@ async fn serve_registers_a_declared_cron_and_fires_on_time() {
         )
         .await
         .unwrap();
-    let s = engine.recurring_schedule("heartbeat").await.unwrap();
+    let s = engine.schedules().get("heartbeat").await.unwrap();
     assert_eq!(
         (s.cron.as_str(), s.time_zone.as_str()),
         ("*/1 * * * * *", "UTC")
@@ -727,7 +759,8 @@ async fn serve_queues_fires_behind_a_running_run() {
     let wf = Workflow::of_job(Slow).unwrap();
     let engine = Engine::builder().workflow(&wf).build();
     engine
-        .add_or_update_recurring(
+        .schedules()
+        .add_or_update(
             "slow",
             &wf,
             "* * * * * *",
@@ -767,7 +800,8 @@ async fn a_fire_enqueued_by_an_engine_that_died_is_not_run_twice() {
     let wf = workflow("wf");
     let engine = engine(&clock, &wf);
     engine
-        .add_or_update_recurring("s", &wf, "*/5 * * * *", Recurring::new())
+        .schedules()
+        .add_or_update("s", &wf, "*/5 * * * *", Recurring::new())
         .await
         .unwrap();
     // What the dead engine did: the fire's run, under its key; the schedule not moved.
@@ -780,10 +814,10 @@ async fn a_fire_enqueued_by_an_engine_that_died_is_not_run_twice() {
         .await
         .unwrap();
     clock.set(at(1, 0, 5, 0));
-    let got = enqueued(&engine.fire_due_schedules().await.unwrap());
+    let got = enqueued(&engine.schedules().fire_due().await.unwrap());
     assert_eq!(got, [(at(1, 0, 5, 0), orphan)]);
     assert_eq!(runs(&**engine.store()).await.len(), 1);
-    let s = engine.recurring_schedule("s").await.unwrap();
+    let s = engine.schedules().get("s").await.unwrap();
     assert_eq!(
         (s.next_fire, s.last_run),
         (Some(at(1, 0, 10, 0)), Some(orphan))
