@@ -17,8 +17,19 @@
 //! child instead of panicking. Each check is also a method of its own, for one test
 //! per check.
 
+/// Fails the check `$check` with a formatted message unless `$cond` holds.
+macro_rules! ensure {
+    ($suite:expr, $check:expr, $cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err($suite.violation($check, format!($($msg)+)));
+        }
+    };
+}
+
 pub mod jobs;
+mod stopping;
 mod watch;
+mod wrappers;
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,7 +40,8 @@ use serde_json::{Value, json};
 
 use self::jobs::{Crash, Fail, Nap, Report};
 use self::watch::Watch;
-use super::{Execution, ExecutionHandle, Executor};
+use self::wrappers::{DropFirst, Timed};
+use super::Executor;
 use crate::error::ErrorKind;
 use crate::events::EventKind;
 use crate::job::Backoff;
@@ -94,15 +106,6 @@ impl<F> fmt::Debug for Suite<F> {
             .field("slack", &self.slack)
             .finish_non_exhaustive()
     }
-}
-
-/// Fails the check `$check` with a formatted message unless `$cond` holds.
-macro_rules! ensure {
-    ($suite:expr, $check:expr, $cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err($suite.violation($check, format!($($msg)+)));
-        }
-    };
 }
 
 impl<F, E> Suite<F>
@@ -379,123 +382,6 @@ where
         Ok(())
     }
 
-    /// Cancelling the run fires the job's token: a cooperative job stops well within
-    /// the grace period and the node ends Cancelled.
-    pub async fn cancel_cooperative(&self) -> Check {
-        const C: &str = "cancel_cooperative";
-        // A long grace: the job must stop because it was asked, not because it was killed.
-        let grace = Duration::from_secs(30);
-        let engine = Engine::builder()
-            .store(MemoryStore::new())
-            .executor((self.make)())
-            .cancel_grace(grace)
-            .build();
-        let (r, took, _) = self.cancel_nap(C, &engine, true, None).await?;
-        let node = r.node("nap");
-        ensure!(
-            self,
-            C,
-            r.state == RunState::Cancelled,
-            "the run ended {} (expected cancelled): {}",
-            r.state,
-            r.table()
-        );
-        ensure!(
-            self,
-            C,
-            node.is_some_and(|n| n.state == NodeState::Cancelled),
-            "the node should end Cancelled: {node:?}"
-        );
-        ensure!(
-            self,
-            C,
-            took <= self.slack,
-            "the cooperative job took {took:?} to stop after the cancel (at most {:?})",
-            self.slack
-        );
-        Ok(())
-    }
-
-    /// A job deaf to its token is stopped once the grace period has run out: the
-    /// node ends Cancelled, and the attempt never runs to its end.
-    pub async fn cancel_deaf_after_grace(&self) -> Check {
-        const C: &str = "cancel_deaf_after_grace";
-        let engine = self.engine_with((self.make)());
-        let marker = Marker::new();
-        let nap = self.grace + self.slack + Duration::from_millis(300);
-        let (r, took, started) = self
-            .cancel_nap(C, &engine, false, Some((&marker, nap)))
-            .await?;
-        let node = r.node("nap");
-        ensure!(
-            self,
-            C,
-            r.state == RunState::Cancelled,
-            "the run ended {} (expected cancelled): {}",
-            r.state,
-            r.table()
-        );
-        ensure!(
-            self,
-            C,
-            node.is_some_and(|n| n.state == NodeState::Cancelled),
-            "the node should end Cancelled: {node:?}"
-        );
-        let bound = self.grace + self.slack;
-        ensure!(
-            self,
-            C,
-            took <= bound,
-            "the deaf job ended {took:?} after the cancel (at most the grace {:?} + slack)",
-            self.grace
-        );
-        self.never_finishes(C, &marker, started + nap).await
-    }
-
-    /// An attempt past its timeout fails with kind TimedOut (not retried here), and
-    /// is stopped: it never runs to its end.
-    pub async fn timeout(&self) -> Check {
-        const C: &str = "timeout";
-        let marker = Marker::new();
-        let limit = Duration::from_millis(300);
-        let nap = limit + self.grace + self.slack + Duration::from_millis(300);
-        let mut wf = Workflow::builder("conformance-timeout");
-        wf.add("nap", Nap)
-            .input((nap.as_millis() as u64, false, Some(marker.path())))
-            .timeout(limit)
-            .retries(0);
-        let wf = self.workflow(C, wf)?;
-        let started = Instant::now();
-        let (r, _) = self.run_with(C, (self.make)(), &wf).await?;
-        let took = started.elapsed();
-        let node = r.node("nap");
-        ensure!(
-            self,
-            C,
-            r.state == RunState::Failed,
-            "the run ended {} (expected failed): {}",
-            r.state,
-            r.table()
-        );
-        ensure!(
-            self,
-            C,
-            node.is_some_and(|n| n
-                .error
-                .as_ref()
-                .is_some_and(|e| e.kind == ErrorKind::TimedOut)),
-            "the node's error should be of kind TimedOut: {node:?}"
-        );
-        let bound = limit + self.grace + self.slack;
-        ensure!(
-            self,
-            C,
-            took <= bound,
-            "the run took {took:?} with a {limit:?} timeout (at most {bound:?})"
-        );
-        self.never_finishes(C, &marker, started + nap).await
-    }
-
     /// An execution that the executor drops without an outcome fails its attempt
     /// with kind Executor naming the executor, and the node's retry policy runs it
     /// again (here through the executor under test).
@@ -562,121 +448,5 @@ where
             "attempt 1 should fail with a retryable kind (Failed, Panicked or Executor): {first:?}"
         );
         Ok(())
-    }
-
-    /// Starts a one-node run of a nap, cancels it once the job runs, and returns the
-    /// result, the time from the cancel to the end, and when the nap started.
-    async fn cancel_nap(
-        &self,
-        check: &'static str,
-        engine: &Engine,
-        cooperative: bool,
-        marker: Option<(&Marker, Duration)>,
-    ) -> Result<(RunResult, Duration, Instant), Violation> {
-        let ms = marker.map_or(60_000, |(_, d)| d.as_millis() as u64);
-        let mut wf = Workflow::builder("conformance-cancel");
-        wf.add("nap", Nap)
-            .input((ms, cooperative, marker.map(|(m, _)| m.path())));
-        let wf = self.workflow(check, wf)?;
-        let mut watch = Watch::new(engine);
-        let started = Instant::now();
-        let run = engine
-            .start(&wf, ())
-            .await
-            .map_err(|e| self.violation(check, format!("the run did not start: {e}")))?;
-        watch.follow(run.id());
-        if !watch
-            .wait_for_log(jobs::NAP_STARTED, Duration::from_secs(10) + self.slack)
-            .await
-        {
-            run.cancel();
-            return Err(self.violation(
-                check,
-                format!(
-                    "the nap did not log that it started; events: {:?}",
-                    watch.events()
-                ),
-            ));
-        }
-        let cancelled = Instant::now();
-        run.cancel();
-        let r = self.wait(check, run.wait()).await?;
-        Ok((r, cancelled.elapsed(), started))
-    }
-
-    /// Waits until a little after `end` (when an attempt that was not stopped would
-    /// have created `marker`) and checks that it did not.
-    async fn never_finishes(&self, check: &'static str, marker: &Marker, end: Instant) -> Check {
-        tokio::time::sleep_until((end + Duration::from_millis(300)).into()).await;
-        ensure!(
-            self,
-            check,
-            !marker.exists(),
-            "the attempt was not stopped: it ran to its end after the run finished"
-        );
-        Ok(())
-    }
-}
-
-/// A file an attempt creates when it runs to its end; removed on drop.
-struct Marker(std::path::PathBuf);
-
-impl Marker {
-    fn new() -> Self {
-        Marker(std::env::temp_dir().join(format!("dagforge-conformance-{}", uuid::Uuid::now_v7())))
-    }
-
-    fn path(&self) -> String {
-        self.0.display().to_string()
-    }
-
-    fn exists(&self) -> bool {
-        self.0.exists()
-    }
-}
-
-impl Drop for Marker {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Records the longest call to the inner executor's `start`.
-#[derive(Debug)]
-struct Timed<E> {
-    inner: E,
-    longest: Arc<AtomicU64>,
-}
-
-impl<E: Executor> Executor for Timed<E> {
-    fn start(&self, execution: Execution) -> ExecutionHandle {
-        let t = Instant::now();
-        let handle = self.inner.start(execution);
-        let micros = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.longest.fetch_max(micros, Ordering::SeqCst);
-        handle
-    }
-
-    // Never inline: every attempt goes through `start`.
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-}
-
-/// Drops the first execution it gets (an executor that lost it) and hands the others
-/// to the inner executor.
-#[derive(Debug)]
-struct DropFirst<E> {
-    inner: E,
-    dropped: Arc<AtomicU64>,
-}
-
-impl<E: Executor> Executor for DropFirst<E> {
-    fn start(&self, execution: Execution) -> ExecutionHandle {
-        if self.dropped.fetch_add(1, Ordering::SeqCst) == 0 {
-            drop(execution);
-            return ExecutionHandle::detached();
-        }
-        self.inner.start(execution)
     }
 }
