@@ -349,7 +349,7 @@ where
         };
         let mut wf = Workflow::builder("conformance-parallel");
         for i in 0..4 {
-            wf.add(&format!("nap{i}"), Nap)
+            wf.add(format!("nap{i}"), Nap)
                 .input((800, true, None::<String>));
         }
         let wf = self.workflow(C, wf)?;
