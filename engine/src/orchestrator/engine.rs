@@ -373,7 +373,23 @@ impl Engine {
         self.start(workflow, inputs).await?.wait().await
     }
 
-    /// Asks a running run to cancel. Returns `false` if this engine is not running it.
+    /// Asks run `run` to cancel **if this engine drives it now** — started here
+    /// ([`start`](Engine::start), [`run`](Engine::run), [`retry`](Engine::retry)) or
+    /// claimed here ([`serve`](Engine::serve), [`resume`](Engine::resume)) — and
+    /// returns whether it does. In memory only: nothing is read from or written to the
+    /// store, and `false` (nothing done) for a run this engine does not drive: one
+    /// that is enqueued or delayed, driven by another engine or process, orphaned by an
+    /// engine that stopped, or finished.
+    ///
+    /// Which to use: with the run's [`RunHandle`], [`RunHandle::cancel`]; with only
+    /// its id, and the run possibly anywhere in the store,
+    /// [`cancel_recorded`](Engine::cancel_recorded), which does this first and
+    /// otherwise goes through the store. `cancel` is for a caller that knows the run is
+    /// this engine's (a Ctrl-C handler beside [`start`](Engine::start)).
+    ///
+    /// A run asked to cancel: its jobs see their cancellation token fire, nodes not yet
+    /// running are cancelled, and attempts still running after the engine's grace
+    /// period ([`EngineBuilder::cancel_grace`]) are aborted.
     pub fn cancel(&self, run: RunId) -> bool {
         match self.active().get(&run) {
             Some(tx) => tx.send((CONTROL, Signal::Cancel)).is_ok(),
@@ -385,6 +401,47 @@ impl Engine {
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<RunId, UnboundedSender<(u32, Signal)>>> {
         self.sh.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every recorded event of run `run`, read in pages.
+    pub(super) async fn all_events(&self, run: RunId) -> Result<Vec<Event>> {
+        let mut events = Vec::new();
+        loop {
+            let page = self
+                .sh
+                .store
+                .events(run, events.len() as u64, 10_000)
+                .await?;
+            if page.is_empty() {
+                return Ok(events);
+            }
+            events.extend(page);
+        }
+    }
+
+    /// [`Error::UnknownWorkflow`] for `run`, whose workflow version this engine does
+    /// not know, listing those it knows.
+    pub(super) fn unknown_workflow(&self, run: &RunRecord) -> Error {
+        let mut known: Vec<String> = self
+            .sh
+            .workflows
+            .keys()
+            .map(|(n, v)| format!("{n} v{v}"))
+            .collect();
+        known.sort();
+        Error::UnknownWorkflow {
+            name: run.workflow.clone(),
+            version: Some(run.version.clone()),
+            known,
+        }
+    }
+
+    /// The registered workflow of `run` (its name and version), if any.
+    pub(super) fn workflow_of(&self, run: &RunRecord) -> Option<Workflow> {
+        self.sh
+            .workflows
+            .get(&(run.workflow.clone(), run.version.clone()))
+            .cloned()
     }
 }
 
@@ -452,7 +509,9 @@ impl RunHandle {
 
     /// Asks the run to cancel: jobs see their cancellation token fire, nodes not yet
     /// running are cancelled, and attempts still running after the engine's grace
-    /// period are aborted.
+    /// period are aborted. The handle's run is driven by this engine, so this reaches
+    /// it while it runs (as [`Engine::cancel`] with its id would); for a run known by
+    /// its id only, see [`Engine::cancel_recorded`].
     pub fn cancel(&self) {
         let _ = self.tx.send((CONTROL, Signal::Cancel));
     }

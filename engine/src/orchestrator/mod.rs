@@ -1,6 +1,7 @@
 //! The orchestrator: walks a run's DAG, dispatching ready nodes to the executor and
 //! recording every transition in the store first.
 
+mod cancel;
 mod driver;
 mod engine;
 mod enqueue;
