@@ -15,6 +15,13 @@ use crate::ids::RunId;
 use crate::state::{NodeState, RunState};
 use crate::workflow::WorkflowSpec;
 
+mod dialect;
+mod runs;
+mod schedules;
+
+pub(super) use dialect::Sql;
+pub(super) use runs::RunRow;
+
 use super::{BadRow, Claimed, ExecutionRecord, Lease, RunRecord, Sequence, StoreError};
 
 /// The schema version this build reads and writes (the `dagforge_schema` row).

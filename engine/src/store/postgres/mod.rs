@@ -1,0 +1,669 @@
+//! The PostgreSQL store: for several engine processes sharing one database.
+//!
+//! What it shares with the SQLite store is in [`super::sql`]; here is what is
+//! PostgreSQL's own: connecting and migrating a schema ([`connect`]), claiming with
+//! `FOR UPDATE SKIP LOCKED` ([`claim`]), the group write ([`write`]) and the
+//! notifications engines wake on ([`notify`]).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sqlx::postgres::{PgListener, PgPool};
+use sqlx::{PgConnection, Postgres};
+
+use crate::events::Event;
+use crate::ids::RunId;
+use crate::workflow::WorkflowSpec;
+
+use super::combine::{Append, Combiner, GroupWrite};
+use super::sql::{
+    Batch, EncodedSpec, SpecCache, Sql, backend, fence, from_micros, micros, millis, parse_run_id,
+    to_json,
+};
+use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
+use super::{ScheduleAdvance, ScheduleRecord};
+
+mod claim;
+mod connect;
+mod notify;
+mod write;
+
+pub use connect::PostgresOptions;
+pub use notify::{Notification, NotificationKind, Notifications};
+
+/// Keeps runs, executions and events in a PostgreSQL database, in a schema of its own
+/// (`dagforge` unless told otherwise), so that several engine processes can share the
+/// work.
+///
+/// * Leases expire on the database's clock (`now()`), so engines' clocks need not
+///   agree.
+/// * [`claim`](Store::claim) picks expired runs with `FOR UPDATE SKIP LOCKED`: engines
+///   claiming at once never wait for nor take each other's runs, and each claim bumps
+///   the run's fencing token.
+/// * Every write checks the lease in the same statement (`WHERE id = … AND
+///   lease_owner = … AND fence = …`), so a stale engine's late write is refused with
+///   [`StoreError::Fenced`] and changes nothing.
+/// * Creating a run and releasing it send a notification on the schema's channel
+///   (appending too, [when asked](PostgresOptions::notify_appends)):
+///   [`subscribe`](PostgresStore::subscribe) to wake up on them instead of polling.
+/// * Appends are grouped: the appends of all the runs this store's engine drives that
+///   arrive while one write is in flight go together in the next, one statement and one
+///   commit for all of them, each still checked against its own lease.
+///
+/// ```no_run
+/// # use dagforge::store::PostgresStore;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), dagforge::store::StoreError> {
+/// let store = PostgresStore::options("postgres://postgres@127.0.0.1:5432/test")
+///     .schema("dagforge")
+///     .connect()
+///     .await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: Arc<str>,
+    channel: Arc<str>,
+    specs: Arc<SpecCache>,
+    writer: Arc<Combiner<write::Writer>>,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` with default
+    /// [options](PostgresStore::options) (schema `dagforge`, migrations applied).
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::options(url).connect().await
+    }
+
+    /// Whether `url` names a server and a database (what [`connect`] checks first):
+    /// the error names what is missing, without the URL's credentials.
+    ///
+    /// [`connect`]: PostgresStore::connect
+    pub(crate) fn check_url(url: &str) -> Result<(), String> {
+        connect::check_url(url)
+    }
+
+    /// Options for connecting to `url`; finish with
+    /// [`connect`](PostgresOptions::connect).
+    pub fn options(url: &str) -> PostgresOptions {
+        PostgresOptions {
+            url: url.to_owned(),
+            schema: "dagforge".to_owned(),
+            migrate: true,
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(10),
+            notify_appends: false,
+            application_name: "dagforge".to_owned(),
+        }
+    }
+
+    /// The schema holding this store's tables.
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+
+    /// Listens for runs created, appended to or released in this store's schema (by
+    /// any process). The engine does not use this yet: it is the wake-up signal for
+    /// idle engines waiting for work.
+    pub async fn subscribe(&self) -> Result<Notifications, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(|e| backend("listening for notifications", e))?;
+        listener
+            .listen(&self.channel)
+            .await
+            .map_err(|e| backend("listening for notifications", e))?;
+        Ok(Notifications { listener })
+    }
+
+    /// Drops this store's schema and everything in it (all runs and events). For
+    /// tests and teardown; the store is unusable afterwards.
+    pub async fn drop_schema(&self) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            self.schema
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend("dropping the schema", e))?;
+        Ok(())
+    }
+
+    /// Closes the connections (waiting for those in use to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn notify(
+        &self,
+        conn: &mut PgConnection,
+        kind: &str,
+        run: RunId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&*self.channel)
+            .bind(format!("{kind}:{run}"))
+            .execute(conn)
+            .await
+            .map_err(|e| backend("notifying", e))?;
+        Ok(())
+    }
+
+    /// The statements shared with the SQLite store, on this store's pool.
+    fn sql(&self) -> Sql<'_, Postgres> {
+        Sql::new(&self.pool, &self.specs)
+    }
+
+    /// The `workflows` row of `spec`, inserting it if new.
+    async fn workflow_row(
+        &self,
+        conn: &mut PgConnection,
+        run: &RunRecord,
+        spec: &Arc<WorkflowSpec>,
+    ) -> Result<(i64, bool), StoreError> {
+        if let Some(id) = self.specs.row_of(spec) {
+            return Ok((id, false));
+        }
+        let enc = EncodedSpec::new(spec)?;
+        // Inserted, or (when another engine got there first) looked up.
+        let id = sqlx::query_scalar(
+            "WITH ins AS (INSERT INTO workflows (name, version, hash, spec) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (name, version, hash) DO NOTHING RETURNING id) \
+             SELECT id FROM ins UNION ALL \
+             SELECT id FROM workflows WHERE name = $1 AND version = $2 AND hash = $3 LIMIT 1",
+        )
+        .bind(&run.workflow)
+        .bind(&run.version)
+        .bind(&enc.hash)
+        .bind(&enc.json)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| backend("storing a workflow spec", e))?;
+        match id {
+            Some(id) => Ok((id, true)),
+            // A concurrent insert not yet visible to this statement's snapshot.
+            None => {
+                let id = sqlx::query_scalar(
+                    "SELECT id FROM workflows WHERE name = $1 AND version = $2 AND hash = $3",
+                )
+                .bind(&run.workflow)
+                .bind(&run.version)
+                .bind(&enc.hash)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| backend("storing a workflow spec", e))?;
+                Ok((id, true))
+            }
+        }
+    }
+
+    /// Why a lease check on `run` failed: no such run, or a stale lease.
+    async fn refused(&self, run: RunId, lease: &Lease) -> StoreError {
+        GroupWrite::refused(self.writer.flusher(), run, lease).await
+    }
+
+    /// Inserts `run` (spec row `wf`) and notifies its creation, in one statement;
+    /// `false` if a run with its id exists.
+    async fn insert_run<'e, E: sqlx::PgExecutor<'e>>(
+        &self,
+        conn: E,
+        run: &RunRecord,
+        wf: i64,
+        inputs: String,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let finished = run.state.is_terminal();
+        let inserted: i64 = sqlx::query_scalar(
+            "WITH ins AS (INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, \
+             created_at, started_at, finished_at, lease_owner, lease_until, fence, priority, \
+             not_before, idempotency_key, queue) \
+             VALUES ($1::uuid, $2, $3, $4, $5::json, $6, $7, $8, $9, $10, \
+             CASE WHEN $10 IS NULL THEN NULL ELSE now() + $11 * interval '1 millisecond' END, \
+             $12, $14, $15, $16, $17) ON CONFLICT DO NOTHING RETURNING id) \
+             SELECT count(*) FROM ins, \
+             LATERAL (SELECT pg_notify($13, 'created:' || ins.id::text)) AS n",
+        )
+        .bind(run.id.to_uuid_string())
+        .bind(wf)
+        .bind(&run.workflow)
+        .bind(&run.version)
+        .bind(inputs)
+        .bind(run.state.as_str())
+        .bind(micros(run.created_at))
+        .bind(run.started_at.map(micros))
+        .bind(run.finished_at.map(micros))
+        .bind((!finished).then_some(&*lease.owner))
+        .bind(millis(ttl))
+        .bind(fence(lease))
+        .bind(&*self.channel)
+        .bind(run.priority)
+        .bind(run.not_before.map(micros))
+        .bind(run.idempotency_key.as_deref())
+        .bind(run.queue.as_deref())
+        .fetch_one(conn)
+        .await
+        .map_err(|e| backend("creating a run", e))?;
+        Ok(inserted > 0)
+    }
+
+    /// Why `run` could not be inserted: its idempotency key or its id is taken.
+    async fn conflict(&self, run: &RunRecord) -> StoreError {
+        if let Some(key) = &run.idempotency_key {
+            let holder: Result<Option<(String, i64)>, _> =
+                sqlx::query_as("SELECT id::text, created_at FROM runs WHERE idempotency_key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await;
+            match holder {
+                Ok(Some((id, created))) => {
+                    return match parse_run_id(&id) {
+                        Ok(holder) => StoreError::KeyExists {
+                            key: key.clone(),
+                            run: holder,
+                            created_at: from_micros(created),
+                        },
+                        Err(e) => e,
+                    };
+                }
+                Ok(None) => {}
+                Err(e) => return backend("creating a run", e),
+            }
+        }
+        StoreError::RunExists(run.id)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn create_run(
+        &self,
+        run: &RunRecord,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let spec = run.spec.spec();
+        let inputs = to_json("encoding run inputs", &run.inputs)?;
+        // The common case, a workflow whose spec row is known: one statement (and one
+        // round trip) inserts the run and notifies serving engines.
+        if let Some(wf) = self.specs.row_of(&spec) {
+            let inserted = self
+                .insert_run(&self.pool, run, wf, inputs, lease, ttl)
+                .await?;
+            return if inserted {
+                Ok(())
+            } else {
+                Err(self.conflict(run).await)
+            };
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| backend("creating a run", e))?;
+        let (wf, new) = self.workflow_row(&mut tx, run, &spec).await?;
+        if !self
+            .insert_run(&mut *tx, run, wf, inputs, lease, ttl)
+            .await?
+        {
+            drop(tx);
+            return Err(self.conflict(run).await);
+        }
+        tx.commit()
+            .await
+            .map_err(|e| backend("creating a run", e))?;
+        if new {
+            self.specs.remember(&spec, wf);
+        }
+        Ok(())
+    }
+
+    async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
+        // Encoded here, written by the store's writer with whatever else is queued.
+        let batch = Batch::encode(events, 1)?;
+        let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let first = events
+            .first()
+            .map_or(0, |e| i64::try_from(e.seq).unwrap_or(i64::MAX));
+        self.writer
+            .append(Append {
+                run,
+                lease: lease.clone(),
+                batch,
+                n,
+                first,
+            })
+            .await
+    }
+
+    async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET lease_until = now() + $1 * interval '1 millisecond' \
+             WHERE id = $2::uuid AND lease_owner = $3 AND fence = $4",
+        )
+        .bind(millis(ttl))
+        .bind(run.to_uuid_string())
+        .bind(&*lease.owner)
+        .bind(fence(lease))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend("renewing a lease", e))?
+        .rows_affected();
+        if done == 0 {
+            return Err(self.refused(run, lease).await);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| backend("releasing a lease", e))?;
+        // Given back, not lost: the claim does not count as a stalled one.
+        let done = sqlx::query(
+            "UPDATE runs SET lease_until = now(), stalls = GREATEST(stalls - 1, 0) \
+             WHERE id = $1::uuid AND lease_owner = $2 AND fence = $3",
+        )
+        .bind(run.to_uuid_string())
+        .bind(&*lease.owner)
+        .bind(fence(lease))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| backend("releasing a lease", e))?
+        .rows_affected();
+        if done == 0 {
+            drop(tx);
+            return Err(self.refused(run, lease).await);
+        }
+        self.notify(&mut tx, "released", run).await?;
+        tx.commit()
+            .await
+            .map_err(|e| backend("releasing a lease", e))
+    }
+
+    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
+        // How far ahead on the database's clock, applied to ours (leases use the
+        // database's clock).
+        let wait_ms: Option<f64> = sqlx::query_scalar(
+            "SELECT (extract(epoch FROM min(lease_until) - now()) * 1000)::float8 FROM runs \
+             WHERE lease_owner = 'queue' AND lease_until > now()",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| backend("reading the next start", e))?;
+        Ok(wait_ms.map(|ms| SystemTime::now() + Duration::from_secs_f64(ms.max(0.0) / 1e3)))
+    }
+
+    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
+        let done: i64 = sqlx::query_scalar(
+            "WITH c AS (UPDATE runs SET cancel_requested = COALESCE(cancel_requested, $1) \
+             WHERE id = $2::uuid AND state NOT IN ('succeeded', 'failed', 'cancelled') \
+             RETURNING id) \
+             SELECT count(*) FROM c, LATERAL (SELECT pg_notify($3, 'cancel:' || c.id::text)) n",
+        )
+        .bind(micros(std::time::SystemTime::now()))
+        .bind(run.to_uuid_string())
+        .bind(&*self.channel)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| backend("requesting a cancellation", e))?;
+        Ok(done > 0)
+    }
+
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+        self.sql().release_key(key, holder).await
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim_of(owner, ttl, limit, None, &[]).await
+    }
+
+    async fn claim_run(
+        &self,
+        run: RunId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let rows =
+            claim::claim_rows(&self.pool, owner, ttl, 1, claim::Pick::Run(run), None, &[]).await?;
+        Ok(self.sql().claimed(owner, rows).await?.pop())
+    }
+
+    async fn claim_workflows(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+        workflows: &[String],
+        except: &[RunId],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim_of(owner, ttl, limit, Some(workflows), except)
+            .await
+    }
+
+    async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
+        let listener = self.subscribe().await?;
+        Ok(Some(Box::pin(futures_util::stream::unfold(
+            listener,
+            |mut l| async move {
+                loop {
+                    match l.next().await {
+                        Ok(n) if n.kind == NotificationKind::Appended => continue,
+                        Ok(_) => return Some(((), l)),
+                        // Lost connection: wake once so the engine re-reads the store;
+                        // the listener reconnects on the next call.
+                        Err(_) => {
+                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                            return Some(((), l));
+                        }
+                    }
+                }
+            },
+        ))))
+    }
+
+    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
+        self.sql().cancel_requests(owner).await
+    }
+
+    async fn set_queue_limit(
+        &self,
+        queue: &str,
+        max_running: Option<u32>,
+    ) -> Result<(), StoreError> {
+        self.sql().set_queue_limit(queue, max_running).await
+    }
+
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        self.sql().queue_limits().await
+    }
+
+    async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
+        self.sql().get_run(run).await
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
+        self.sql().list_runs(query).await
+    }
+
+    async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.sql().executions(run).await
+    }
+
+    async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.sql().events(run, after, limit).await
+    }
+
+    async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
+        self.sql().put_schedule(schedule).await
+    }
+
+    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        self.sql().get_schedule(id).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.sql().list_schedules().await
+    }
+
+    async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
+        self.sql().delete_schedule(id).await
+    }
+
+    async fn set_schedule_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        next_fire: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        self.sql()
+            .set_schedule_enabled(id, enabled, next_fire)
+            .await
+    }
+
+    async fn due_schedules(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.sql().due_schedules(now, limit).await
+    }
+
+    async fn next_schedule_fire(
+        &self,
+        after: SystemTime,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        self.sql().next_schedule_fire(after).await
+    }
+
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        expected: Option<SystemTime>,
+        advance: &ScheduleAdvance,
+    ) -> Result<bool, StoreError> {
+        self.sql().advance_schedule(id, expected, advance).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> String {
+        std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    fn schema() -> String {
+        format!("unit_{}", RunId::new().to_uuid_string().replace('-', ""))
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_reported_at_connect() {
+        // Port 1 on loopback: nothing listens there.
+        let err = PostgresStore::options("postgres://postgres@127.0.0.1:1/test")
+            .connect_timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+        let err = PostgresStore::connect("mysql://nope").await.unwrap_err();
+        assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_schema_name_is_refused() {
+        let err = PostgresStore::options(&url())
+            .schema("x; DROP TABLE y")
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not a valid schema name"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_and_migrations_can_be_off() {
+        let name = schema();
+        let err = PostgresStore::options(&url())
+            .schema(&name)
+            .migrate(false)
+            .connect()
+            .await;
+        assert!(
+            matches!(err, Err(StoreError::SchemaOutdated { found: None, .. })),
+            "{err:?}"
+        );
+        let store = PostgresStore::options(&url())
+            .schema(&name)
+            .connect()
+            .await
+            .unwrap();
+        // Connecting again (migrations already applied) is fine.
+        PostgresStore::options(&url())
+            .schema(&name)
+            .connect()
+            .await
+            .unwrap()
+            .close()
+            .await;
+        sqlx::query("UPDATE dagforge_schema SET version = 99")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = PostgresStore::options(&url())
+            .schema(&name)
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+            "{err:?}"
+        );
+        store.drop_schema().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_fails_appends_as_backend_errors() {
+        let name = schema();
+        let store = PostgresStore::options(&url())
+            .schema(&name)
+            .connect()
+            .await
+            .unwrap();
+        let probe = store.clone();
+        store.close().await;
+        let err = probe
+            .append(RunId::new(), &Lease::new("e", 1), &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        let cleanup = PostgresStore::options(&url())
+            .schema(&name)
+            .connect()
+            .await
+            .unwrap();
+        cleanup.drop_schema().await.unwrap();
+    }
+}
+
+#[cfg(test)]
+mod send_checks {
+    fn is_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn futures_are_send() {
+        let f = super::PostgresStore::connect("postgres://localhost/x");
+        is_send(&f);
+    }
+}
