@@ -4,14 +4,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Detail, Driver, FanRt, ItemEvent};
+use super::Core;
+use super::rt::{Detail, FanRt, ItemEvent};
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::events::{Event, EventKind, NodeEvent};
 use crate::orchestrator::RETRY_REASON_PREFIX;
 use crate::state::{NodeState, RunState};
 use crate::workflow::plan::Plan;
 
-impl Driver {
+impl Core {
     /// Rebuilds the run's state from its recorded events (a resumed run); with no
     /// events this is a new run and nothing changes.
     ///
@@ -26,15 +27,14 @@ impl Driver {
     /// history, but their retry budget counts only the attempts after that event
     /// (`NodeRt::base`, `ItemRt::base`). The offset comes from the log, so resuming a
     /// retried run after a crash finds the same offset and does not reset it again.
-    pub(crate) fn restore(mut self, events: Vec<Event>) -> Self {
+    pub(crate) fn restore(&mut self, events: Vec<Event>) {
         if events.is_empty() {
-            return self;
+            return;
         }
         let plan = Arc::clone(&self.plan);
         let (items, floors) = self.rebuild(&plan, events);
         self.resume_open(&plan, items, floors);
         self.drain_work(&plan);
-        self
     }
 
     /// Rebuilds the run from its recorded `events` (possibly none, when they cannot be
@@ -43,7 +43,7 @@ impl Driver {
     /// whose engines kept dying while driving it. Attempts recorded as running fail
     /// with `reason`; nodes that could still run fail or are skipped; the run ends
     /// Failed. Nothing starts.
-    pub(crate) fn give_up(mut self, events: Vec<Event>, recorded: u64, reason: &str) -> Self {
+    pub(crate) fn give_up(&mut self, events: Vec<Event>, recorded: u64, reason: &str) {
         let plan = Arc::clone(&self.plan);
         let (mut items, _) = self.rebuild(&plan, events);
         self.seq = self.seq.max(recorded);
@@ -97,7 +97,6 @@ impl Driver {
         // Every node is settled: nothing is left to evaluate or start.
         self.work.clear();
         self.ready.clear();
-        self
     }
 
     /// Applies recorded `events` to the driver's state: run and node states, attempt
@@ -164,7 +163,6 @@ impl Driver {
                 _ => {}
             }
         }
-        self.clock();
         self.unsettled = self.nodes.iter().filter(|n| !n.state.is_terminal()).count();
         for n in 0..self.nodes.len() as u32 {
             if self.nodes[n as usize].state.is_terminal() {
