@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use dagforge::executor_conformance::Suite;
-use dagforge::{Execution, ExecutionHandle, Executor, InProcess, ProcessExecutor};
+use dagforge::{
+    ErrorInfo, ErrorKind, Execution, ExecutionHandle, Executor, InProcess, ProcessExecutor,
+};
 
 /// The process executor's test worker (`tests/bin/test_worker.rs`), which registers
 /// the suite's jobs.
@@ -108,6 +110,19 @@ async fn the_suite_catches_an_executor_that_ignores_timeouts() {
     assert!(v.message.contains("ended succeeded"), "{v}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_catches_an_executor_that_kills_at_once_on_cancel() {
+    let v = Suite::new(|| Impatient)
+        .cancel_deaf_after_grace()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (v.check, v.executor),
+        ("cancel_deaf_after_grace", "Impatient")
+    );
+    assert!(v.message.contains("grace period"), "{v}");
+}
+
 /// Drops every execution it gets without an outcome.
 #[derive(Debug)]
 struct Hoarder;
@@ -153,6 +168,25 @@ impl Executor for Timeless {
                 .job()
                 .call(execution.context().clone(), execution.input().clone());
             let outcome = run.await;
+            execution.complete(outcome);
+        });
+        ExecutionHandle::from_task(task.abort_handle())
+    }
+}
+
+/// Stops an attempt the moment its run is cancelled, without a grace period.
+#[derive(Debug)]
+struct Impatient;
+
+impl Executor for Impatient {
+    fn start(&self, execution: Execution) -> ExecutionHandle {
+        let task = tokio::spawn(async move {
+            let ctx = execution.context().clone();
+            let run = execution.job().call(ctx.clone(), execution.input().clone());
+            let outcome = tokio::select! {
+                outcome = run => outcome,
+                () = ctx.cancelled() => Err(ErrorInfo::new(ErrorKind::Cancelled, "killed at once")),
+            };
             execution.complete(outcome);
         });
         ExecutionHandle::from_task(task.abort_handle())

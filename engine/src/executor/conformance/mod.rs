@@ -132,7 +132,8 @@ where
     }
 
     /// The engine's cancellation grace period in the cancellation checks. An executor
-    /// with a grace period of its own should use one no longer than this.
+    /// with a grace period of its own should use one no longer than this, and at
+    /// least half of it.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self

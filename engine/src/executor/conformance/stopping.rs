@@ -55,8 +55,9 @@ where
         Ok(())
     }
 
-    /// A job deaf to its token is stopped once the grace period has run out: the
-    /// node ends Cancelled, and the attempt never runs to its end.
+    /// A job deaf to its token is stopped once the grace period has run out — not
+    /// before half of it, not after it (plus the slack): the node ends Cancelled, and
+    /// the attempt never runs to its end.
     pub async fn cancel_deaf_after_grace(&self) -> Check {
         const C: &str = "cancel_deaf_after_grace";
         let engine = self.engine_with((self.make)());
@@ -86,6 +87,15 @@ where
             C,
             took <= bound,
             "the deaf job ended {took:?} after the cancel (at most the grace {:?} + slack)",
+            self.grace
+        );
+        ensure!(
+            self,
+            C,
+            took >= self.grace / 2,
+            "the deaf job was stopped {took:?} after the cancel: a job gets a grace period \
+             to stop on its own (the engine's is {:?}; an executor's own should be at least \
+             half of it)",
             self.grace
         );
         self.never_finishes(C, &marker, started + nap).await
