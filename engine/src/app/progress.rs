@@ -9,7 +9,6 @@ use serde_json::Value;
 
 use super::error::CliError;
 use super::interrupt::{self, Interrupts};
-use crate::workflow::plan::Values;
 use crate::{Engine, EventKind, EventStream, NodeEvent, NodeState, RunHandle, RunResult, Workflow};
 
 /// Follows the run behind `handle` (whose events `events` receives, subscribed before
@@ -115,22 +114,14 @@ struct View<'w> {
     /// Drawn bars; `None` when printing lines.
     multi: Option<MultiProgress>,
     bars: HashMap<u32, ProgressBar>,
-    /// Succeeded outputs by node index, to size fan-outs.
-    outputs: Vec<Option<Value>>,
-    params: Vec<Value>,
+    /// Node index by id (the order of [`Workflow::node_ids`]).
+    index: HashMap<String, u32>,
+    /// Succeeded outputs by node id, to size fan-outs.
+    outputs: HashMap<String, Value>,
+    inputs: Value,
     /// Settled items and their total, per fan-out node.
     fans: HashMap<u32, (u64, u64)>,
     ended: bool,
-}
-
-impl Values for View<'_> {
-    fn output(&self, n: u32) -> Option<&Value> {
-        self.outputs.get(n as usize).and_then(Option::as_ref)
-    }
-
-    fn param(&self, i: u32) -> &Value {
-        &self.params[i as usize]
-    }
 }
 
 impl<'w> View<'w> {
@@ -141,8 +132,13 @@ impl<'w> View<'w> {
             t0: Instant::now(),
             multi,
             bars: HashMap::new(),
-            outputs: vec![None; wf.len()],
-            params: Vec::new(),
+            index: wf
+                .node_ids()
+                .zip(0..)
+                .map(|(id, i)| (id.to_owned(), i))
+                .collect(),
+            outputs: HashMap::new(),
+            inputs: Value::Null,
             fans: HashMap::new(),
             ended: false,
         }
@@ -151,19 +147,7 @@ impl<'w> View<'w> {
     /// Run parameters as the plan reads them (the run was started with valid inputs;
     /// an unset parameter reads as null here, only to size fan-outs).
     fn with_inputs(mut self, inputs: &Value) -> Self {
-        self.params = self
-            .wf
-            .plan
-            .params
-            .iter()
-            .map(|p| {
-                inputs
-                    .get(&*p.name)
-                    .cloned()
-                    .or_else(|| p.default.clone())
-                    .unwrap_or(Value::Null)
-            })
-            .collect();
+        self.inputs = inputs.clone();
         self
     }
 
@@ -225,7 +209,7 @@ impl<'w> View<'w> {
     }
 
     fn index(&self, node: &str) -> Option<u32> {
-        self.wf.plan.index.get(node).copied()
+        self.index.get(node).copied()
     }
 
     fn on_node(
@@ -238,7 +222,9 @@ impl<'w> View<'w> {
             return Ok(());
         };
         if n.item.is_none() && n.to == NodeState::Succeeded {
-            self.outputs[i as usize] = n.output.as_deref().cloned();
+            if let Some(output) = n.output.as_deref() {
+                self.outputs.insert(n.node.to_string(), output.clone());
+            }
         }
         let Some(multi) = self.multi.clone() else {
             let why = n
@@ -264,7 +250,7 @@ impl<'w> View<'w> {
                 n.to
             );
         };
-        let is_fan = self.wf.plan.nodes[i as usize].fan_out.is_some();
+        let is_fan = self.wf.is_fan_out(&n.node) == Some(true);
         match (n.item, n.to) {
             (None, NodeState::Running) if !is_fan && self.bars.contains_key(&i) => {
                 // A retry: the same line, a new attempt.
@@ -353,10 +339,10 @@ impl<'w> View<'w> {
 
     /// How many items fan-out node `i` runs over, from the outputs seen so far.
     fn fan_total(&self, i: u32) -> u64 {
-        let plan = &self.wf.plan;
-        plan.nodes[i as usize]
-            .fan_out_items(plan, self)
-            .map_or(0, |items| items.len() as u64)
+        let node = self.wf.node_ids().nth(i as usize).unwrap_or_default();
+        self.wf
+            .fan_out_len(node, &self.inputs, &self.outputs)
+            .map_or(0, |n| n as u64)
     }
 
     /// A line about the run as a whole (not an event), between the event lines or

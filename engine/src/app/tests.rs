@@ -664,3 +664,42 @@ fn settings_debug_hides_the_store_password() {
     assert!(!shown.contains("Pw9secret"), "{shown}");
     assert!(shown.contains("postgres://db:5432/runs"), "{shown}");
 }
+
+struct Count;
+impl Job for Count {
+    type Input = u32;
+    type Output = Vec<u32>;
+    const NAME: &'static str = "count";
+    async fn run(&self, _: &JobContext, n: u32) -> Result<Vec<u32>, JobError> {
+        Ok((0..n).collect())
+    }
+}
+
+/// `run --wait` without a terminal prints a line per settled fan-out item with the
+/// count settled of the total, the total worked out from the upstream output and the
+/// run's inputs through the public API (`Workflow::fan_out_len`).
+#[tokio::test]
+async fn run_wait_counts_fan_out_items_of_their_total() {
+    let mut wf = Workflow::builder("fan");
+    let n = wf.param::<u32>("n");
+    let numbers = wf.add("numbers", Count).input_from(n).handle();
+    wf.add("doubled", Double).each_input(numbers);
+    let app = App::new().name("t").workflow(wf.build().unwrap());
+    let out = app
+        .run_from([
+            "t",
+            "run",
+            "fan",
+            "-i",
+            "n=3",
+            "--wait",
+            "--store",
+            "memory://",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let text = format!("{}{}", out.stdout, out.stderr);
+    for counted in ["[1/3]", "[2/3]", "[3/3]"] {
+        assert!(text.contains(counted), "no {counted} in:\n{text}");
+    }
+}

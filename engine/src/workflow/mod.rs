@@ -5,6 +5,7 @@ mod draft;
 mod inputs;
 mod path;
 pub(crate) mod plan;
+mod preview;
 pub mod render;
 mod spec;
 mod validate;
