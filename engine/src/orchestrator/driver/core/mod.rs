@@ -14,6 +14,8 @@
 mod finish;
 mod restore;
 mod rt;
+#[cfg(test)]
+mod tests;
 mod transition;
 mod walk;
 
