@@ -127,6 +127,10 @@ struct Sim {
     cancelled: bool,
     /// Nodes neither settled nor running when the run was cancelled.
     idle_at_cancel: Vec<u32>,
+    /// Every event so far: the store's log.
+    log: Vec<Event>,
+    /// Whether the engine crashed and another resumed the run from its log.
+    resumed: bool,
 }
 
 impl Sim {
@@ -151,6 +155,8 @@ impl Sim {
             seq: 0,
             cancelled: false,
             idle_at_cancel: Vec::new(),
+            log: Vec::new(),
+            resumed: false,
         };
         sim.effects();
         sim
@@ -164,6 +170,7 @@ impl Sim {
     fn effects(&mut self) {
         self.core.propagate();
         let events: Vec<Event> = std::mem::take(self.core.events());
+        self.log.extend(events.iter().cloned());
         for e in events {
             assert_eq!(e.seq, self.seq + 1, "events are numbered densely");
             self.seq = e.seq;
@@ -214,9 +221,16 @@ impl Sim {
                 );
                 let key = (s.node, s.item);
                 let last = self.attempts.insert(key, s.attempt).unwrap_or(0);
-                assert_eq!(s.attempt, last + 1, "attempt numbers go up by one");
+                if self.resumed {
+                    // Never repeated across engines. (A node resumed while Ready for a
+                    // retry skips one number: its Ready event carries the next attempt's.)
+                    assert!(s.attempt > last, "attempt numbers go up across a resume");
+                } else {
+                    assert_eq!(s.attempt, last + 1, "attempt numbers go up by one");
+                }
+                // An attempt interrupted by a crash runs again whatever its budget.
                 assert!(
-                    s.attempt <= pn.retries + 1,
+                    self.resumed || s.attempt <= pn.retries + 1,
                     "attempts within the retry budget"
                 );
                 self.running.push((s.node, s.item, s.attempt));
@@ -249,13 +263,37 @@ impl Sim {
         self.effects();
     }
 
+    /// The engine dies: its attempts and timers go; another engine rebuilds the run
+    /// from the log and goes on.
+    fn crash(&mut self) {
+        self.running.clear();
+        self.timers.clear();
+        let mut core = Core::new(
+            RunId::new(),
+            Arc::clone(&self.plan),
+            Vec::new(),
+            1 << 20,
+            SystemTime::UNIX_EPOCH,
+            Instant::now(),
+        );
+        core.restore(self.log.clone());
+        self.core = core;
+        self.resumed = true;
+        self.effects();
+    }
+
     /// Drives the run to its end with `script` (then a default that always makes
-    /// progress); cancels before step `cancel_at` if set.
-    fn drive(&mut self, script: &[(u8, u8)], cancel_at: Option<usize>) {
+    /// progress); cancels before step `cancel_at` and crashes before step `crash_at`
+    /// if set.
+    fn drive(&mut self, script: &[(u8, u8)], cancel_at: Option<usize>, crash_at: Option<usize>) {
         for step in 0.. {
             assert!(step < 10_000, "the run does not end");
             if !self.core.unsettled() && self.running.is_empty() {
                 break;
+            }
+            if crash_at == Some(step) && !self.cancelled {
+                self.crash();
+                continue;
             }
             if cancel_at == Some(step) && !self.cancelled {
                 self.cancel();
@@ -377,7 +415,20 @@ proptest! {
     ) {
         let plan = plan(&specs);
         let mut sim = Sim::new(plan);
-        sim.drive(&script, cancel_at);
+        sim.drive(&script, cancel_at, None);
+        sim.check_end();
+    }
+
+    #[test]
+    fn a_run_resumed_from_its_log_at_any_point_settles_by_its_rules(
+        specs in dag(),
+        script in prop::collection::vec(any::<(u8, u8)>(), 0..64),
+        crash_at in 0usize..40,
+        cancel_at in prop::option::weighted(0.2, 0usize..60),
+    ) {
+        let plan = plan(&specs);
+        let mut sim = Sim::new(plan);
+        sim.drive(&script, cancel_at, Some(crash_at));
         sim.check_end();
     }
 }
@@ -423,7 +474,7 @@ fn a_failure_skips_all_success_children_and_runs_one_failed_ones() {
     sim.finish(0, Err(ErrorInfo::new(ErrorKind::Input, "bad")));
     assert_eq!(sim.state(1), NodeState::Skipped);
     assert_eq!(sim.state(2), NodeState::Ready);
-    sim.drive(&[], None);
+    sim.drive(&[], None, None);
     sim.check_end();
     assert_eq!(sim.state(2), NodeState::Succeeded);
     assert_eq!(sim.state(3), NodeState::Succeeded);
@@ -456,7 +507,7 @@ fn a_retryable_failure_arms_one_timer_and_runs_the_next_attempt() {
     sim.dispatch();
     assert_eq!(sim.running, vec![(0, None, 2)]);
     sim.finish(0, Ok(Value::Null));
-    sim.drive(&[], None);
+    sim.drive(&[], None, None);
     sim.check_end();
     assert_eq!(sim.core.state(), RunState::Succeeded);
 }
@@ -488,7 +539,7 @@ fn cancelling_leaves_nothing_to_start_and_ends_cancelled() {
     assert!(!sim.core.has_ready());
     assert_eq!(sim.state(1), NodeState::Cancelled);
     sim.finish(0, Ok(Value::Null));
-    sim.drive(&[], None);
+    sim.drive(&[], None, None);
     sim.check_end();
     assert_eq!(
         sim.state(0),
