@@ -63,6 +63,7 @@ checks!(
     timeout,
     dropped_execution,
     crash,
+    abandoned_run,
 );
 
 /// `run_all` runs every check and reports none for a conforming executor.
@@ -100,6 +101,12 @@ async fn the_suite_catches_an_executor_that_cannot_stop_an_attempt() {
         .await
         .unwrap_err();
     assert_eq!(v.check, "cancel_deaf_after_grace");
+    assert!(v.message.contains("not stopped"), "{v}");
+    let v = Suite::new(|| Unstoppable)
+        .abandoned_run()
+        .await
+        .unwrap_err();
+    assert_eq!((v.check, v.executor), ("abandoned_run", "Unstoppable"));
     assert!(v.message.contains("not stopped"), "{v}");
 }
 

@@ -159,6 +159,7 @@ where
             self.timeout().await,
             self.dropped_execution().await,
             self.crash().await,
+            self.abandoned_run().await,
         ];
         for c in checks {
             if let Err(v) = c {

@@ -145,6 +145,39 @@ where
         self.never_finishes(C, &marker, started + nap).await
     }
 
+    /// A run that goes away while its attempt runs (abandoned, as when the engine
+    /// stops: its driver drops and aborts the attempt's handle) takes the attempt
+    /// with it: a deaf job never runs to its end.
+    pub async fn abandoned_run(&self) -> Check {
+        const C: &str = "abandoned_run";
+        let engine = self.engine_with((self.make)());
+        let marker = Marker::new();
+        let nap = self.slack + Duration::from_millis(500);
+        let mut wf = Workflow::builder("conformance-abandon");
+        wf.add("nap", Nap)
+            .input((nap.as_millis() as u64, false, Some(marker.path())));
+        let wf = self.workflow(C, wf)?;
+        let mut watch = Watch::new(&engine);
+        let started = Instant::now();
+        let run = engine
+            .start(&wf, ())
+            .await
+            .map_err(|e| self.violation(C, format!("the run did not start: {e}")))?;
+        watch.follow(run.id());
+        let running = watch
+            .wait_for_log(jobs::NAP_STARTED, Duration::from_secs(10) + self.slack)
+            .await;
+        run.abandon();
+        ensure!(
+            self,
+            C,
+            running,
+            "the nap did not log that it started; events: {:?}",
+            watch.events()
+        );
+        self.never_finishes(C, &marker, started + nap).await
+    }
+
     /// Starts a one-node run of a nap, cancels it once the job runs, and returns the
     /// result, the time from the cancel to the end, and when the nap started.
     async fn cancel_nap(
