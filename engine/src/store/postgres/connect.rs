@@ -9,7 +9,7 @@ use sqlx::{Connection, PgConnection};
 
 use super::super::StoreError;
 use super::super::combine::Combiner;
-use super::super::sql::{SCHEMA_VERSION, backend};
+use super::super::sql::{backend, needs_migration};
 use super::{PostgresStore, write};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -199,27 +199,12 @@ impl PostgresOptions {
                 .map_err(connect_error)?;
         }
         let mut migrate_now = false;
-        match found {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::SchemaTooNew {
-                    found: v,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            Some(SCHEMA_VERSION) if !self.migrate => {}
-            _ if !self.migrate => {
-                return Err(StoreError::SchemaOutdated {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            _ => {
-                sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-                    .execute(&mut conn)
-                    .await
-                    .map_err(connect_error)?;
-                migrate_now = true;
-            }
+        if needs_migration(found, self.migrate)? {
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&mut conn)
+                .await
+                .map_err(connect_error)?;
+            migrate_now = true;
         }
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)

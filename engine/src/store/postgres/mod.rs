@@ -11,17 +11,15 @@ use std::time::{Duration, SystemTime};
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, Postgres};
 
-use crate::events::Event;
 use crate::ids::RunId;
 use crate::workflow::WorkflowSpec;
 
-use super::combine::{Append, Combiner, GroupWrite};
+use super::combine::{Combiner, GroupWrite};
 use super::sql::{
-    Batch, EncodedSpec, SpecCache, Sql, backend, fence, from_micros, micros, millis, parse_run_id,
-    to_json,
+    EncodedSpec, SpecCache, Sql, backend, fence, from_micros, micros, millis, parse_run_id,
+    sql_store, to_json,
 };
-use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
-use super::{ScheduleAdvance, ScheduleRecord};
+use super::{Lease, RunRecord, StoreError};
 
 mod claim;
 mod connect;
@@ -277,8 +275,7 @@ impl PostgresStore {
     }
 }
 
-#[async_trait::async_trait]
-impl Store for PostgresStore {
+sql_store!(PostgresStore {
     async fn create_run(
         &self,
         run: &RunRecord,
@@ -319,24 +316,6 @@ impl Store for PostgresStore {
             self.specs.remember(&spec, wf);
         }
         Ok(())
-    }
-
-    async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
-        // Encoded here, written by the store's writer with whatever else is queued.
-        let batch = Batch::encode(events, 1)?;
-        let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let first = events
-            .first()
-            .map_or(0, |e| i64::try_from(e.seq).unwrap_or(i64::MAX));
-        self.writer
-            .append(Append {
-                run,
-                lease: lease.clone(),
-                batch,
-                n,
-                first,
-            })
-            .await
     }
 
     async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
@@ -415,42 +394,6 @@ impl Store for PostgresStore {
         Ok(done > 0)
     }
 
-    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
-        self.sql().release_key(key, holder).await
-    }
-
-    async fn claim(
-        &self,
-        owner: &str,
-        ttl: Duration,
-        limit: usize,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        self.claim_of(owner, ttl, limit, None, &[]).await
-    }
-
-    async fn claim_run(
-        &self,
-        run: RunId,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<Option<Claimed>, StoreError> {
-        let rows =
-            claim::claim_rows(&self.pool, owner, ttl, 1, claim::Pick::Run(run), None, &[]).await?;
-        Ok(self.sql().claimed(owner, rows).await?.pop())
-    }
-
-    async fn claim_workflows(
-        &self,
-        owner: &str,
-        ttl: Duration,
-        limit: usize,
-        workflows: &[String],
-        except: &[RunId],
-    ) -> Result<Vec<Claimed>, StoreError> {
-        self.claim_of(owner, ttl, limit, Some(workflows), except)
-            .await
-    }
-
     async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
         let listener = self.subscribe().await?;
         Ok(Some(Box::pin(futures_util::stream::unfold(
@@ -471,94 +414,12 @@ impl Store for PostgresStore {
             },
         ))))
     }
-
-    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
-        self.sql().cancel_requests(owner).await
-    }
-
-    async fn set_queue_limit(
-        &self,
-        queue: &str,
-        max_running: Option<u32>,
-    ) -> Result<(), StoreError> {
-        self.sql().set_queue_limit(queue, max_running).await
-    }
-
-    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
-        self.sql().queue_limits().await
-    }
-
-    async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
-        self.sql().get_run(run).await
-    }
-
-    async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
-        self.sql().list_runs(query).await
-    }
-
-    async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
-        self.sql().executions(run).await
-    }
-
-    async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.sql().events(run, after, limit).await
-    }
-
-    async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
-        self.sql().put_schedule(schedule).await
-    }
-
-    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
-        self.sql().get_schedule(id).await
-    }
-
-    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        self.sql().list_schedules().await
-    }
-
-    async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
-        self.sql().delete_schedule(id).await
-    }
-
-    async fn set_schedule_enabled(
-        &self,
-        id: &str,
-        enabled: bool,
-        next_fire: Option<SystemTime>,
-    ) -> Result<bool, StoreError> {
-        self.sql()
-            .set_schedule_enabled(id, enabled, next_fire)
-            .await
-    }
-
-    async fn due_schedules(
-        &self,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<ScheduleRecord>, StoreError> {
-        self.sql().due_schedules(now, limit).await
-    }
-
-    async fn next_schedule_fire(
-        &self,
-        after: SystemTime,
-    ) -> Result<Option<SystemTime>, StoreError> {
-        self.sql().next_schedule_fire(after).await
-    }
-
-    async fn advance_schedule(
-        &self,
-        id: &str,
-        expected: Option<SystemTime>,
-        advance: &ScheduleAdvance,
-    ) -> Result<bool, StoreError> {
-        self.sql().advance_schedule(id, expected, advance).await
-    }
-}
+});
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     fn url() -> String {
         std::env::var("DATABASE_URL")

@@ -18,14 +18,35 @@ use crate::workflow::WorkflowSpec;
 mod dialect;
 mod runs;
 mod schedules;
+mod shared;
 
 pub(super) use dialect::Sql;
 pub(super) use runs::RunRow;
+pub(super) use shared::sql_store;
 
 use super::{BadRow, Claimed, ExecutionRecord, Lease, RunRecord, Sequence, StoreError};
 
 /// The schema version this build reads and writes (the `dagforge_schema` row).
 pub(super) const SCHEMA_VERSION: i64 = 4;
+
+/// Whether a database whose schema is at version `found` (`None`: no schema yet)
+/// must be migrated, with migrations allowed (`migrate`) or not: a newer schema is
+/// [`StoreError::SchemaTooNew`], one that is not current while migrations are off is
+/// [`StoreError::SchemaOutdated`].
+pub(super) fn needs_migration(found: Option<i64>, migrate: bool) -> Result<bool, StoreError> {
+    match found {
+        Some(v) if v > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
+        Some(SCHEMA_VERSION) if !migrate => Ok(false),
+        _ if !migrate => Err(StoreError::SchemaOutdated {
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        _ => Ok(true),
+    }
+}
 
 /// Rows per multi-row insert (keeps bind parameters well under both databases' limits).
 pub(super) const ROWS_PER_INSERT: usize = 500;
@@ -303,25 +324,45 @@ impl Batch {
     }
 }
 
-/// An execution row as read back.
-#[derive(Debug)]
-pub(super) struct ExecOut {
-    pub(super) node: String,
-    pub(super) item: i64,
-    pub(super) attempt: i64,
-    pub(super) state: String,
-    pub(super) output: Option<String>,
-    pub(super) error: Option<String>,
-    pub(super) reason: Option<String>,
-    pub(super) started_at: Option<i64>,
-    pub(super) updated_at: i64,
-}
+/// An execution row as read back: node, item (-1: none), attempt, state, output,
+/// error, reason, started at, updated at.
+pub(super) type ExecOut = (
+    String,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    i64,
+);
 
-impl ExecOut {
-    /// The record; a column that does not decode is a [`BadRow`] naming the node,
-    /// item and attempt (the caller names the run).
-    pub(super) fn decode(self) -> Result<ExecutionRecord, StoreError> {
-        let ExecOut {
+/// The record of an execution row; a column that does not decode is a [`BadRow`]
+/// naming the node, item and attempt (the caller names the run).
+pub(super) fn decode_execution(row: ExecOut) -> Result<ExecutionRecord, StoreError> {
+    let (node, item, attempt, state, output, error, reason, started_at, updated_at) = row;
+    let columns = || -> Result<_, StoreError> {
+        Ok((
+            if item < 0 {
+                None
+            } else {
+                Some(u32::try_from(item).map_err(|e| bad_row("execution item", e))?)
+            },
+            u32::try_from(attempt).map_err(|e| bad_row("execution attempt", e))?,
+            parse_state("execution state", &state)?,
+            output
+                .as_deref()
+                .map(|s| from_json("execution output", s))
+                .transpose()?,
+            error
+                .as_deref()
+                .map(|s| from_json("execution error", s))
+                .transpose()?,
+        ))
+    };
+    match columns() {
+        Ok((item, attempt, state, output, error)) => Ok(ExecutionRecord {
             node,
             item,
             attempt,
@@ -329,53 +370,21 @@ impl ExecOut {
             output,
             error,
             reason,
-            started_at,
-            updated_at,
-        } = self;
-        let columns = || -> Result<_, StoreError> {
-            Ok((
-                if item < 0 {
-                    None
-                } else {
-                    Some(u32::try_from(item).map_err(|e| bad_row("execution item", e))?)
-                },
-                u32::try_from(attempt).map_err(|e| bad_row("execution attempt", e))?,
-                parse_state("execution state", &state)?,
-                output
-                    .as_deref()
-                    .map(|s| from_json("execution output", s))
-                    .transpose()?,
-                error
-                    .as_deref()
-                    .map(|s| from_json("execution error", s))
-                    .transpose()?,
-            ))
-        };
-        match columns() {
-            Ok((item, attempt, state, output, error)) => Ok(ExecutionRecord {
-                node,
-                item,
-                attempt,
-                state,
-                output,
-                error,
-                reason,
-                started_at: started_at.map(from_micros),
-                updated_at: from_micros(updated_at),
-            }),
-            Err(StoreError::BadRow(b)) => {
-                let item = if item >= 0 {
-                    format!(" item {item}")
-                } else {
-                    String::new()
-                };
-                Err(StoreError::BadRow(BadRow {
-                    what: format!("{} of node `{node}`{item} attempt {attempt}", b.what),
-                    ..b
-                }))
-            }
-            Err(e) => Err(e),
+            started_at: started_at.map(from_micros),
+            updated_at: from_micros(updated_at),
+        }),
+        Err(StoreError::BadRow(b)) => {
+            let item = if item >= 0 {
+                format!(" item {item}")
+            } else {
+                String::new()
+            };
+            Err(StoreError::BadRow(BadRow {
+                what: format!("{} of node `{node}`{item} attempt {attempt}", b.what),
+                ..b
+            }))
         }
+        Err(e) => Err(e),
     }
 }
 

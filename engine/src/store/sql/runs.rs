@@ -12,8 +12,8 @@ use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
 use super::super::{Claimed, ExecutionRecord, Page, RunQuery, RunRecord, StoreError};
 use super::dialect::{Dialect, Sql};
 use super::{
-    ClaimHead, ExecOut, backend, bad_row, decode_each, from_json, from_micros, parse_run_id,
-    parse_state,
+    ClaimHead, ExecOut, backend, bad_row, decode_each, decode_execution, from_json, from_micros,
+    parse_run_id, parse_state,
 };
 
 /// A run row, as [`run_columns`] reads it.
@@ -44,19 +44,6 @@ fn run_columns<DB: Dialect>(prefix: &str) -> String {
          {p}idempotency_key, {p}queue"
     )
 }
-
-/// An execution row as read.
-type ExecRow = (
-    String,
-    i64,
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    i64,
-);
 
 impl<DB: Dialect> Sql<'_, DB>
 where
@@ -220,7 +207,7 @@ where
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
         let pk = self.run_pk(run).await?;
         let t = DB::TEXT;
-        let rows: Vec<ExecRow> = sqlx::query_as(&format!(
+        let rows: Vec<ExecOut> = sqlx::query_as(&format!(
             "SELECT node, item, attempt, state, output{t}, error{t}, reason, started_at, \
              updated_at FROM executions WHERE run_pk = $1 ORDER BY first_seq"
         ))
@@ -229,23 +216,7 @@ where
         .await
         .map_err(|e| backend("reading executions", e))?;
         rows.into_iter()
-            .map(
-                |(node, item, attempt, state, output, error, reason, started_at, updated_at)| {
-                    ExecOut {
-                        node,
-                        item,
-                        attempt,
-                        state,
-                        output,
-                        error,
-                        reason,
-                        started_at,
-                        updated_at,
-                    }
-                    .decode()
-                    .map_err(|e| e.in_run(run))
-                },
-            )
+            .map(|row| decode_execution(row).map_err(|e| e.in_run(run)))
             .collect()
     }
 

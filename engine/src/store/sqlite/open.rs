@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::super::StoreError;
 use super::super::combine::Combiner;
-use super::super::sql::SCHEMA_VERSION;
+use super::super::sql::needs_migration;
 use super::{SqliteStore, write};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -126,34 +126,19 @@ impl SqliteOptions {
                     .map_err(|e| open_error(&shown, e))?,
             ),
         };
-        match found {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::SchemaTooNew {
-                    found: v,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            Some(SCHEMA_VERSION) if !self.migrate => {}
-            _ if !self.migrate => {
-                return Err(StoreError::SchemaOutdated {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            _ => {
-                // Two processes opening a new file at once both try to migrate it; the
-                // one that waited for the other's lock then fails on what the other
-                // created. Trying again reads the applied migrations afresh.
-                let mut tries = 0;
-                loop {
-                    match MIGRATOR.run(&pool).await {
-                        Ok(()) => break,
-                        Err(_) if tries < 3 => {
-                            tries += 1;
-                            tokio::time::sleep(Duration::from_millis(50 * tries)).await;
-                        }
-                        Err(e) => return Err(migrate_error(&shown, e)),
+        if needs_migration(found, self.migrate)? {
+            // Two processes opening a new file at once both try to migrate it; the
+            // one that waited for the other's lock then fails on what the other
+            // created. Trying again reads the applied migrations afresh.
+            let mut tries = 0;
+            loop {
+                match MIGRATOR.run(&pool).await {
+                    Ok(()) => break,
+                    Err(_) if tries < 3 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(50 * tries)).await;
                     }
+                    Err(e) => return Err(migrate_error(&shown, e)),
                 }
             }
         }
