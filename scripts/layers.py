@@ -34,7 +34,7 @@ LAYERS = [
                             "private"]),
     ("stores, executors, worker", ["store", "executor", "worker"]),
     ("runtime", ["orchestrator"]),
-    ("faces", ["app", "guide"]),
+    ("faces", ["app", "guide", "executor_conformance", "store_conformance"]),
 ]
 FACES = {"app"}
 

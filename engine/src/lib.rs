@@ -56,6 +56,8 @@ mod context;
 mod error;
 mod events;
 mod executor;
+#[cfg(feature = "test-util")]
+pub mod executor_conformance;
 pub mod guide;
 mod ids;
 mod job;
@@ -74,22 +76,20 @@ pub mod workflow;
 
 #[cfg(feature = "cli")]
 pub use app::{App, AppOutput};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::JobContext;
 pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
 pub use events::{Event, EventKind, EventStream, NodeEvent};
 pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
-#[cfg(feature = "test-util")]
-pub use executor::conformance as executor_conformance;
 #[cfg(all(feature = "process", unix))]
 pub use executor::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 pub use ids::{ParseRunIdError, RunId};
 pub use job::{Backoff, Job, JobSpec, Resources};
 pub use log_level::LogLevel;
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use orchestrator::{Fire, FireOutcome, Recurring, RecurringSchedule, Schedules};
 pub use orchestrator::{
     Engine, EngineBuilder, Enqueue, ItemReport, NodeReport, RetryMode, RunHandle, RunResult,
 };
+pub use orchestrator::{Fire, FireOutcome, Recurring, RecurringSchedule, Schedules};
 pub use registry::{DynJob, Registry};
 pub use state::{NodeState, RunState};
 pub use workflow::{Field, Items, NodeRef, Source, TriggerRule, Workflow, WorkflowBuilder};

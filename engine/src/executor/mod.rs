@@ -9,8 +9,6 @@
 //! [`ErrorKind::Executor`] error instead of leaving the run waiting forever; the node's
 //! retry policy decides whether it runs again.
 
-#[cfg(feature = "test-util")]
-pub mod conformance;
 mod in_process;
 #[cfg(all(feature = "process", unix))]
 mod process;
