@@ -221,10 +221,11 @@ impl<'w> View<'w> {
         let Some(i) = self.index(&n.node) else {
             return Ok(());
         };
-        if n.item.is_none() && n.to == NodeState::Succeeded {
-            if let Some(output) = n.output.as_deref() {
-                self.outputs.insert(n.node.to_string(), output.clone());
-            }
+        if n.item.is_none()
+            && n.to == NodeState::Succeeded
+            && let Some(output) = n.output.as_deref()
+        {
+            self.outputs.insert(n.node.to_string(), output.clone());
         }
         let Some(multi) = self.multi.clone() else {
             let why = n
