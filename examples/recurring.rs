@@ -1,5 +1,5 @@
 //! Recurring workflows: `#[workflow(cron = "…")]` registers a schedule when an engine
-//! serves the store; `Engine::add_or_update_recurring` adds one from code (here a single
+//! serves the store; `engine.schedules().add_or_update` adds one from code (here a single
 //! job, as a one-node workflow, with jitter).
 //!
 //! Run with no arguments, the example serves a fresh SQLite file for about 12 seconds
