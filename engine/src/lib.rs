@@ -68,7 +68,7 @@ pub mod redact;
 mod registry;
 pub mod schedule;
 mod signal;
-pub mod state;
+mod state;
 pub mod store;
 #[cfg(all(feature = "process", unix))]
 pub mod worker;
@@ -91,7 +91,7 @@ pub use orchestrator::{
 };
 pub use orchestrator::{Fire, FireOutcome, Recurring, RecurringSchedule, Schedules};
 pub use registry::{DynJob, Registry};
-pub use state::{NodeState, RunState};
+pub use state::{InvalidTransition, NodeState, RunState};
 pub use workflow::{Field, Items, NodeRef, Source, TriggerRule, Workflow, WorkflowBuilder};
 
 #[doc(inline)]

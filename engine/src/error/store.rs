@@ -126,7 +126,7 @@ pub enum StoreError {
 
 /// A stored row that does not decode: written by another program or an older
 /// dagforge, or damaged. Reads that return many runs list the others and report it
-/// ([`Page::bad`]); reads of the run itself fail with [`StoreError::BadRow`].
+/// ([`Page::bad`](crate::store::Page::bad)); reads of the run itself fail with [`StoreError::BadRow`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error(
     "{}the stored {what} cannot be decoded: {detail}",

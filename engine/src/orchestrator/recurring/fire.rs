@@ -73,7 +73,7 @@ impl Schedules<'_> {
     /// Returns the fires this engine handled (fires another engine won are not listed).
     ///
     /// A fire with jitter is handled at its delayed instant (the fire time plus the
-    /// schedule's [`Jitter`] offset): until then it stays due and nothing is enqueued.
+    /// schedule's [`Jitter`](crate::schedule::Jitter) offset): until then it stays due and nothing is enqueued.
     pub async fn fire_due(&self) -> Result<Vec<Fire>> {
         Ok(self.scheduler_turn().await?.0)
     }
