@@ -9,10 +9,13 @@ use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Sleep};
 
+/// A pending retry: when, the order it was armed in, node and item.
+type Entry = Reverse<(Instant, u64, u32, Option<u32>)>;
+
 /// Pending retries by deadline (FIFO among equal deadlines).
 #[derive(Debug, Default)]
 pub(super) struct RetryTimers {
-    heap: BinaryHeap<Reverse<(Instant, u64, u32, Option<u32>)>>,
+    heap: BinaryHeap<Entry>,
     seq: u64,
     sleep: Option<Pin<Box<Sleep>>>,
 }
