@@ -55,10 +55,11 @@ impl Faulty {
 }
 
 #[async_trait::async_trait]
-impl Store for Faulty {
+impl dagforge::store::RunLog for Faulty {
     async fn create_run(&self, r: &RunRecord, l: &Lease, ttl: Duration) -> Result<(), StoreError> {
-        self.inner.create_run(r, l, ttl).await
+        Store::create_run(&self.inner, r, l, ttl).await
     }
+
     async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
         self.writes_gone()?;
         let fenced = self.fence_start_of.lock().unwrap().clone();
@@ -75,37 +76,34 @@ impl Store for Faulty {
                 });
             }
         }
-        self.inner.append(run, lease, events).await
+        Store::append(&self.inner, run, lease, events).await
     }
+
     async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
         self.writes_gone()?;
-        self.inner.renew(run, lease, ttl).await
+        Store::renew(&self.inner, run, lease, ttl).await
     }
+
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
         self.gone()?;
-        self.inner.release(run, lease).await
+        Store::release(&self.inner, run, lease).await
     }
+
     async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
-        self.inner.request_cancel(run).await
+        Store::request_cancel(&self.inner, run).await
     }
+
     async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
         self.gone()?;
-        self.inner.cancel_requests(owner).await
+        Store::cancel_requests(&self.inner, owner).await
     }
-    async fn set_queue_limit(&self, q: &str, max: Option<u32>) -> Result<(), StoreError> {
-        self.inner.set_queue_limit(q, max).await
-    }
-    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
-        self.inner.queue_limits().await
-    }
-    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
-        self.inner.release_key(key, holder).await
-    }
+
     async fn claim(&self, o: &str, ttl: Duration, n: usize) -> Result<Vec<Claimed>, StoreError> {
         self.gone()?;
         self.claims.fetch_add(1, Ordering::SeqCst);
-        self.inner.claim(o, ttl, n).await
+        Store::claim(&self.inner, o, ttl, n).await
     }
+
     async fn claim_run(
         &self,
         run: RunId,
@@ -113,8 +111,9 @@ impl Store for Faulty {
         ttl: Duration,
     ) -> Result<Option<Claimed>, StoreError> {
         self.gone()?;
-        self.inner.claim_run(run, owner, ttl).await
+        Store::claim_run(&self.inner, run, owner, ttl).await
     }
+
     async fn claim_workflows(
         &self,
         owner: &str,
@@ -124,71 +123,105 @@ impl Store for Faulty {
         except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError> {
         self.gone()?;
-        let c = self
-            .inner
-            .claim_workflows(owner, ttl, limit, workflows, except)
-            .await?;
+        let c = Store::claim_workflows(&self.inner, owner, ttl, limit, workflows, except).await?;
         self.claims.fetch_add(c.len() as u32, Ordering::SeqCst);
         Ok(c)
     }
-    async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
-        self.gone()?;
-        self.inner.next_start().await
-    }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::RunQueries for Faulty {
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
-        self.inner.get_run(run).await
+        Store::get_run(&self.inner, run).await
     }
+
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
-        self.inner.list_runs(query).await
+        Store::list_runs(&self.inner, query).await
     }
+
     async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
-        self.inner.executions(run).await
+        Store::executions(&self.inner, run).await
     }
+
     async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.inner.events(run, after, limit).await
+        Store::events(&self.inner, run, after, limit).await
     }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::QueueAdmin for Faulty {
+    async fn set_queue_limit(&self, q: &str, max: Option<u32>) -> Result<(), StoreError> {
+        Store::set_queue_limit(&self.inner, q, max).await
+    }
+
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        Store::queue_limits(&self.inner).await
+    }
+
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+        Store::release_key(&self.inner, key, holder).await
+    }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::Schedules for Faulty {
     async fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), StoreError> {
-        self.inner.put_schedule(s).await
+        Store::put_schedule(&self.inner, s).await
     }
+
     async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
-        self.inner.get_schedule(id).await
+        Store::get_schedule(&self.inner, id).await
     }
+
     async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        self.inner.list_schedules().await
+        Store::list_schedules(&self.inner).await
     }
+
     async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
-        self.inner.delete_schedule(id).await
+        Store::delete_schedule(&self.inner, id).await
     }
+
     async fn set_schedule_enabled(
         &self,
         id: &str,
         enabled: bool,
         next: Option<std::time::SystemTime>,
     ) -> Result<bool, StoreError> {
-        self.inner.set_schedule_enabled(id, enabled, next).await
+        Store::set_schedule_enabled(&self.inner, id, enabled, next).await
     }
+
     async fn due_schedules(
         &self,
         now: std::time::SystemTime,
         limit: usize,
     ) -> Result<Vec<ScheduleRecord>, StoreError> {
         self.gone()?;
-        self.inner.due_schedules(now, limit).await
+        Store::due_schedules(&self.inner, now, limit).await
     }
+
     async fn next_schedule_fire(
         &self,
         after: std::time::SystemTime,
     ) -> Result<Option<std::time::SystemTime>, StoreError> {
         self.gone()?;
-        self.inner.next_schedule_fire(after).await
+        Store::next_schedule_fire(&self.inner, after).await
     }
+
     async fn advance_schedule(
         &self,
         id: &str,
         expected: Option<std::time::SystemTime>,
         advance: &ScheduleAdvance,
     ) -> Result<bool, StoreError> {
-        self.inner.advance_schedule(id, expected, advance).await
+        Store::advance_schedule(&self.inner, id, expected, advance).await
+    }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::Watch for Faulty {
+    async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
+        self.gone()?;
+        Store::next_start(&self.inner).await
     }
 }
 
@@ -313,46 +346,48 @@ async fn serve_rides_out_an_outage() {
 #[derive(Debug)]
 struct FaultyView(Arc<Faulty>);
 
+/// No wake-ups: the engine polls.
+impl dagforge::store::Watch for FaultyView {}
+
 #[async_trait::async_trait]
-impl Store for FaultyView {
+impl dagforge::store::RunLog for FaultyView {
     async fn create_run(&self, r: &RunRecord, l: &Lease, ttl: Duration) -> Result<(), StoreError> {
-        self.0.inner.create_run(r, l, ttl).await
+        Store::create_run(&self.0.inner, r, l, ttl).await
     }
+
     async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
-        self.0.inner.append(run, lease, events).await
+        Store::append(&self.0.inner, run, lease, events).await
     }
+
     async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
-        self.0.inner.renew(run, lease, ttl).await
+        Store::renew(&self.0.inner, run, lease, ttl).await
     }
+
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-        self.0.inner.release(run, lease).await
+        Store::release(&self.0.inner, run, lease).await
     }
+
     async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
-        self.0.inner.request_cancel(run).await
+        Store::request_cancel(&self.0.inner, run).await
     }
+
     async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
-        self.0.inner.cancel_requests(owner).await
+        Store::cancel_requests(&self.0.inner, owner).await
     }
-    async fn set_queue_limit(&self, q: &str, max: Option<u32>) -> Result<(), StoreError> {
-        self.0.inner.set_queue_limit(q, max).await
-    }
-    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
-        self.0.inner.queue_limits().await
-    }
-    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
-        self.0.inner.release_key(key, holder).await
-    }
+
     async fn claim(&self, o: &str, ttl: Duration, n: usize) -> Result<Vec<Claimed>, StoreError> {
-        self.0.inner.claim(o, ttl, n).await
+        Store::claim(&self.0.inner, o, ttl, n).await
     }
+
     async fn claim_run(
         &self,
         run: RunId,
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<Claimed>, StoreError> {
-        self.0.inner.claim_run(run, owner, ttl).await
+        Store::claim_run(&self.0.inner, run, owner, ttl).await
     }
+
     async fn claim_workflows(
         &self,
         owner: &str,
@@ -361,63 +396,93 @@ impl Store for FaultyView {
         workflows: &[String],
         except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.0
-            .inner
-            .claim_workflows(owner, ttl, limit, workflows, except)
-            .await
+        Store::claim_workflows(&self.0.inner, owner, ttl, limit, workflows, except).await
     }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::RunQueries for FaultyView {
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
-        self.0.inner.get_run(run).await
+        Store::get_run(&self.0.inner, run).await
     }
+
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
-        self.0.inner.list_runs(query).await
+        Store::list_runs(&self.0.inner, query).await
     }
+
     async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
-        self.0.inner.executions(run).await
+        Store::executions(&self.0.inner, run).await
     }
+
     async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.0.inner.events(run, after, limit).await
+        Store::events(&self.0.inner, run, after, limit).await
     }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::QueueAdmin for FaultyView {
+    async fn set_queue_limit(&self, q: &str, max: Option<u32>) -> Result<(), StoreError> {
+        Store::set_queue_limit(&self.0.inner, q, max).await
+    }
+
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        Store::queue_limits(&self.0.inner).await
+    }
+
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+        Store::release_key(&self.0.inner, key, holder).await
+    }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::Schedules for FaultyView {
     async fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), StoreError> {
-        self.0.inner.put_schedule(s).await
+        Store::put_schedule(&self.0.inner, s).await
     }
+
     async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
-        self.0.inner.get_schedule(id).await
+        Store::get_schedule(&self.0.inner, id).await
     }
+
     async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        self.0.inner.list_schedules().await
+        Store::list_schedules(&self.0.inner).await
     }
+
     async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
-        self.0.inner.delete_schedule(id).await
+        Store::delete_schedule(&self.0.inner, id).await
     }
+
     async fn set_schedule_enabled(
         &self,
         id: &str,
         enabled: bool,
         next: Option<std::time::SystemTime>,
     ) -> Result<bool, StoreError> {
-        self.0.inner.set_schedule_enabled(id, enabled, next).await
+        Store::set_schedule_enabled(&self.0.inner, id, enabled, next).await
     }
+
     async fn due_schedules(
         &self,
         now: std::time::SystemTime,
         limit: usize,
     ) -> Result<Vec<ScheduleRecord>, StoreError> {
-        self.0.inner.due_schedules(now, limit).await
+        Store::due_schedules(&self.0.inner, now, limit).await
     }
+
     async fn next_schedule_fire(
         &self,
         after: std::time::SystemTime,
     ) -> Result<Option<std::time::SystemTime>, StoreError> {
-        self.0.inner.next_schedule_fire(after).await
+        Store::next_schedule_fire(&self.0.inner, after).await
     }
+
     async fn advance_schedule(
         &self,
         id: &str,
         expected: Option<std::time::SystemTime>,
         advance: &ScheduleAdvance,
     ) -> Result<bool, StoreError> {
-        self.0.inner.advance_schedule(id, expected, advance).await
+        Store::advance_schedule(&self.0.inner, id, expected, advance).await
     }
 }
 

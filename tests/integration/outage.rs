@@ -39,37 +39,39 @@ impl Flaky {
 }
 
 #[async_trait::async_trait]
-impl Store for Flaky {
+impl dagforge::store::RunLog for Flaky {
     async fn create_run(
         &self,
         run: &RunRecord,
         lease: &Lease,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.inner.create_run(run, lease, ttl).await
+        Store::create_run(&self.inner, run, lease, ttl).await
     }
+
     async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
         self.down()?;
-        self.inner.append(run, lease, events).await
+        Store::append(&self.inner, run, lease, events).await
     }
+
     async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
         self.down()?;
-        self.inner.renew(run, lease, ttl).await
+        Store::renew(&self.inner, run, lease, ttl).await
     }
+
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-        self.inner.release(run, lease).await
+        Store::release(&self.inner, run, lease).await
     }
-    async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
-        self.inner.next_start().await
-    }
+
     async fn claim_run(
         &self,
         run: RunId,
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<dagforge::store::Claimed>, StoreError> {
-        self.inner.claim_run(run, owner, ttl).await
+        Store::claim_run(&self.inner, run, owner, ttl).await
     }
+
     async fn claim_workflows(
         &self,
         owner: &str,
@@ -78,97 +80,127 @@ impl Store for Flaky {
         workflows: &[String],
         except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.inner
-            .claim_workflows(owner, ttl, limit, workflows, except)
-            .await
+        Store::claim_workflows(&self.inner, owner, ttl, limit, workflows, except).await
     }
+
     async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
-        self.inner.request_cancel(run).await
+        Store::request_cancel(&self.inner, run).await
     }
+
     async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
-        self.inner.cancel_requests(owner).await
+        Store::cancel_requests(&self.inner, owner).await
     }
-    async fn set_queue_limit(
-        &self,
-        queue: &str,
-        max_running: Option<u32>,
-    ) -> Result<(), StoreError> {
-        self.inner.set_queue_limit(queue, max_running).await
-    }
-    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
-        self.inner.queue_limits().await
-    }
-    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
-        self.inner.release_key(key, holder).await
-    }
+
     async fn claim(
         &self,
         owner: &str,
         ttl: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.inner.claim(owner, ttl, limit).await
+        Store::claim(&self.inner, owner, ttl, limit).await
     }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::RunQueries for Flaky {
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
-        self.inner.get_run(run).await
+        Store::get_run(&self.inner, run).await
     }
+
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
-        self.inner.list_runs(query).await
+        Store::list_runs(&self.inner, query).await
     }
+
     async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
-        self.inner.executions(run).await
+        Store::executions(&self.inner, run).await
     }
+
     async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.inner.events(run, after, limit).await
+        Store::events(&self.inner, run, after, limit).await
     }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::QueueAdmin for Flaky {
+    async fn set_queue_limit(
+        &self,
+        queue: &str,
+        max_running: Option<u32>,
+    ) -> Result<(), StoreError> {
+        Store::set_queue_limit(&self.inner, queue, max_running).await
+    }
+
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        Store::queue_limits(&self.inner).await
+    }
+
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+        Store::release_key(&self.inner, key, holder).await
+    }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::Schedules for Flaky {
     async fn put_schedule(
         &self,
         schedule: &dagforge::store::ScheduleRecord,
     ) -> Result<(), StoreError> {
-        self.inner.put_schedule(schedule).await
+        Store::put_schedule(&self.inner, schedule).await
     }
+
     async fn get_schedule(
         &self,
         id: &str,
     ) -> Result<Option<dagforge::store::ScheduleRecord>, StoreError> {
-        self.inner.get_schedule(id).await
+        Store::get_schedule(&self.inner, id).await
     }
+
     async fn list_schedules(&self) -> Result<Vec<dagforge::store::ScheduleRecord>, StoreError> {
-        self.inner.list_schedules().await
+        Store::list_schedules(&self.inner).await
     }
+
     async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
-        self.inner.delete_schedule(id).await
+        Store::delete_schedule(&self.inner, id).await
     }
+
     async fn set_schedule_enabled(
         &self,
         id: &str,
         enabled: bool,
         next_fire: Option<std::time::SystemTime>,
     ) -> Result<bool, StoreError> {
-        self.inner
-            .set_schedule_enabled(id, enabled, next_fire)
-            .await
+        Store::set_schedule_enabled(&self.inner, id, enabled, next_fire).await
     }
+
     async fn due_schedules(
         &self,
         now: std::time::SystemTime,
         limit: usize,
     ) -> Result<Vec<dagforge::store::ScheduleRecord>, StoreError> {
-        self.inner.due_schedules(now, limit).await
+        Store::due_schedules(&self.inner, now, limit).await
     }
+
     async fn next_schedule_fire(
         &self,
         after: std::time::SystemTime,
     ) -> Result<Option<std::time::SystemTime>, StoreError> {
-        self.inner.next_schedule_fire(after).await
+        Store::next_schedule_fire(&self.inner, after).await
     }
+
     async fn advance_schedule(
         &self,
         id: &str,
         expected: Option<std::time::SystemTime>,
         advance: &dagforge::store::ScheduleAdvance,
     ) -> Result<bool, StoreError> {
-        self.inner.advance_schedule(id, expected, advance).await
+        Store::advance_schedule(&self.inner, id, expected, advance).await
+    }
+}
+
+#[async_trait::async_trait]
+impl dagforge::store::Watch for Flaky {
+    async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
+        Store::next_start(&self.inner).await
     }
 }
 

@@ -976,40 +976,42 @@ pub(crate) mod pg {
     }
 
     #[async_trait::async_trait]
-    impl Store for TempSchema {
+    impl dagforge::store::RunLog for TempSchema {
         async fn create_run(
             &self,
             run: &RunRecord,
             lease: &Lease,
             ttl: Duration,
         ) -> Result<(), StoreError> {
-            self.0.create_run(run, lease, ttl).await
+            Store::create_run(&self.0, run, lease, ttl).await
         }
+
         async fn append(
             &self,
             run: RunId,
             lease: &Lease,
             events: &[Event],
         ) -> Result<(), StoreError> {
-            self.0.append(run, lease, events).await
+            Store::append(&self.0, run, lease, events).await
         }
+
         async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
-            self.0.renew(run, lease, ttl).await
+            Store::renew(&self.0, run, lease, ttl).await
         }
+
         async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-            self.0.release(run, lease).await
+            Store::release(&self.0, run, lease).await
         }
-        async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
-            self.0.next_start().await
-        }
+
         async fn claim_run(
             &self,
             run: RunId,
             owner: &str,
             ttl: Duration,
         ) -> Result<Option<dagforge::store::Claimed>, StoreError> {
-            self.0.claim_run(run, owner, ttl).await
+            Store::claim_run(&self.0, run, owner, ttl).await
         }
+
         async fn claim_workflows(
             &self,
             owner: &str,
@@ -1018,100 +1020,132 @@ pub(crate) mod pg {
             workflows: &[String],
             except: &[RunId],
         ) -> Result<Vec<dagforge::store::Claimed>, StoreError> {
-            self.0
-                .claim_workflows(owner, ttl, limit, workflows, except)
-                .await
+            Store::claim_workflows(&self.0, owner, ttl, limit, workflows, except).await
         }
+
         async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
-            self.0.request_cancel(run).await
+            Store::request_cancel(&self.0, run).await
         }
+
         async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
-            self.0.cancel_requests(owner).await
+            Store::cancel_requests(&self.0, owner).await
         }
-        async fn set_queue_limit(
-            &self,
-            queue: &str,
-            max_running: Option<u32>,
-        ) -> Result<(), StoreError> {
-            self.0.set_queue_limit(queue, max_running).await
-        }
-        async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
-            self.0.queue_limits().await
-        }
-        async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
-            self.0.release_key(key, holder).await
-        }
+
         async fn claim(
             &self,
             owner: &str,
             ttl: Duration,
             limit: usize,
         ) -> Result<Vec<dagforge::store::Claimed>, StoreError> {
-            self.0.claim(owner, ttl, limit).await
+            Store::claim(&self.0, owner, ttl, limit).await
         }
+    }
+
+    #[async_trait::async_trait]
+    impl dagforge::store::RunQueries for TempSchema {
         async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
-            self.0.get_run(run).await
+            Store::get_run(&self.0, run).await
         }
+
         async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
-            self.0.list_runs(query).await
+            Store::list_runs(&self.0, query).await
         }
+
         async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
-            self.0.executions(run).await
+            Store::executions(&self.0, run).await
         }
+
         async fn events(
             &self,
             run: RunId,
             after: u64,
             limit: usize,
         ) -> Result<Vec<Event>, StoreError> {
-            self.0.events(run, after, limit).await
+            Store::events(&self.0, run, after, limit).await
         }
+    }
+
+    #[async_trait::async_trait]
+    impl dagforge::store::QueueAdmin for TempSchema {
+        async fn set_queue_limit(
+            &self,
+            queue: &str,
+            max_running: Option<u32>,
+        ) -> Result<(), StoreError> {
+            Store::set_queue_limit(&self.0, queue, max_running).await
+        }
+
+        async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+            Store::queue_limits(&self.0).await
+        }
+
+        async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+            Store::release_key(&self.0, key, holder).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl dagforge::store::Schedules for TempSchema {
         async fn put_schedule(
             &self,
             schedule: &dagforge::store::ScheduleRecord,
         ) -> Result<(), StoreError> {
-            self.0.put_schedule(schedule).await
+            Store::put_schedule(&self.0, schedule).await
         }
+
         async fn get_schedule(
             &self,
             id: &str,
         ) -> Result<Option<dagforge::store::ScheduleRecord>, StoreError> {
-            self.0.get_schedule(id).await
+            Store::get_schedule(&self.0, id).await
         }
+
         async fn list_schedules(&self) -> Result<Vec<dagforge::store::ScheduleRecord>, StoreError> {
-            self.0.list_schedules().await
+            Store::list_schedules(&self.0).await
         }
+
         async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
-            self.0.delete_schedule(id).await
+            Store::delete_schedule(&self.0, id).await
         }
+
         async fn set_schedule_enabled(
             &self,
             id: &str,
             enabled: bool,
             next_fire: Option<std::time::SystemTime>,
         ) -> Result<bool, StoreError> {
-            self.0.set_schedule_enabled(id, enabled, next_fire).await
+            Store::set_schedule_enabled(&self.0, id, enabled, next_fire).await
         }
+
         async fn due_schedules(
             &self,
             now: std::time::SystemTime,
             limit: usize,
         ) -> Result<Vec<dagforge::store::ScheduleRecord>, StoreError> {
-            self.0.due_schedules(now, limit).await
+            Store::due_schedules(&self.0, now, limit).await
         }
+
         async fn next_schedule_fire(
             &self,
             after: std::time::SystemTime,
         ) -> Result<Option<std::time::SystemTime>, StoreError> {
-            self.0.next_schedule_fire(after).await
+            Store::next_schedule_fire(&self.0, after).await
         }
+
         async fn advance_schedule(
             &self,
             id: &str,
             expected: Option<std::time::SystemTime>,
             advance: &dagforge::store::ScheduleAdvance,
         ) -> Result<bool, StoreError> {
-            self.0.advance_schedule(id, expected, advance).await
+            Store::advance_schedule(&self.0, id, expected, advance).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl dagforge::store::Watch for TempSchema {
+        async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
+            Store::next_start(&self.0).await
         }
     }
 }

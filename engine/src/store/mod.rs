@@ -4,6 +4,7 @@
 //! (dispatching, notifying subscribers). The [`MemoryStore`] is always available; the
 //! SQLite and PostgreSQL stores implement the same trait.
 
+mod capability;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod combine;
 mod memory;
@@ -28,6 +29,7 @@ use crate::ids::RunId;
 use crate::state::{NodeState, RunState};
 use crate::workflow::WorkflowSnapshot;
 
+pub use capability::{QueueAdmin, RunLog, RunQueries, Schedules, Watch};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{Notification, NotificationKind, Notifications, PostgresOptions, PostgresStore};
@@ -242,11 +244,14 @@ pub struct Page<T> {
 /// hint can be spurious or lost; the engine re-reads the store either way.
 pub type Wakeups = std::pin::Pin<Box<dyn futures_util::Stream<Item = ()> + Send + 'static>>;
 
-/// Where runs and their events live. Implementations must be safe to share between
-/// tasks and must apply each `append` atomically and in order.
+/// Where runs and their events live: the union of the store's capabilities
+/// ([`RunLog`], [`RunQueries`], [`QueueAdmin`], [`Schedules`], [`Watch`]), implemented
+/// for every type that has all five. The engine takes an `Arc<dyn Store>`; a store
+/// implements the five traits (see their docs for each method's contract), and
+/// callers that import `Store` alone call every method through it.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Records a new run, leased to `lease.owner` (with `lease.fence`) for `ttl`.
+    /// [`RunLog::create_run`].
     async fn create_run(
         &self,
         run: &RunRecord,
@@ -254,70 +259,24 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         ttl: Duration,
     ) -> Result<(), StoreError>;
 
-    /// Appends a batch of events to a run's log, in order, and applies them (run state,
-    /// node executions). The batch is written atomically — all of it or none — and only
-    /// if `lease` is still the run's current lease ([`StoreError::Fenced`] otherwise).
-    /// An event that ends the run also releases its lease.
-    ///
-    /// The events' sequence numbers are dense and must continue the log (the first is
-    /// one past the run's last recorded event; [`StoreError::OutOfSequence`]
-    /// otherwise). Appending again, under the same lease, the batch that was written
-    /// last is accepted and changes nothing: a writer that lost the reply to a write
-    /// that did commit (a connection cut at the wrong moment) retries without
-    /// duplicating anything.
+    /// [`RunLog::append`].
     async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError>;
 
-    /// Appends without waiting, when the store can (an in-memory store can; a database
-    /// cannot), and may take the events out of `events` instead of copying them. `None`
-    /// means "use [`append`](Store::append)" (and `events` must be left untouched). The
-    /// orchestrator calls this first on its hot path to skip the boxed future of the
-    /// async call and the copy.
+    /// [`RunLog::append_now`].
     fn append_now(
         &self,
         run: RunId,
         lease: &Lease,
         events: &mut Vec<Event>,
-    ) -> Option<Result<(), StoreError>> {
-        let _ = (run, lease, events);
-        None
-    }
+    ) -> Option<Result<(), StoreError>>;
 
-    /// Extends `lease` on `run` to `ttl` from now ([`StoreError::Fenced`] if it was
-    /// lost).
+    /// [`RunLog::renew`].
     async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError>;
 
-    /// Gives `lease` up at once, so another engine may claim the run. A claim given
-    /// back this way does not count in [`Claimed::stalled_claims`].
+    /// [`RunLog::release`].
     async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
 
-    /// Asks whichever engine drives `run` (now, or after claiming it) to cancel it.
-    /// Returns `false` if the run finished already (or does not exist). Engines see
-    /// the request through [`cancel_requests`](Store::cancel_requests) (and on
-    /// PostgreSQL are woken by a notification).
-    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError>;
-
-    /// Unfinished runs leased by `owner` whose cancellation was requested.
-    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError>;
-
-    /// Caps how many runs of lane `queue` may be claimed (held by a live lease) at
-    /// once, across every engine on the store; `None` lifts the cap. Claims fill a
-    /// capped lane only up to its cap, so runs past it wait in the store.
-    async fn set_queue_limit(
-        &self,
-        queue: &str,
-        max_running: Option<u32>,
-    ) -> Result<(), StoreError>;
-
-    /// The capped lanes and their caps, by name.
-    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError>;
-
-    /// Frees idempotency key `key` if run `holder` still holds it (its retention is
-    /// over), so that a new run may take it. The run itself is kept.
-    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError>;
-
-    /// Claims up to `limit` unfinished runs whose lease expired (their engine stopped
-    /// or lost touch), for `owner`, for `ttl`. Each claim gets a new fencing token.
-    /// Two engines never claim the same run with the same token.
+    /// [`RunLog::claim`].
     async fn claim(
         &self,
         owner: &str,
@@ -325,8 +284,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError>;
 
-    /// Claims run `run` if its lease expired (it is queued, or its engine died),
-    /// whatever its lane's cap: for acting on that run alone (cancelling it).
+    /// [`RunLog::claim_run`].
     async fn claim_run(
         &self,
         run: RunId,
@@ -334,10 +292,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         ttl: Duration,
     ) -> Result<Option<Claimed>, StoreError>;
 
-    /// [`claim`](Store::claim), taking only runs of the named workflows: what a
-    /// serving engine can drive. Runs of other workflows are left to engines that
-    /// know them, and the runs in `except` (those the engine drives already, whose
-    /// lease lapsed while the store was out of reach) are left alone.
+    /// [`RunLog::claim_workflows`].
     async fn claim_workflows(
         &self,
         owner: &str,
@@ -347,47 +302,50 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError>;
 
-    /// When the earliest run enqueued for later ([`Enqueue::at`](crate::Enqueue::at),
-    /// [`delay`](crate::Enqueue::delay)) may start, if one waits: serving engines
-    /// wake then instead of at their next poll. `None` (the default) when the store
-    /// cannot tell.
-    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
-        Ok(None)
-    }
+    /// [`RunLog::request_cancel`].
+    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError>;
 
-    /// Wake-up hints for engines serving this store ([`Wakeups`]); `None` when the
-    /// store cannot notify, and the engine polls instead.
-    async fn watch(&self) -> Result<Option<Wakeups>, StoreError> {
-        Ok(None)
-    }
+    /// [`RunLog::cancel_requests`].
+    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError>;
 
-    /// One run.
+    /// [`RunQueries::get_run`].
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError>;
 
-    /// Runs, newest first, filtered and paged.
+    /// [`RunQueries::list_runs`].
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError>;
 
-    /// Every attempt of every node of a run, in the order they were first seen.
+    /// [`RunQueries::executions`].
     async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError>;
 
-    /// Up to `limit` events with `seq > after`, in order.
+    /// [`RunQueries::events`].
     async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
 
-    // Recurring schedules (see `Engine::add_or_update_recurring`).
+    /// [`QueueAdmin::set_queue_limit`].
+    async fn set_queue_limit(
+        &self,
+        queue: &str,
+        max_running: Option<u32>,
+    ) -> Result<(), StoreError>;
 
-    /// Creates the schedule `schedule.id`, or replaces every field of it.
+    /// [`QueueAdmin::queue_limits`].
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError>;
+
+    /// [`QueueAdmin::release_key`].
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError>;
+
+    /// [`Schedules::put_schedule`].
     async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError>;
 
-    /// One schedule.
+    /// [`Schedules::get_schedule`].
     async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError>;
 
-    /// Every schedule, by id.
+    /// [`Schedules::list_schedules`].
     async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
 
-    /// Deletes a schedule; whether it existed.
+    /// [`Schedules::delete_schedule`].
     async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// Turns a schedule on or off and sets its next fire; whether it exists.
+    /// [`Schedules::set_schedule_enabled`].
     async fn set_schedule_enabled(
         &self,
         id: &str,
@@ -395,25 +353,190 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         next_fire: Option<SystemTime>,
     ) -> Result<bool, StoreError>;
 
-    /// Up to `limit` enabled schedules whose next fire is at or before `now`, earliest
-    /// first.
+    /// [`Schedules::due_schedules`].
     async fn due_schedules(
         &self,
         now: SystemTime,
         limit: usize,
     ) -> Result<Vec<ScheduleRecord>, StoreError>;
 
-    /// The earliest next fire after `after` of the enabled schedules.
+    /// [`Schedules::next_schedule_fire`].
     async fn next_schedule_fire(&self, after: SystemTime)
     -> Result<Option<SystemTime>, StoreError>;
 
-    /// Applies `advance` to schedule `id` only if its next fire is still `expected`
-    /// (compare-and-set, `IS NOT DISTINCT FROM`); whether this caller won. Of several
-    /// engines advancing the same fire at once, exactly one wins.
+    /// [`Schedules::advance_schedule`].
     async fn advance_schedule(
         &self,
         id: &str,
         expected: Option<SystemTime>,
         advance: &ScheduleAdvance,
     ) -> Result<bool, StoreError>;
+
+    /// [`Watch::next_start`].
+    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError>;
+
+    /// [`Watch::watch`].
+    async fn watch(&self) -> Result<Option<Wakeups>, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl<T> Store for T
+where
+    T: RunLog + RunQueries + QueueAdmin + Schedules + Watch,
+{
+    async fn create_run(
+        &self,
+        run: &RunRecord,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        RunLog::create_run(self, run, lease, ttl).await
+    }
+
+    async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
+        RunLog::append(self, run, lease, events).await
+    }
+
+    fn append_now(
+        &self,
+        run: RunId,
+        lease: &Lease,
+        events: &mut Vec<Event>,
+    ) -> Option<Result<(), StoreError>> {
+        RunLog::append_now(self, run, lease, events)
+    }
+
+    async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
+        RunLog::renew(self, run, lease, ttl).await
+    }
+
+    async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+        RunLog::release(self, run, lease).await
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        RunLog::claim(self, owner, ttl, limit).await
+    }
+
+    async fn claim_run(
+        &self,
+        run: RunId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Claimed>, StoreError> {
+        RunLog::claim_run(self, run, owner, ttl).await
+    }
+
+    async fn claim_workflows(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+        workflows: &[String],
+        except: &[RunId],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        RunLog::claim_workflows(self, owner, ttl, limit, workflows, except).await
+    }
+
+    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
+        RunLog::request_cancel(self, run).await
+    }
+
+    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
+        RunLog::cancel_requests(self, owner).await
+    }
+
+    async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
+        RunQueries::get_run(self, run).await
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
+        RunQueries::list_runs(self, query).await
+    }
+
+    async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
+        RunQueries::executions(self, run).await
+    }
+
+    async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        RunQueries::events(self, run, after, limit).await
+    }
+
+    async fn set_queue_limit(
+        &self,
+        queue: &str,
+        max_running: Option<u32>,
+    ) -> Result<(), StoreError> {
+        QueueAdmin::set_queue_limit(self, queue, max_running).await
+    }
+
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        QueueAdmin::queue_limits(self).await
+    }
+
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+        QueueAdmin::release_key(self, key, holder).await
+    }
+
+    async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
+        Schedules::put_schedule(self, schedule).await
+    }
+
+    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        Schedules::get_schedule(self, id).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        Schedules::list_schedules(self).await
+    }
+
+    async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
+        Schedules::delete_schedule(self, id).await
+    }
+
+    async fn set_schedule_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        next_fire: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        Schedules::set_schedule_enabled(self, id, enabled, next_fire).await
+    }
+
+    async fn due_schedules(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRecord>, StoreError> {
+        Schedules::due_schedules(self, now, limit).await
+    }
+
+    async fn next_schedule_fire(
+        &self,
+        after: SystemTime,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        Schedules::next_schedule_fire(self, after).await
+    }
+
+    async fn advance_schedule(
+        &self,
+        id: &str,
+        expected: Option<SystemTime>,
+        advance: &ScheduleAdvance,
+    ) -> Result<bool, StoreError> {
+        Schedules::advance_schedule(self, id, expected, advance).await
+    }
+
+    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
+        Watch::next_start(self).await
+    }
+
+    async fn watch(&self) -> Result<Option<Wakeups>, StoreError> {
+        Watch::watch(self).await
+    }
 }

@@ -12,7 +12,7 @@ use crate::events::{Event, EventKind};
 use crate::ids::RunId;
 
 use super::schedules::MemorySchedules;
-use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, Store, StoreError};
+use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, StoreError};
 use super::{ScheduleAdvance, ScheduleRecord};
 
 mod entry;
@@ -110,7 +110,7 @@ impl MemoryStore {
 }
 
 #[async_trait::async_trait]
-impl Store for MemoryStore {
+impl super::RunLog for MemoryStore {
     async fn create_run(
         &self,
         run: &RunRecord,
@@ -215,19 +215,6 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
-        let now = Instant::now();
-        let runs = self.lock();
-        let next = runs
-            .values()
-            .filter_map(|e| match &e.lease {
-                Some((owner, until)) if &**owner == "queue" && *until > now => Some(*until),
-                _ => None,
-            })
-            .min();
-        Ok(next.map(|t| SystemTime::now() + (t - now)))
-    }
-
     async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
         let mut runs = self.lock();
         let Some(entry) = runs.get_mut(&run) else {
@@ -250,51 +237,6 @@ impl Store for MemoryStore {
             .filter(|e| matches!(&e.lease, Some((o, _)) if &**o == owner))
             .map(|e| e.record.id)
             .collect())
-    }
-
-    async fn set_queue_limit(
-        &self,
-        queue: &str,
-        max_running: Option<u32>,
-    ) -> Result<(), StoreError> {
-        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        match max_running {
-            Some(m) => queues.insert(queue.to_owned(), m),
-            None => queues.remove(queue),
-        };
-        drop(queues);
-        // A raised cap may make runs claimable.
-        self.claimable.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(())
-    }
-
-    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
-        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(queues.iter().map(|(q, m)| (q.clone(), *m)).collect())
-    }
-
-    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
-        let mut runs = self.lock();
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if keys.get(key) == Some(&holder) {
-            keys.remove(key);
-            if let Some(entry) = runs.get_mut(&holder) {
-                entry.record.idempotency_key = None;
-            }
-        }
-        Ok(())
-    }
-
-    async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
-        let mut seen = self.claimable.subscribe();
-        seen.mark_unchanged();
-        Ok(Some(Box::pin(futures_util::stream::unfold(
-            seen,
-            |mut seen| async move {
-                seen.changed().await.ok()?;
-                Some(((), seen))
-            },
-        ))))
     }
 
     async fn claim(
@@ -335,6 +277,10 @@ impl Store for MemoryStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         Ok(self.claim_of(owner, ttl, limit, Some(workflows), except))
     }
+}
+
+#[async_trait::async_trait]
+impl super::RunQueries for MemoryStore {
     async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
         Ok(self.lock().get(&run).map(|e| e.record.clone()))
     }
@@ -432,7 +378,46 @@ impl Store for MemoryStore {
             })
             .collect())
     }
+}
 
+#[async_trait::async_trait]
+impl super::QueueAdmin for MemoryStore {
+    async fn set_queue_limit(
+        &self,
+        queue: &str,
+        max_running: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        match max_running {
+            Some(m) => queues.insert(queue.to_owned(), m),
+            None => queues.remove(queue),
+        };
+        drop(queues);
+        // A raised cap may make runs claimable.
+        self.claimable.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
+    }
+
+    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(queues.iter().map(|(q, m)| (q.clone(), *m)).collect())
+    }
+
+    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
+        let mut runs = self.lock();
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.get(key) == Some(&holder) {
+            keys.remove(key);
+            if let Some(entry) = runs.get_mut(&holder) {
+                entry.record.idempotency_key = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Schedules for MemoryStore {
     async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
         self.schedules.put(schedule);
         Ok(())
@@ -481,5 +466,33 @@ impl Store for MemoryStore {
         advance: &ScheduleAdvance,
     ) -> Result<bool, StoreError> {
         Ok(self.schedules.advance(id, expected, advance))
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Watch for MemoryStore {
+    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
+        let now = Instant::now();
+        let runs = self.lock();
+        let next = runs
+            .values()
+            .filter_map(|e| match &e.lease {
+                Some((owner, until)) if &**owner == "queue" && *until > now => Some(*until),
+                _ => None,
+            })
+            .min();
+        Ok(next.map(|t| SystemTime::now() + (t - now)))
+    }
+
+    async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
+        let mut seen = self.claimable.subscribe();
+        seen.mark_unchanged();
+        Ok(Some(Box::pin(futures_util::stream::unfold(
+            seen,
+            |mut seen| async move {
+                seen.changed().await.ok()?;
+                Some(((), seen))
+            },
+        ))))
     }
 }

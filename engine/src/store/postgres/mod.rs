@@ -276,143 +276,146 @@ impl PostgresStore {
 }
 
 sql_store!(PostgresStore {
-    async fn create_run(
-        &self,
-        run: &RunRecord,
-        lease: &Lease,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let spec = run.spec.spec();
-        let inputs = to_json("encoding run inputs", &run.inputs)?;
-        // The common case, a workflow whose spec row is known: one statement (and one
-        // round trip) inserts the run and notifies serving engines.
-        if let Some(wf) = self.specs.row_of(&spec) {
-            let inserted = self
-                .insert_run(&self.pool, run, wf, inputs, lease, ttl)
-                .await?;
-            return if inserted {
-                Ok(())
-            } else {
-                Err(self.conflict(run).await)
-            };
+    run_log {
+        async fn create_run(
+            &self,
+            run: &RunRecord,
+            lease: &Lease,
+            ttl: Duration,
+        ) -> Result<(), StoreError> {
+            let spec = run.spec.spec();
+            let inputs = to_json("encoding run inputs", &run.inputs)?;
+            // The common case, a workflow whose spec row is known: one statement (and one
+            // round trip) inserts the run and notifies serving engines.
+            if let Some(wf) = self.specs.row_of(&spec) {
+                let inserted = self
+                    .insert_run(&self.pool, run, wf, inputs, lease, ttl)
+                    .await?;
+                return if inserted {
+                    Ok(())
+                } else {
+                    Err(self.conflict(run).await)
+                };
+            }
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| backend("creating a run", e))?;
+            let (wf, new) = self.workflow_row(&mut tx, run, &spec).await?;
+            if !self
+                .insert_run(&mut *tx, run, wf, inputs, lease, ttl)
+                .await?
+            {
+                drop(tx);
+                return Err(self.conflict(run).await);
+            }
+            tx.commit()
+                .await
+                .map_err(|e| backend("creating a run", e))?;
+            if new {
+                self.specs.remember(&spec, wf);
+            }
+            Ok(())
         }
-        let mut tx = self
-            .pool
-            .begin()
+
+        async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
+            let done = sqlx::query(
+                "UPDATE runs SET lease_until = now() + $1 * interval '1 millisecond' \
+                 WHERE id = $2::uuid AND lease_owner = $3 AND fence = $4",
+            )
+            .bind(millis(ttl))
+            .bind(run.to_uuid_string())
+            .bind(&*lease.owner)
+            .bind(fence(lease))
+            .execute(&self.pool)
             .await
-            .map_err(|e| backend("creating a run", e))?;
-        let (wf, new) = self.workflow_row(&mut tx, run, &spec).await?;
-        if !self
-            .insert_run(&mut *tx, run, wf, inputs, lease, ttl)
-            .await?
-        {
-            drop(tx);
-            return Err(self.conflict(run).await);
+            .map_err(|e| backend("renewing a lease", e))?
+            .rows_affected();
+            if done == 0 {
+                return Err(self.refused(run, lease).await);
+            }
+            Ok(())
         }
-        tx.commit()
+
+        async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| backend("releasing a lease", e))?;
+            // Given back, not lost: the claim does not count as a stalled one.
+            let done = sqlx::query(
+                "UPDATE runs SET lease_until = now(), stalls = GREATEST(stalls - 1, 0) \
+                 WHERE id = $1::uuid AND lease_owner = $2 AND fence = $3",
+            )
+            .bind(run.to_uuid_string())
+            .bind(&*lease.owner)
+            .bind(fence(lease))
+            .execute(&mut *tx)
             .await
-            .map_err(|e| backend("creating a run", e))?;
-        if new {
-            self.specs.remember(&spec, wf);
+            .map_err(|e| backend("releasing a lease", e))?
+            .rows_affected();
+            if done == 0 {
+                drop(tx);
+                return Err(self.refused(run, lease).await);
+            }
+            self.notify(&mut tx, "released", run).await?;
+            tx.commit()
+                .await
+                .map_err(|e| backend("releasing a lease", e))
         }
-        Ok(())
-    }
 
-    async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE runs SET lease_until = now() + $1 * interval '1 millisecond' \
-             WHERE id = $2::uuid AND lease_owner = $3 AND fence = $4",
-        )
-        .bind(millis(ttl))
-        .bind(run.to_uuid_string())
-        .bind(&*lease.owner)
-        .bind(fence(lease))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| backend("renewing a lease", e))?
-        .rows_affected();
-        if done == 0 {
-            return Err(self.refused(run, lease).await);
-        }
-        Ok(())
-    }
-
-    async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
+        async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
+            let done: i64 = sqlx::query_scalar(
+                "WITH c AS (UPDATE runs SET cancel_requested = COALESCE(cancel_requested, $1) \
+                 WHERE id = $2::uuid AND state NOT IN ('succeeded', 'failed', 'cancelled') \
+                 RETURNING id) \
+                 SELECT count(*) FROM c, LATERAL (SELECT pg_notify($3, 'cancel:' || c.id::text)) n",
+            )
+            .bind(micros(std::time::SystemTime::now()))
+            .bind(run.to_uuid_string())
+            .bind(&*self.channel)
+            .fetch_one(&self.pool)
             .await
-            .map_err(|e| backend("releasing a lease", e))?;
-        // Given back, not lost: the claim does not count as a stalled one.
-        let done = sqlx::query(
-            "UPDATE runs SET lease_until = now(), stalls = GREATEST(stalls - 1, 0) \
-             WHERE id = $1::uuid AND lease_owner = $2 AND fence = $3",
-        )
-        .bind(run.to_uuid_string())
-        .bind(&*lease.owner)
-        .bind(fence(lease))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| backend("releasing a lease", e))?
-        .rows_affected();
-        if done == 0 {
-            drop(tx);
-            return Err(self.refused(run, lease).await);
+            .map_err(|e| backend("requesting a cancellation", e))?;
+            Ok(done > 0)
         }
-        self.notify(&mut tx, "released", run).await?;
-        tx.commit()
+    }
+    watch {
+        async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
+            // How far ahead on the database's clock, applied to ours (leases use the
+            // database's clock).
+            let wait_ms: Option<f64> = sqlx::query_scalar(
+                "SELECT (extract(epoch FROM min(lease_until) - now()) * 1000)::float8 FROM runs \
+                 WHERE lease_owner = 'queue' AND lease_until > now()",
+            )
+            .fetch_one(&self.pool)
             .await
-            .map_err(|e| backend("releasing a lease", e))
-    }
+            .map_err(|e| backend("reading the next start", e))?;
+            Ok(wait_ms.map(|ms| SystemTime::now() + Duration::from_secs_f64(ms.max(0.0) / 1e3)))
+        }
 
-    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
-        // How far ahead on the database's clock, applied to ours (leases use the
-        // database's clock).
-        let wait_ms: Option<f64> = sqlx::query_scalar(
-            "SELECT (extract(epoch FROM min(lease_until) - now()) * 1000)::float8 FROM runs \
-             WHERE lease_owner = 'queue' AND lease_until > now()",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| backend("reading the next start", e))?;
-        Ok(wait_ms.map(|ms| SystemTime::now() + Duration::from_secs_f64(ms.max(0.0) / 1e3)))
-    }
-
-    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
-        let done: i64 = sqlx::query_scalar(
-            "WITH c AS (UPDATE runs SET cancel_requested = COALESCE(cancel_requested, $1) \
-             WHERE id = $2::uuid AND state NOT IN ('succeeded', 'failed', 'cancelled') \
-             RETURNING id) \
-             SELECT count(*) FROM c, LATERAL (SELECT pg_notify($3, 'cancel:' || c.id::text)) n",
-        )
-        .bind(micros(std::time::SystemTime::now()))
-        .bind(run.to_uuid_string())
-        .bind(&*self.channel)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| backend("requesting a cancellation", e))?;
-        Ok(done > 0)
-    }
-
-    async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
-        let listener = self.subscribe().await?;
-        Ok(Some(Box::pin(futures_util::stream::unfold(
-            listener,
-            |mut l| async move {
-                loop {
-                    match l.next().await {
-                        Ok(n) if n.kind == NotificationKind::Appended => continue,
-                        Ok(_) => return Some(((), l)),
-                        // Lost connection: wake once so the engine re-reads the store;
-                        // the listener reconnects on the next call.
-                        Err(_) => {
-                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                            return Some(((), l));
+        async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
+            let listener = self.subscribe().await?;
+            Ok(Some(Box::pin(futures_util::stream::unfold(
+                listener,
+                |mut l| async move {
+                    loop {
+                        match l.next().await {
+                            Ok(n) if n.kind == NotificationKind::Appended => continue,
+                            Ok(_) => return Some(((), l)),
+                            // Lost connection: wake once so the engine re-reads the store;
+                            // the listener reconnects on the next call.
+                            Err(_) => {
+                                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                                return Some(((), l));
+                            }
                         }
                     }
-                }
-            },
-        ))))
+                },
+            ))))
+        }
     }
 });
 

@@ -1,16 +1,18 @@
-//! The [`Store`](super::super::Store) methods both SQL stores implement alike: the
+//! The store capabilities both SQL stores implement alike: the
 //! shared statements of [`Sql`](super::Sql), the group write and the claims. A
 //! backend writes only its own methods (creating a run, leases, watching, cancel
 //! requests), inside [`sql_store!`].
 
-/// `impl Store for $store { $own… }` plus the methods every SQL store shares. The
+/// The five capabilities of store `$store` ([`RunLog`](crate::store::RunLog), …):
+/// its own methods of the run log (`run_log { … }`) and of change watching
+/// (`watch { … }`), and the methods every SQL store shares. The
 /// store has `sql()` (its [`Sql`](super::Sql) view), a `writer` (the group write),
 /// `claim_of` and a `claim` module with `claim_rows` and `Pick`.
 macro_rules! sql_store {
-    ($store:ty { $($own:tt)* }) => {
+    ($store:ty { run_log { $($log:tt)* } watch { $($watch:tt)* } }) => {
         #[async_trait::async_trait]
-        impl $crate::store::Store for $store {
-            $($own)*
+        impl $crate::store::RunLog for $store {
+            $($log)*
 
             async fn append(&self, run: $crate::ids::RunId, lease: &$crate::store::Lease, events: &[$crate::events::Event]) -> Result<(), $crate::store::StoreError> {
                 // Encoded here, written by the store's writer with whatever else is queued.
@@ -28,10 +30,6 @@ macro_rules! sql_store {
                         first,
                     })
                     .await
-            }
-
-            async fn release_key(&self, key: &str, holder: $crate::ids::RunId) -> Result<(), $crate::store::StoreError> {
-                self.sql().release_key(key, holder).await
             }
 
             async fn claim(
@@ -69,19 +67,10 @@ macro_rules! sql_store {
             async fn cancel_requests(&self, owner: &str) -> Result<Vec<$crate::ids::RunId>, $crate::store::StoreError> {
                 self.sql().cancel_requests(owner).await
             }
+        }
 
-            async fn set_queue_limit(
-                &self,
-                queue: &str,
-                max_running: Option<u32>,
-            ) -> Result<(), $crate::store::StoreError> {
-                self.sql().set_queue_limit(queue, max_running).await
-            }
-
-            async fn queue_limits(&self) -> Result<Vec<(String, u32)>, $crate::store::StoreError> {
-                self.sql().queue_limits().await
-            }
-
+        #[async_trait::async_trait]
+        impl $crate::store::RunQueries for $store {
             async fn get_run(&self, run: $crate::ids::RunId) -> Result<Option<$crate::store::RunRecord>, $crate::store::StoreError> {
                 self.sql().get_run(run).await
             }
@@ -97,7 +86,29 @@ macro_rules! sql_store {
             async fn events(&self, run: $crate::ids::RunId, after: u64, limit: usize) -> Result<Vec<$crate::events::Event>, $crate::store::StoreError> {
                 self.sql().events(run, after, limit).await
             }
+        }
 
+        #[async_trait::async_trait]
+        impl $crate::store::QueueAdmin for $store {
+            async fn release_key(&self, key: &str, holder: $crate::ids::RunId) -> Result<(), $crate::store::StoreError> {
+                self.sql().release_key(key, holder).await
+            }
+
+            async fn set_queue_limit(
+                &self,
+                queue: &str,
+                max_running: Option<u32>,
+            ) -> Result<(), $crate::store::StoreError> {
+                self.sql().set_queue_limit(queue, max_running).await
+            }
+
+            async fn queue_limits(&self) -> Result<Vec<(String, u32)>, $crate::store::StoreError> {
+                self.sql().queue_limits().await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Schedules for $store {
             async fn put_schedule(&self, schedule: &$crate::store::ScheduleRecord) -> Result<(), $crate::store::StoreError> {
                 self.sql().put_schedule(schedule).await
             }
@@ -148,6 +159,13 @@ macro_rules! sql_store {
             ) -> Result<bool, $crate::store::StoreError> {
                 self.sql().advance_schedule(id, expected, advance).await
             }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Watch for $store {
+            $($watch)*
+
+
         }
     };
 }

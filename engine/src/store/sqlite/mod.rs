@@ -202,153 +202,156 @@ impl SqliteStore {
 }
 
 sql_store!(SqliteStore {
-    async fn create_run(
-        &self,
-        run: &RunRecord,
-        lease: &Lease,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let spec = run.spec.spec();
-        let inputs = to_json("encoding run inputs", &run.inputs)?;
-        let finished = run.state.is_terminal();
-        let mut tx = self
-            .pool
-            .begin()
+    run_log {
+        async fn create_run(
+            &self,
+            run: &RunRecord,
+            lease: &Lease,
+            ttl: Duration,
+        ) -> Result<(), StoreError> {
+            let spec = run.spec.spec();
+            let inputs = to_json("encoding run inputs", &run.inputs)?;
+            let finished = run.state.is_terminal();
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| backend("creating a run", e))?;
+            let (wf, new) = self.workflow_row(&mut tx, run, &spec).await?;
+            let inserted = sqlx::query(
+                "INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, created_at, \
+                 started_at, finished_at, lease_owner, lease_until, fence, priority, not_before, \
+                 idempotency_key, queue) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(run.id.to_uuid_string())
+            .bind(wf)
+            .bind(&run.workflow)
+            .bind(&run.version)
+            .bind(inputs)
+            .bind(run.state.as_str())
+            .bind(micros(run.created_at))
+            .bind(run.started_at.map(micros))
+            .bind(run.finished_at.map(micros))
+            .bind((!finished).then_some(&*lease.owner))
+            .bind((!finished).then(|| now_ms().saturating_add(millis(ttl))))
+            .bind(fence(lease))
+            .bind(run.priority)
+            .bind(run.not_before.map(micros))
+            .bind(run.idempotency_key.as_deref())
+            .bind(run.queue.as_deref())
+            .execute(&mut *tx)
             .await
-            .map_err(|e| backend("creating a run", e))?;
-        let (wf, new) = self.workflow_row(&mut tx, run, &spec).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO runs (id, workflow_id, workflow, version, inputs, state, created_at, \
-             started_at, finished_at, lease_owner, lease_until, fence, priority, not_before, \
-             idempotency_key, queue) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(run.id.to_uuid_string())
-        .bind(wf)
-        .bind(&run.workflow)
-        .bind(&run.version)
-        .bind(inputs)
-        .bind(run.state.as_str())
-        .bind(micros(run.created_at))
-        .bind(run.started_at.map(micros))
-        .bind(run.finished_at.map(micros))
-        .bind((!finished).then_some(&*lease.owner))
-        .bind((!finished).then(|| now_ms().saturating_add(millis(ttl))))
-        .bind(fence(lease))
-        .bind(run.priority)
-        .bind(run.not_before.map(micros))
-        .bind(run.idempotency_key.as_deref())
-        .bind(run.queue.as_deref())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| backend("creating a run", e))?
-        .rows_affected();
-        if inserted == 0 {
-            // The id, or the idempotency key, is taken.
-            if let Some(key) = &run.idempotency_key {
-                let holder: Option<(String, i64)> =
-                    sqlx::query_as("SELECT id, created_at FROM runs WHERE idempotency_key = ?")
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(|e| backend("creating a run", e))?;
-                if let Some((id, created)) = holder {
-                    return Err(StoreError::KeyExists {
-                        key: key.clone(),
-                        run: parse_run_id(&id)?,
-                        created_at: from_micros(created),
-                    });
-                }
-            }
-            return Err(StoreError::RunExists(run.id));
-        }
-        tx.commit()
-            .await
-            .map_err(|e| backend("creating a run", e))?;
-        if new {
-            self.specs.remember(&spec, wf);
-        }
-        Ok(())
-    }
-
-    async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
-        self.set_lease_until(
-            run,
-            lease,
-            now_ms().saturating_add(millis(ttl)),
-            "renewing a lease",
-        )
-        .await
-    }
-
-    async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-        self.set_lease_until(run, lease, now_ms(), "releasing a lease")
-            .await
-    }
-
-    async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
-        // Other processes' commits, seen through `PRAGMA data_version` on a connection
-        // of its own (the value changes when another connection committed), looked at
-        // every 20 ms: wake-ups within 20 ms for fifty cheap reads a second, instead of
-        // the engine's poll interval.
-        let Some(opts) = self.file.clone() else {
-            return Ok(None);
-        };
-        let mut conn = sqlx::ConnectOptions::connect(&opts)
-            .await
-            .map_err(|e| backend("watching for changes", e))?;
-        let last: i64 = sqlx::query_scalar("PRAGMA data_version")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| backend("watching for changes", e))?;
-        Ok(Some(Box::pin(futures_util::stream::unfold(
-            (conn, last),
-            |(mut conn, mut last)| async move {
-                loop {
-                    tokio::time::sleep(WATCH_EVERY).await;
-                    match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
-                        .fetch_one(&mut conn)
-                        .await
-                    {
-                        Ok(v) if v == last => {}
-                        Ok(v) => {
-                            last = v;
-                            return Some(((), (conn, last)));
-                        }
-                        // The file went away or stays locked: wake, and let the
-                        // engine's own reads report it.
-                        Err(_) => return Some(((), (conn, last))),
+            .map_err(|e| backend("creating a run", e))?
+            .rows_affected();
+            if inserted == 0 {
+                // The id, or the idempotency key, is taken.
+                if let Some(key) = &run.idempotency_key {
+                    let holder: Option<(String, i64)> =
+                        sqlx::query_as("SELECT id, created_at FROM runs WHERE idempotency_key = ?")
+                            .bind(key)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(|e| backend("creating a run", e))?;
+                    if let Some((id, created)) = holder {
+                        return Err(StoreError::KeyExists {
+                            key: key.clone(),
+                            run: parse_run_id(&id)?,
+                            created_at: from_micros(created),
+                        });
                     }
                 }
-            },
-        ))))
-    }
+                return Err(StoreError::RunExists(run.id));
+            }
+            tx.commit()
+                .await
+                .map_err(|e| backend("creating a run", e))?;
+            if new {
+                self.specs.remember(&spec, wf);
+            }
+            Ok(())
+        }
 
-    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT min(lease_until) FROM runs WHERE lease_owner = 'queue' AND lease_until > ?",
-        )
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| backend("reading the next start", e))?;
-        Ok(next.map(|ms| {
-            SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-        }))
-    }
+        async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
+            self.set_lease_until(
+                run,
+                lease,
+                now_ms().saturating_add(millis(ttl)),
+                "renewing a lease",
+            )
+            .await
+        }
 
-    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE runs SET cancel_requested = COALESCE(cancel_requested, ?) \
-             WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'cancelled')",
-        )
-        .bind(micros(SystemTime::now()))
-        .bind(run.to_uuid_string())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| backend("requesting a cancellation", e))?
-        .rows_affected();
-        Ok(done > 0)
+        async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+            self.set_lease_until(run, lease, now_ms(), "releasing a lease")
+                .await
+        }
+
+        async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE runs SET cancel_requested = COALESCE(cancel_requested, ?) \
+                 WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+            )
+            .bind(micros(SystemTime::now()))
+            .bind(run.to_uuid_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend("requesting a cancellation", e))?
+            .rows_affected();
+            Ok(done > 0)
+        }
+    }
+    watch {
+        async fn watch(&self) -> Result<Option<super::Wakeups>, StoreError> {
+            // Other processes' commits, seen through `PRAGMA data_version` on a connection
+            // of its own (the value changes when another connection committed), looked at
+            // every 20 ms: wake-ups within 20 ms for fifty cheap reads a second, instead of
+            // the engine's poll interval.
+            let Some(opts) = self.file.clone() else {
+                return Ok(None);
+            };
+            let mut conn = sqlx::ConnectOptions::connect(&opts)
+                .await
+                .map_err(|e| backend("watching for changes", e))?;
+            let last: i64 = sqlx::query_scalar("PRAGMA data_version")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| backend("watching for changes", e))?;
+            Ok(Some(Box::pin(futures_util::stream::unfold(
+                (conn, last),
+                |(mut conn, mut last)| async move {
+                    loop {
+                        tokio::time::sleep(WATCH_EVERY).await;
+                        match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                            .fetch_one(&mut conn)
+                            .await
+                        {
+                            Ok(v) if v == last => {}
+                            Ok(v) => {
+                                last = v;
+                                return Some(((), (conn, last)));
+                            }
+                            // The file went away or stays locked: wake, and let the
+                            // engine's own reads report it.
+                            Err(_) => return Some(((), (conn, last))),
+                        }
+                    }
+                },
+            ))))
+        }
+
+        async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
+            let next: Option<i64> = sqlx::query_scalar(
+                "SELECT min(lease_until) FROM runs WHERE lease_owner = 'queue' AND lease_until > ?",
+            )
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| backend("reading the next start", e))?;
+            Ok(next.map(|ms| {
+                SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+            }))
+        }
     }
 });
 
