@@ -1219,3 +1219,34 @@ async fn sqlite_opened_by_many_at_once() {
         t.await.unwrap().expect("opened and migrated");
     }
 }
+
+/// A store written outside the crate can build every record its capabilities return.
+#[test]
+fn records_have_public_constructors() {
+    use dagforge::store::{Claimed, ExecutionRecord, Page};
+    let (run, lease) = (record("outside"), Lease::new("engine-a", 3));
+    let claimed = Claimed::new(run.clone(), lease.clone(), 7, 2);
+    assert_eq!(
+        (
+            &claimed.run,
+            &claimed.lease,
+            claimed.events,
+            claimed.stalled_claims
+        ),
+        (&run, &lease, 7, 2)
+    );
+    let at = SystemTime::now();
+    let mut exec = ExecutionRecord::new("a", Some(1), 2, NodeState::Running, at);
+    exec.started_at = Some(at);
+    assert_eq!(
+        (exec.node.as_str(), exec.item, exec.attempt, exec.state),
+        ("a", Some(1), 2, NodeState::Running)
+    );
+    assert_eq!((exec.output, exec.error, exec.reason), (None, None, None));
+    assert_eq!((exec.started_at, exec.updated_at), (Some(at), at));
+    let page = Page::new(vec![run.clone()], Some(run.id));
+    assert_eq!(
+        (page.items, page.next, page.bad.len()),
+        (vec![run.clone()], Some(run.id), 0)
+    );
+}

@@ -2,7 +2,15 @@
 //!
 //! The orchestrator writes every event of a run to the store *before* acting on it
 //! (dispatching, notifying subscribers). The [`MemoryStore`] is always available; the
-//! SQLite and PostgreSQL stores implement the same trait.
+//! SQLite and PostgreSQL stores implement the same traits.
+//!
+//! A store is five capabilities: the run log ([`RunLog`]), reading runs back
+//! ([`RunQueries`]), queue administration ([`QueueAdmin`]), recurring schedules
+//! ([`Schedules`]) and change watching ([`Watch`]). [`Store`] is their union, implemented
+//! for every type that has all five: a store written outside this crate implements the
+//! five traits, building its records with their constructors ([`RunRecord::new`],
+//! [`Lease::new`], [`Claimed::new`], [`ExecutionRecord::new`], [`Page::new`],
+//! [`ScheduleRecord::new`], [`BadRow::new`]), and hands the engine an `Arc<dyn Store>`.
 
 mod capability;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -15,16 +23,16 @@ mod schedules;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod union;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ErrorInfo;
 pub use crate::error::store::{BadRow, StoreError};
-use crate::events::Event;
 use crate::ids::RunId;
 use crate::state::{NodeState, RunState};
 use crate::workflow::WorkflowSnapshot;
@@ -36,6 +44,7 @@ pub use postgres::{Notification, NotificationKind, Notifications, PostgresOption
 pub use schedules::{ScheduleAdvance, ScheduleRecord};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use union::Store;
 
 /// A run as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -162,6 +171,20 @@ pub struct Claimed {
     pub stalled_claims: u32,
 }
 
+impl Claimed {
+    /// The claim of `run` under `lease`, the run having recorded `events` events and
+    /// been claimed `stalled_claims` times since it last made progress (this claim
+    /// included).
+    pub fn new(run: RunRecord, lease: Lease, events: u64, stalled_claims: u32) -> Self {
+        Claimed {
+            run,
+            lease,
+            events,
+            stalled_claims,
+        }
+    }
+}
+
 /// One attempt of one node (or fan-out item), as derived from the event log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -184,6 +207,31 @@ pub struct ExecutionRecord {
     pub started_at: Option<SystemTime>,
     /// When it reached its last state.
     pub updated_at: SystemTime,
+}
+
+impl ExecutionRecord {
+    /// Attempt `attempt` of `node` (fan-out item `item`, if any) in `state`, last
+    /// changed at `updated_at`, with no output, error, reason or start time yet (set
+    /// the fields for those).
+    pub fn new(
+        node: impl Into<String>,
+        item: Option<u32>,
+        attempt: u32,
+        state: NodeState,
+        updated_at: SystemTime,
+    ) -> Self {
+        ExecutionRecord {
+            node: node.into(),
+            item,
+            attempt,
+            state,
+            output: None,
+            error: None,
+            reason: None,
+            started_at: None,
+            updated_at,
+        }
+    }
 }
 
 /// Filters and paging for [`Store::list_runs`]. Runs come newest first.
@@ -240,303 +288,18 @@ pub struct Page<T> {
     pub bad: Vec<BadRow>,
 }
 
+impl<T> Page<T> {
+    /// A page of `items`; `next` is what to pass as `before` for the next page (`None`
+    /// on the last one). No bad rows (push onto `bad` for those).
+    pub fn new(items: Vec<T>, next: Option<RunId>) -> Self {
+        Page {
+            items,
+            next,
+            bad: Vec::new(),
+        }
+    }
+}
+
 /// Hints that there may be runs to claim (a run was enqueued, a lease released). A
 /// hint can be spurious or lost; the engine re-reads the store either way.
 pub type Wakeups = std::pin::Pin<Box<dyn futures_util::Stream<Item = ()> + Send + 'static>>;
-
-/// Where runs and their events live: the union of the store's capabilities
-/// ([`RunLog`], [`RunQueries`], [`QueueAdmin`], [`Schedules`], [`Watch`]), implemented
-/// for every type that has all five. The engine takes an `Arc<dyn Store>`; a store
-/// implements the five traits (see their docs for each method's contract), and
-/// callers that import `Store` alone call every method through it.
-#[async_trait::async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// [`RunLog::create_run`].
-    async fn create_run(
-        &self,
-        run: &RunRecord,
-        lease: &Lease,
-        ttl: Duration,
-    ) -> Result<(), StoreError>;
-
-    /// [`RunLog::append`].
-    async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError>;
-
-    /// [`RunLog::append_now`].
-    fn append_now(
-        &self,
-        run: RunId,
-        lease: &Lease,
-        events: &mut Vec<Event>,
-    ) -> Option<Result<(), StoreError>>;
-
-    /// [`RunLog::renew`].
-    async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError>;
-
-    /// [`RunLog::release`].
-    async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
-
-    /// [`RunLog::claim`].
-    async fn claim(
-        &self,
-        owner: &str,
-        ttl: Duration,
-        limit: usize,
-    ) -> Result<Vec<Claimed>, StoreError>;
-
-    /// [`RunLog::claim_run`].
-    async fn claim_run(
-        &self,
-        run: RunId,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<Option<Claimed>, StoreError>;
-
-    /// [`RunLog::claim_workflows`].
-    async fn claim_workflows(
-        &self,
-        owner: &str,
-        ttl: Duration,
-        limit: usize,
-        workflows: &[String],
-        except: &[RunId],
-    ) -> Result<Vec<Claimed>, StoreError>;
-
-    /// [`RunLog::request_cancel`].
-    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError>;
-
-    /// [`RunLog::cancel_requests`].
-    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError>;
-
-    /// [`RunQueries::get_run`].
-    async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError>;
-
-    /// [`RunQueries::list_runs`].
-    async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError>;
-
-    /// [`RunQueries::executions`].
-    async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError>;
-
-    /// [`RunQueries::events`].
-    async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
-
-    /// [`QueueAdmin::set_queue_limit`].
-    async fn set_queue_limit(
-        &self,
-        queue: &str,
-        max_running: Option<u32>,
-    ) -> Result<(), StoreError>;
-
-    /// [`QueueAdmin::queue_limits`].
-    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError>;
-
-    /// [`QueueAdmin::release_key`].
-    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError>;
-
-    /// [`Schedules::put_schedule`].
-    async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError>;
-
-    /// [`Schedules::get_schedule`].
-    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError>;
-
-    /// [`Schedules::list_schedules`].
-    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
-
-    /// [`Schedules::delete_schedule`].
-    async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError>;
-
-    /// [`Schedules::set_schedule_enabled`].
-    async fn set_schedule_enabled(
-        &self,
-        id: &str,
-        enabled: bool,
-        next_fire: Option<SystemTime>,
-    ) -> Result<bool, StoreError>;
-
-    /// [`Schedules::due_schedules`].
-    async fn due_schedules(
-        &self,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<ScheduleRecord>, StoreError>;
-
-    /// [`Schedules::next_schedule_fire`].
-    async fn next_schedule_fire(&self, after: SystemTime)
-    -> Result<Option<SystemTime>, StoreError>;
-
-    /// [`Schedules::advance_schedule`].
-    async fn advance_schedule(
-        &self,
-        id: &str,
-        expected: Option<SystemTime>,
-        advance: &ScheduleAdvance,
-    ) -> Result<bool, StoreError>;
-
-    /// [`Watch::next_start`].
-    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError>;
-
-    /// [`Watch::watch`].
-    async fn watch(&self) -> Result<Option<Wakeups>, StoreError>;
-}
-
-#[async_trait::async_trait]
-impl<T> Store for T
-where
-    T: RunLog + RunQueries + QueueAdmin + Schedules + Watch,
-{
-    async fn create_run(
-        &self,
-        run: &RunRecord,
-        lease: &Lease,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        RunLog::create_run(self, run, lease, ttl).await
-    }
-
-    async fn append(&self, run: RunId, lease: &Lease, events: &[Event]) -> Result<(), StoreError> {
-        RunLog::append(self, run, lease, events).await
-    }
-
-    fn append_now(
-        &self,
-        run: RunId,
-        lease: &Lease,
-        events: &mut Vec<Event>,
-    ) -> Option<Result<(), StoreError>> {
-        RunLog::append_now(self, run, lease, events)
-    }
-
-    async fn renew(&self, run: RunId, lease: &Lease, ttl: Duration) -> Result<(), StoreError> {
-        RunLog::renew(self, run, lease, ttl).await
-    }
-
-    async fn release(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-        RunLog::release(self, run, lease).await
-    }
-
-    async fn claim(
-        &self,
-        owner: &str,
-        ttl: Duration,
-        limit: usize,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        RunLog::claim(self, owner, ttl, limit).await
-    }
-
-    async fn claim_run(
-        &self,
-        run: RunId,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<Option<Claimed>, StoreError> {
-        RunLog::claim_run(self, run, owner, ttl).await
-    }
-
-    async fn claim_workflows(
-        &self,
-        owner: &str,
-        ttl: Duration,
-        limit: usize,
-        workflows: &[String],
-        except: &[RunId],
-    ) -> Result<Vec<Claimed>, StoreError> {
-        RunLog::claim_workflows(self, owner, ttl, limit, workflows, except).await
-    }
-
-    async fn request_cancel(&self, run: RunId) -> Result<bool, StoreError> {
-        RunLog::request_cancel(self, run).await
-    }
-
-    async fn cancel_requests(&self, owner: &str) -> Result<Vec<RunId>, StoreError> {
-        RunLog::cancel_requests(self, owner).await
-    }
-
-    async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
-        RunQueries::get_run(self, run).await
-    }
-
-    async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
-        RunQueries::list_runs(self, query).await
-    }
-
-    async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
-        RunQueries::executions(self, run).await
-    }
-
-    async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        RunQueries::events(self, run, after, limit).await
-    }
-
-    async fn set_queue_limit(
-        &self,
-        queue: &str,
-        max_running: Option<u32>,
-    ) -> Result<(), StoreError> {
-        QueueAdmin::set_queue_limit(self, queue, max_running).await
-    }
-
-    async fn queue_limits(&self) -> Result<Vec<(String, u32)>, StoreError> {
-        QueueAdmin::queue_limits(self).await
-    }
-
-    async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError> {
-        QueueAdmin::release_key(self, key, holder).await
-    }
-
-    async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
-        Schedules::put_schedule(self, schedule).await
-    }
-
-    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
-        Schedules::get_schedule(self, id).await
-    }
-
-    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        Schedules::list_schedules(self).await
-    }
-
-    async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
-        Schedules::delete_schedule(self, id).await
-    }
-
-    async fn set_schedule_enabled(
-        &self,
-        id: &str,
-        enabled: bool,
-        next_fire: Option<SystemTime>,
-    ) -> Result<bool, StoreError> {
-        Schedules::set_schedule_enabled(self, id, enabled, next_fire).await
-    }
-
-    async fn due_schedules(
-        &self,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<ScheduleRecord>, StoreError> {
-        Schedules::due_schedules(self, now, limit).await
-    }
-
-    async fn next_schedule_fire(
-        &self,
-        after: SystemTime,
-    ) -> Result<Option<SystemTime>, StoreError> {
-        Schedules::next_schedule_fire(self, after).await
-    }
-
-    async fn advance_schedule(
-        &self,
-        id: &str,
-        expected: Option<SystemTime>,
-        advance: &ScheduleAdvance,
-    ) -> Result<bool, StoreError> {
-        Schedules::advance_schedule(self, id, expected, advance).await
-    }
-
-    async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {
-        Watch::next_start(self).await
-    }
-
-    async fn watch(&self) -> Result<Option<Wakeups>, StoreError> {
-        Watch::watch(self).await
-    }
-}
