@@ -164,7 +164,7 @@ impl dagforge::store::QueueAdmin for Faulty {
 }
 
 #[async_trait::async_trait]
-impl dagforge::store::Schedules for Faulty {
+impl dagforge::store::ScheduleStore for Faulty {
     async fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), StoreError> {
         Store::put_schedule(&self.inner, s).await
     }
@@ -435,7 +435,7 @@ impl dagforge::store::QueueAdmin for FaultyView {
 }
 
 #[async_trait::async_trait]
-impl dagforge::store::Schedules for FaultyView {
+impl dagforge::store::ScheduleStore for FaultyView {
     async fn put_schedule(&self, s: &ScheduleRecord) -> Result<(), StoreError> {
         Store::put_schedule(&self.0.inner, s).await
     }

@@ -140,7 +140,7 @@ impl dagforge::store::QueueAdmin for Flaky {
 }
 
 #[async_trait::async_trait]
-impl dagforge::store::Schedules for Flaky {
+impl dagforge::store::ScheduleStore for Flaky {
     async fn put_schedule(
         &self,
         schedule: &dagforge::store::ScheduleRecord,

@@ -1,15 +1,17 @@
 //! The store conformance suite: every `Store` implementation must pass all of it.
 //!
 //! `conformance!(name, async { store })` generates one test per guarantee for a store
-//! built by the given expression (each test gets a fresh store).
+//! built by the given expression (each test gets a fresh store): the store-level
+//! guarantees of the exported suite (`dagforge::store::conformance`, feature
+//! `test-util`), and the enqueueing guarantees tested through the engine below.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use dagforge::prelude::*;
-use dagforge::store::{Lease, RunQuery, RunRecord, Store, StoreError};
+use dagforge::store::{Lease, RunQuery, RunRecord, Store};
 use dagforge::workflow::WorkflowSnapshot;
-use dagforge::{ErrorInfo, ErrorKind, NodeEvent, RunId};
+use dagforge::{NodeEvent, RunId};
 use serde_json::json;
 
 use crate::common::*;
@@ -55,212 +57,6 @@ pub(crate) async fn started(store: &dyn Store, name: &str) -> (RunRecord, Lease)
         .await
         .unwrap();
     (rec, lease)
-}
-
-pub(crate) async fn create_get_and_duplicates(store: Arc<dyn Store>) {
-    let rec = record("wf");
-    let lease = Lease::new("e", 1);
-    store.create_run(&rec, &lease, TTL).await.unwrap();
-    let got = store.get_run(rec.id).await.unwrap().unwrap();
-    assert_eq!(got.id, rec.id);
-    assert_eq!(got.workflow, "wf");
-    assert_eq!(got.inputs, json!({"k": 1}));
-    assert_eq!(got.state, RunState::Pending);
-    assert_eq!(got.spec.spec().nodes.len(), 1);
-    assert!(matches!(
-        store.create_run(&rec, &lease, TTL).await,
-        Err(StoreError::RunExists(id)) if id == rec.id
-    ));
-    assert!(store.get_run(RunId::new()).await.unwrap().is_none());
-}
-
-pub(crate) async fn events_are_ordered_and_paged(store: Arc<dyn Store>) {
-    let (rec, lease) = started(&*store, "wf").await;
-    let id = rec.id;
-    let mut batch = Vec::new();
-    for i in 0..250u64 {
-        batch.push(Event::new(
-            id,
-            2 + i,
-            SystemTime::now(),
-            EventKind::Log {
-                node: "a".into(),
-                item: None,
-                attempt: 1,
-                level: LogLevel::Info,
-                message: format!("line {i}"),
-            },
-        ));
-    }
-    store.append(id, &lease, &batch[..100]).await.unwrap();
-    store.append(id, &lease, &batch[100..]).await.unwrap();
-    let all = store.events(id, 0, 10_000).await.unwrap();
-    assert_eq!(all.len(), 251);
-    assert!(all.iter().zip(1..).all(|(e, s)| e.seq == s && e.run == id));
-    let page = store.events(id, 120, 5).await.unwrap();
-    assert_eq!(
-        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        vec![121, 122, 123, 124, 125]
-    );
-    assert_eq!(page[0], all[120]);
-    assert!(store.events(id, 251, 10).await.unwrap().is_empty());
-    assert!(matches!(
-        store.events(RunId::new(), 0, 10).await,
-        Err(StoreError::UnknownRun(_))
-    ));
-}
-
-pub(crate) async fn node_events_become_executions(store: Arc<dyn Store>) {
-    use NodeState::*;
-    let (rec, lease) = started(&*store, "wf").await;
-    let id = rec.id;
-    let evs = vec![
-        node(id, 2, NodeEvent::new("a", None, 0, Pending, Ready)),
-        node(id, 3, NodeEvent::new("a", None, 1, Ready, Running)),
-        node(
-            id,
-            4,
-            NodeEvent::new("a", None, 1, Running, Retrying)
-                .with_error(ErrorInfo::new(ErrorKind::Failed, "boom")),
-        ),
-        node(id, 5, NodeEvent::new("a", None, 2, Retrying, Ready)),
-        node(id, 6, NodeEvent::new("a", None, 2, Ready, Running)),
-        node(
-            id,
-            7,
-            NodeEvent::new("a", None, 2, Running, Succeeded).with_output(json!({"n": 3})),
-        ),
-        node(
-            id,
-            8,
-            NodeEvent::new("b", None, 0, Pending, Skipped).with_reason("upstream `x` failed"),
-        ),
-        run_event(id, 9, RunState::Running, RunState::Succeeded),
-    ];
-    store.append(id, &lease, &evs).await.unwrap();
-    let ex = store.executions(id).await.unwrap();
-    let summary: Vec<_> = ex
-        .iter()
-        .map(|e| (e.node.as_str(), e.attempt, e.state))
-        .collect();
-    assert_eq!(
-        summary,
-        vec![
-            ("a", 0, Ready),
-            ("a", 1, Retrying),
-            ("a", 2, Succeeded),
-            ("b", 0, Skipped)
-        ]
-    );
-    assert_eq!(ex[1].error.as_ref().unwrap().message, "boom");
-    assert_eq!(ex[2].output, Some(json!({"n": 3})));
-    assert!(ex[2].started_at.is_some());
-    assert_eq!(ex[3].reason.as_deref(), Some("upstream `x` failed"));
-    let run = store.get_run(id).await.unwrap().unwrap();
-    assert_eq!(run.state, RunState::Succeeded);
-    assert!(run.started_at.is_some() && run.finished_at.is_some());
-}
-
-pub(crate) async fn stale_leases_are_fenced(store: Arc<dyn Store>) {
-    let rec = record("wf");
-    let id = rec.id;
-    let old = Lease::new("engine-a", 1);
-    // Created with a lease that expires at once: another engine may claim it.
-    store.create_run(&rec, &old, Duration::ZERO).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let claimed = store.claim("engine-b", TTL, 10).await.unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].events, 0, "a run never started has no log");
-    let new = claimed[0].lease.clone();
-    assert_eq!(&*new.owner, "engine-b");
-    assert!(new.fence > old.fence);
-
-    let late = [run_event(id, 1, RunState::Pending, RunState::Running)];
-    assert!(matches!(
-        store.append(id, &old, &late).await,
-        Err(StoreError::Fenced { fence, .. }) if fence == old.fence
-    ));
-    assert!(matches!(
-        store.renew(id, &old, TTL).await,
-        Err(StoreError::Fenced { .. })
-    ));
-    assert!(
-        store.events(id, 0, 10).await.unwrap().is_empty(),
-        "nothing recorded"
-    );
-    store.append(id, &new, &late).await.unwrap();
-    store.renew(id, &new, TTL).await.unwrap();
-    // A valid lease is not claimable.
-    assert!(store.claim("engine-c", TTL, 10).await.unwrap().is_empty());
-}
-
-pub(crate) async fn appends_continue_the_log_and_retries_change_nothing(store: Arc<dyn Store>) {
-    let (rec, lease) = started(&*store, "wf").await;
-    let id = rec.id;
-    let log = |n: u64| {
-        (0..n)
-            .map(|i| {
-                Event::new(
-                    id,
-                    2 + i,
-                    SystemTime::now(),
-                    EventKind::Log {
-                        node: "a".into(),
-                        item: None,
-                        attempt: 1,
-                        level: dagforge::LogLevel::Info,
-                        message: format!("line {i}"),
-                    },
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    let batch = log(3);
-    store.append(id, &lease, &batch).await.unwrap();
-    // The same batch again (a write retried after its reply was lost): accepted,
-    // nothing duplicated.
-    store.append(id, &lease, &batch).await.unwrap();
-    assert_eq!(store.events(id, 0, 100).await.unwrap().len(), 4);
-    // A batch that skips numbers, or rewrites an older part of the log, is refused.
-    let gap = [run_event(id, 9, RunState::Running, RunState::Failed)];
-    assert!(matches!(
-        store.append(id, &lease, &gap).await,
-        Err(StoreError::OutOfSequence {
-            log_end: 4,
-            first: 9,
-            ..
-        })
-    ));
-    let old = [run_event(id, 2, RunState::Running, RunState::Failed)];
-    assert!(matches!(
-        store.append(id, &lease, &old).await,
-        Err(StoreError::OutOfSequence {
-            log_end: 4,
-            first: 2,
-            ..
-        })
-    ));
-    // The batch that finishes the run, retried: its lease is gone, and yet the retry
-    // is recognised.
-    let end = [run_event(id, 5, RunState::Running, RunState::Succeeded)];
-    store.append(id, &lease, &end).await.unwrap();
-    store.append(id, &lease, &end).await.unwrap();
-    let events = store.events(id, 0, 100).await.unwrap();
-    assert_eq!(events.len(), 5);
-    assert_eq!(
-        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5]
-    );
-    assert_eq!(
-        store.get_run(id).await.unwrap().unwrap().state,
-        RunState::Succeeded
-    );
-    // Another lease never passes for a retry.
-    let other = Lease::new("engine-z", lease.fence + 1);
-    assert!(matches!(
-        store.append(id, &other, &end).await,
-        Err(StoreError::Fenced { .. })
-    ));
 }
 
 /// A one-node workflow for enqueue tests.
@@ -512,267 +308,8 @@ pub(crate) async fn capped_lanes_hold_their_cap(store: Arc<dyn Store>) {
     assert_eq!(store.claim("engine-9", TTL, 10).await.unwrap().len(), 2);
 }
 
-pub(crate) async fn release_and_finish(store: Arc<dyn Store>) {
-    let (rec, lease) = started(&*store, "wf").await;
-    store.release(rec.id, &lease).await.unwrap();
-    let claimed = store.claim("engine-b", TTL, 10).await.unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].run.id, rec.id);
-    assert_eq!(claimed[0].run.state, RunState::Running);
-    assert_eq!(claimed[0].events, 1, "the claim says how long the log is");
-    let lease = claimed[0].lease.clone();
-    store
-        .append(
-            rec.id,
-            &lease,
-            &[run_event(rec.id, 2, RunState::Running, RunState::Failed)],
-        )
-        .await
-        .unwrap();
-    // Finished runs are never claimed again, and their lease is gone.
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    assert!(
-        store
-            .claim("engine-c", Duration::ZERO, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(matches!(
-        store.renew(rec.id, &lease, TTL).await,
-        Err(StoreError::Fenced { .. })
-    ));
-}
-
-pub(crate) async fn concurrent_claims_take_each_run_once(store: Arc<dyn Store>) {
-    let mut ids = Vec::new();
-    for _ in 0..40 {
-        let rec = record("wf");
-        store
-            .create_run(&rec, &Lease::new("dead", 1), Duration::ZERO)
-            .await
-            .unwrap();
-        ids.push(rec.id);
-    }
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let mut tasks = Vec::new();
-    for e in 0..8 {
-        let store = Arc::clone(&store);
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            loop {
-                let got = store.claim(&format!("engine-{e}"), TTL, 3).await.unwrap();
-                if got.is_empty() {
-                    return mine;
-                }
-                mine.extend(got.into_iter().map(|c| c.run.id));
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort();
-    ids.sort();
-    assert_eq!(all, ids, "every run claimed exactly once");
-}
-
-pub(crate) async fn list_runs_filters_and_pages(store: Arc<dyn Store>) {
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let (rec, lease) = started(&*store, if i % 2 == 0 { "even" } else { "odd" }).await;
-        if i % 2 == 1 {
-            store
-                .append(
-                    rec.id,
-                    &lease,
-                    &[run_event(rec.id, 2, RunState::Running, RunState::Failed)],
-                )
-                .await
-                .unwrap();
-        }
-        ids.push(rec.id);
-    }
-    let page = store.list_runs(&RunQuery::new().limit(2)).await.unwrap();
-    assert_eq!(
-        page.items.iter().map(|r| r.id).collect::<Vec<_>>(),
-        vec![ids[4], ids[3]]
-    );
-    let page2 = store
-        .list_runs(&RunQuery::new().limit(2).before(page.next.unwrap()))
-        .await
-        .unwrap();
-    assert_eq!(
-        page2.items.iter().map(|r| r.id).collect::<Vec<_>>(),
-        vec![ids[2], ids[1]]
-    );
-    let page3 = store
-        .list_runs(&RunQuery::new().limit(2).before(page2.next.unwrap()))
-        .await
-        .unwrap();
-    assert_eq!(
-        page3.items.iter().map(|r| r.id).collect::<Vec<_>>(),
-        vec![ids[0]]
-    );
-    assert_eq!(page3.next, None);
-    let failed = store
-        .list_runs(&RunQuery::new().state(RunState::Failed))
-        .await
-        .unwrap();
-    assert_eq!(failed.items.len(), 2);
-    let even = store
-        .list_runs(&RunQuery::new().workflow("even"))
-        .await
-        .unwrap();
-    assert_eq!(even.items.len(), 3);
-}
-
-pub(crate) async fn appends_in_batches(store: Arc<dyn Store>) {
-    // Not a timed assertion: prints appends/s and events/s for 100-event batches
-    // (`cargo test … appends_in_batches -- --nocapture`).
-    let name = format!("{store:?}");
-    let name = name
-        .split([' ', '(', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let (rec, lease) = started(&*store, "wf").await;
-    let id = rec.id;
-    const BATCHES: u64 = 200;
-    let mut seq = 2;
-    let started_at = std::time::Instant::now();
-    for b in 0..BATCHES {
-        let mut batch = Vec::with_capacity(100);
-        for i in 0..50u32 {
-            let n = format!("n{}", b * 50 + u64::from(i));
-            batch.push(node(
-                id,
-                seq,
-                NodeEvent::new(n.as_str(), None, 1, NodeState::Ready, NodeState::Running),
-            ));
-            batch.push(node(
-                id,
-                seq + 1,
-                NodeEvent::new(
-                    n.as_str(),
-                    None,
-                    1,
-                    NodeState::Running,
-                    NodeState::Succeeded,
-                )
-                .with_output(json!({"i": i})),
-            ));
-            seq += 2;
-        }
-        store.append(id, &lease, &batch).await.unwrap();
-    }
-    let secs = started_at.elapsed().as_secs_f64();
-    println!(
-        "{name}: {BATCHES} appends of 100 events in {secs:.3} s: {:.0} appends/s, {:.0} events/s",
-        BATCHES as f64 / secs,
-        (BATCHES * 100) as f64 / secs
-    );
-    let all = store.events(id, 0, usize::MAX).await.unwrap();
-    assert_eq!(all.len() as u64, 1 + BATCHES * 100);
-    assert_eq!(all.last().unwrap().seq, 1 + BATCHES * 100);
-    let ex = store.executions(id).await.unwrap();
-    assert_eq!(ex.len() as u64, BATCHES * 50);
-    assert!(
-        ex.iter()
-            .all(|e| e.state == NodeState::Succeeded && e.output.is_some())
-    );
-}
-
-pub(crate) async fn specs_are_stored_once_and_read_back(store: Arc<dyn Store>) {
-    // Many runs of one workflow share its spec; a different version is its own.
-    let wf = workflow("shared");
-    let lease = Lease::new("e", 1);
-    let mut ids = Vec::new();
-    for v in ["1", "1", "2"] {
-        let rec = RunRecord::new(
-            RunId::new(),
-            "shared".to_owned(),
-            v.to_owned(),
-            WorkflowSnapshot::of(&wf),
-            json!(null),
-        );
-        store.create_run(&rec, &lease, TTL).await.unwrap();
-        ids.push(rec.id);
-    }
-    for id in ids {
-        let got = store.get_run(id).await.unwrap().unwrap();
-        assert_eq!(got.spec.spec(), WorkflowSnapshot::of(&wf).spec());
-    }
-}
-
 /// Claims count as stalled until the run makes progress (a node settles); a claim
 /// given back does not count; runs in `except` are not claimed.
-pub(crate) async fn stalled_claims_count_claims_without_progress(store: Arc<dyn Store>) {
-    const SHORT: Duration = Duration::from_millis(60);
-    let lapse = || tokio::time::sleep(Duration::from_millis(100));
-    let (rec, lease) = started(&*store, "stalled").await;
-    store.renew(rec.id, &lease, SHORT).await.unwrap();
-    let mut counts = Vec::new();
-    let mut last = None;
-    for owner in ["b", "c"] {
-        lapse().await;
-        let c = store.claim(owner, SHORT, 10).await.unwrap();
-        assert_eq!(c.len(), 1, "the lapsed run is claimable");
-        counts.push(c[0].stalled_claims);
-        last = Some(c[0].lease.clone());
-    }
-    lapse().await;
-    let names = ["stalled".to_owned()];
-    assert!(
-        store
-            .claim_workflows("d", SHORT, 10, &names, &[rec.id])
-            .await
-            .unwrap()
-            .is_empty(),
-        "a run in `except` is left alone"
-    );
-    // Claimed and given back: that claim does not count.
-    let c = store
-        .claim_workflows("d", TTL, 10, &names, &[])
-        .await
-        .unwrap();
-    counts.push(c[0].stalled_claims);
-    store.release(rec.id, &c[0].lease).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let c = store.claim("e", TTL, 10).await.unwrap();
-    counts.push(c[0].stalled_claims);
-    assert_ne!(Some(&c[0].lease), last.as_ref());
-    // Progress: node `a` succeeds under this claim.
-    store
-        .append(
-            rec.id,
-            &c[0].lease,
-            &[
-                node(
-                    rec.id,
-                    2,
-                    NodeEvent::new("a", None, 1, NodeState::Ready, NodeState::Running),
-                ),
-                node(
-                    rec.id,
-                    3,
-                    NodeEvent::new("a", None, 1, NodeState::Running, NodeState::Succeeded)
-                        .with_output(json!(1)),
-                ),
-            ],
-        )
-        .await
-        .unwrap();
-    store.renew(rec.id, &c[0].lease, SHORT).await.unwrap();
-    for owner in ["f", "g"] {
-        lapse().await;
-        let c = store.claim(owner, SHORT, 10).await.unwrap();
-        assert_eq!(c.len(), 1);
-        counts.push(c[0].stalled_claims);
-    }
-    assert_eq!(counts, [1, 2, 3, 3, 1, 2], "stalled claims, claim by claim");
-}
 
 /// Generates the conformance tests for one store.
 macro_rules! conformance {
@@ -787,20 +324,22 @@ macro_rules! conformance {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn create_get_and_duplicates() {
-                crate::store::create_get_and_duplicates(make().await).await;
+                dagforge::store::conformance::create_get_and_duplicates(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn events_are_ordered_and_paged() {
-                crate::store::events_are_ordered_and_paged(make().await).await;
+                dagforge::store::conformance::events_are_ordered_and_paged(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn node_events_become_executions() {
-                crate::store::node_events_become_executions(make().await).await;
+                dagforge::store::conformance::node_events_become_executions(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn appends_continue_the_log_and_retries_change_nothing() {
-                crate::store::appends_continue_the_log_and_retries_change_nothing(make().await)
-                    .await;
+                dagforge::store::conformance::appends_continue_the_log_and_retries_change_nothing(
+                    make().await,
+                )
+                .await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn idempotency_keys_give_one_run() {
@@ -820,34 +359,48 @@ macro_rules! conformance {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn stale_leases_are_fenced() {
-                crate::store::stale_leases_are_fenced(make().await).await;
+                dagforge::store::conformance::stale_leases_are_fenced(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn release_and_finish() {
-                crate::store::release_and_finish(make().await).await;
+                dagforge::store::conformance::release_and_finish(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_claims_take_each_run_once() {
-                crate::store::concurrent_claims_take_each_run_once(make().await).await;
+                dagforge::store::conformance::concurrent_claims_take_each_run_once(make().await)
+                    .await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn list_runs_filters_and_pages() {
-                crate::store::list_runs_filters_and_pages(make().await).await;
+                dagforge::store::conformance::list_runs_filters_and_pages(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn appends_in_batches() {
-                crate::store::appends_in_batches(make().await).await;
+                dagforge::store::conformance::appends_in_batches(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn stalled_claims_count_claims_without_progress() {
-                crate::store::stalled_claims_count_claims_without_progress(make().await).await;
+                dagforge::store::conformance::stalled_claims_count_claims_without_progress(
+                    make().await,
+                )
+                .await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn specs_are_stored_once_and_read_back() {
-                crate::store::specs_are_stored_once_and_read_back(make().await).await;
+                dagforge::store::conformance::specs_are_stored_once_and_read_back(make().await)
+                    .await;
             }
         }
     };
+}
+
+/// The exported suite in one line, as a store outside the crate uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_passes_the_exported_suite() {
+    dagforge::store::conformance::run_all(|| async {
+        std::sync::Arc::new(dagforge::store::MemoryStore::new()) as std::sync::Arc<dyn Store>
+    })
+    .await;
 }
 
 conformance!(
@@ -1085,7 +638,7 @@ pub(crate) mod pg {
     }
 
     #[async_trait::async_trait]
-    impl dagforge::store::Schedules for TempSchema {
+    impl dagforge::store::ScheduleStore for TempSchema {
         async fn put_schedule(
             &self,
             schedule: &dagforge::store::ScheduleRecord,

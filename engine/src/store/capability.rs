@@ -143,7 +143,7 @@ pub trait QueueAdmin: Send + Sync + std::fmt::Debug + 'static {
 /// Recurring schedules (see [`Engine::schedules`](crate::Engine)): their records and the
 /// compare-and-set advance that lets exactly one engine fire each.
 #[async_trait::async_trait]
-pub trait Schedules: Send + Sync + std::fmt::Debug + 'static {
+pub trait ScheduleStore: Send + Sync + std::fmt::Debug + 'static {
     /// Creates the schedule `schedule.id`, or replaces every field of it.
     async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError>;
 

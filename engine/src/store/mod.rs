@@ -6,7 +6,7 @@
 //!
 //! A store is five capabilities: the run log ([`RunLog`]), reading runs back
 //! ([`RunQueries`]), queue administration ([`QueueAdmin`]), recurring schedules
-//! ([`Schedules`]) and change watching ([`Watch`]). [`Store`] is their union, implemented
+//! ([`ScheduleStore`]) and change watching ([`Watch`]). [`Store`] is their union, implemented
 //! for every type that has all five: a store written outside this crate implements the
 //! five traits, building its records with their constructors ([`RunRecord::new`],
 //! [`Lease::new`], [`Claimed::new`], [`ExecutionRecord::new`], [`Page::new`],
@@ -15,6 +15,8 @@
 mod capability;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod combine;
+#[cfg(feature = "test-util")]
+pub mod conformance;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -37,7 +39,7 @@ use crate::ids::RunId;
 use crate::state::{NodeState, RunState};
 use crate::workflow::WorkflowSnapshot;
 
-pub use capability::{QueueAdmin, RunLog, RunQueries, Schedules, Watch};
+pub use capability::{QueueAdmin, RunLog, RunQueries, ScheduleStore, Watch};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{Notification, NotificationKind, Notifications, PostgresOptions, PostgresStore};

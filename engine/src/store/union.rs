@@ -7,11 +7,11 @@ use crate::ids::RunId;
 
 use super::{
     Claimed, ExecutionRecord, Lease, Page, QueueAdmin, RunLog, RunQueries, RunQuery, RunRecord,
-    ScheduleAdvance, ScheduleRecord, Schedules, StoreError, Wakeups, Watch,
+    ScheduleAdvance, ScheduleRecord, ScheduleStore, StoreError, Wakeups, Watch,
 };
 
 /// Where runs and their events live: the union of the store's capabilities
-/// ([`RunLog`], [`RunQueries`], [`QueueAdmin`], [`Schedules`], [`Watch`]), implemented
+/// ([`RunLog`], [`RunQueries`], [`QueueAdmin`], [`ScheduleStore`], [`Watch`]), implemented
 /// for every type that has all five. The engine takes an `Arc<dyn Store>`; a store
 /// implements the five traits (see their docs for each method's contract), and
 /// callers that import `Store` alone call every method through it.
@@ -99,19 +99,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// [`QueueAdmin::release_key`].
     async fn release_key(&self, key: &str, holder: RunId) -> Result<(), StoreError>;
 
-    /// [`Schedules::put_schedule`].
+    /// [`ScheduleStore::put_schedule`].
     async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError>;
 
-    /// [`Schedules::get_schedule`].
+    /// [`ScheduleStore::get_schedule`].
     async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError>;
 
-    /// [`Schedules::list_schedules`].
+    /// [`ScheduleStore::list_schedules`].
     async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
 
-    /// [`Schedules::delete_schedule`].
+    /// [`ScheduleStore::delete_schedule`].
     async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// [`Schedules::set_schedule_enabled`].
+    /// [`ScheduleStore::set_schedule_enabled`].
     async fn set_schedule_enabled(
         &self,
         id: &str,
@@ -119,18 +119,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         next_fire: Option<SystemTime>,
     ) -> Result<bool, StoreError>;
 
-    /// [`Schedules::due_schedules`].
+    /// [`ScheduleStore::due_schedules`].
     async fn due_schedules(
         &self,
         now: SystemTime,
         limit: usize,
     ) -> Result<Vec<ScheduleRecord>, StoreError>;
 
-    /// [`Schedules::next_schedule_fire`].
+    /// [`ScheduleStore::next_schedule_fire`].
     async fn next_schedule_fire(&self, after: SystemTime)
     -> Result<Option<SystemTime>, StoreError>;
 
-    /// [`Schedules::advance_schedule`].
+    /// [`ScheduleStore::advance_schedule`].
     async fn advance_schedule(
         &self,
         id: &str,
@@ -148,7 +148,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 #[async_trait::async_trait]
 impl<T> Store for T
 where
-    T: RunLog + RunQueries + QueueAdmin + Schedules + Watch,
+    T: RunLog + RunQueries + QueueAdmin + ScheduleStore + Watch,
 {
     async fn create_run(
         &self,
@@ -250,19 +250,19 @@ where
     }
 
     async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
-        Schedules::put_schedule(self, schedule).await
+        ScheduleStore::put_schedule(self, schedule).await
     }
 
     async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
-        Schedules::get_schedule(self, id).await
+        ScheduleStore::get_schedule(self, id).await
     }
 
     async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        Schedules::list_schedules(self).await
+        ScheduleStore::list_schedules(self).await
     }
 
     async fn delete_schedule(&self, id: &str) -> Result<bool, StoreError> {
-        Schedules::delete_schedule(self, id).await
+        ScheduleStore::delete_schedule(self, id).await
     }
 
     async fn set_schedule_enabled(
@@ -271,7 +271,7 @@ where
         enabled: bool,
         next_fire: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        Schedules::set_schedule_enabled(self, id, enabled, next_fire).await
+        ScheduleStore::set_schedule_enabled(self, id, enabled, next_fire).await
     }
 
     async fn due_schedules(
@@ -279,14 +279,14 @@ where
         now: SystemTime,
         limit: usize,
     ) -> Result<Vec<ScheduleRecord>, StoreError> {
-        Schedules::due_schedules(self, now, limit).await
+        ScheduleStore::due_schedules(self, now, limit).await
     }
 
     async fn next_schedule_fire(
         &self,
         after: SystemTime,
     ) -> Result<Option<SystemTime>, StoreError> {
-        Schedules::next_schedule_fire(self, after).await
+        ScheduleStore::next_schedule_fire(self, after).await
     }
 
     async fn advance_schedule(
@@ -295,7 +295,7 @@ where
         expected: Option<SystemTime>,
         advance: &ScheduleAdvance,
     ) -> Result<bool, StoreError> {
-        Schedules::advance_schedule(self, id, expected, advance).await
+        ScheduleStore::advance_schedule(self, id, expected, advance).await
     }
 
     async fn next_start(&self) -> Result<Option<SystemTime>, StoreError> {

@@ -417,7 +417,7 @@ impl super::QueueAdmin for MemoryStore {
 }
 
 #[async_trait::async_trait]
-impl super::Schedules for MemoryStore {
+impl super::ScheduleStore for MemoryStore {
     async fn put_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
         self.schedules.put(schedule);
         Ok(())

@@ -108,7 +108,7 @@ macro_rules! sql_store {
         }
 
         #[async_trait::async_trait]
-        impl $crate::store::Schedules for $store {
+        impl $crate::store::ScheduleStore for $store {
             async fn put_schedule(&self, schedule: &$crate::store::ScheduleRecord) -> Result<(), $crate::store::StoreError> {
                 self.sql().put_schedule(schedule).await
             }
