@@ -308,9 +308,6 @@ pub(crate) async fn capped_lanes_hold_their_cap(store: Arc<dyn Store>) {
     assert_eq!(store.claim("engine-9", TTL, 10).await.unwrap().len(), 2);
 }
 
-/// Claims count as stalled until the run makes progress (a node settles); a claim
-/// given back does not count; runs in `except` are not claimed.
-
 /// Generates the conformance tests for one store.
 macro_rules! conformance {
     ($name:ident, $make:expr) => {

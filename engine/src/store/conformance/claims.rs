@@ -214,7 +214,6 @@ pub async fn specs_are_stored_once_and_read_back(store: Arc<dyn Store>) {
 
 /// Claims count as stalled until the run makes progress (a node settles); a claim
 /// given back does not count; runs in `except` are not claimed.
-/// Claims without progress in between count as stalled; progress resets the count, and a release does not count.
 pub async fn stalled_claims_count_claims_without_progress(store: Arc<dyn Store>) {
     const SHORT: Duration = Duration::from_millis(60);
     let lapse = || tokio::time::sleep(Duration::from_millis(100));
