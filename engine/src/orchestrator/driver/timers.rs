@@ -28,11 +28,13 @@ impl RetryTimers {
     }
 
     /// How many retries are waiting.
+    #[inline]
     pub(super) fn len(&self) -> usize {
         self.heap.len()
     }
 
     /// The next retry due at `now`, if any.
+    #[inline]
     pub(super) fn pop_due(&mut self, now: Instant) -> Option<(u32, Option<u32>)> {
         match self.heap.peek() {
             Some(Reverse((at, ..))) if *at <= now => {
@@ -44,6 +46,7 @@ impl RetryTimers {
     }
 
     /// Ready once the earliest retry is due; pending (and never ready) when none waits.
+    #[inline]
     pub(super) fn poll_due(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(Reverse((at, ..))) = self.heap.peek() else {
             return Poll::Pending;

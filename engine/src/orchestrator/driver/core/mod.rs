@@ -177,42 +177,50 @@ impl Core {
     }
 
     /// Sets the time the next inputs happen at.
+    #[inline]
     pub(crate) fn clock(&mut self, now: SystemTime, tick: Instant) {
         self.now = now;
         self.tick = tick;
     }
 
     /// The time of the last [`clock`](Self::clock).
+    #[inline]
     pub(crate) fn tick(&self) -> Instant {
         self.tick
     }
 
     /// The run's state.
+    #[inline]
     pub(crate) fn state(&self) -> RunState {
         self.state
     }
 
     /// Whether the run is being cancelled.
+    #[inline]
     pub(crate) fn cancelling(&self) -> bool {
         self.cancelling
     }
 
     /// Whether some node or item has not settled.
+    #[inline]
     pub(crate) fn unsettled(&self) -> bool {
         self.unsettled > 0
     }
 
     /// Whether something is ready to start (given a permit).
+    #[inline]
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
 
     /// The events decided since the last write: the driver appends them, in order.
+    #[inline]
     pub(crate) fn events(&mut self) -> &mut Vec<Event> {
         &mut self.batch
     }
 
     /// The retry timers decided since the last call: the driver arms them.
+    #[inline]
     pub(crate) fn take_retries(&mut self) -> std::vec::Drain<'_, RetryTimer> {
         self.retries.drain(..)
     }

@@ -23,6 +23,7 @@ pub(super) struct ItemRt {
 }
 
 impl ItemRt {
+    #[inline]
     pub(super) fn state(&self) -> NodeState {
         self.state.unwrap_or(NodeState::Ready)
     }
@@ -60,6 +61,7 @@ impl FanRt {
         }
     }
 
+    #[inline]
     pub(super) fn has_work(&self) -> bool {
         !self.retry.is_empty() || (self.next as usize) < self.items.len()
     }
@@ -97,6 +99,7 @@ pub(super) struct ReadyQueue {
 }
 
 impl ReadyQueue {
+    #[inline]
     pub(super) fn push(&mut self, priority: i32, node: u32) {
         let at = self.levels.partition_point(|(p, _)| *p > priority);
         match self.levels.get_mut(at) {
@@ -106,12 +109,14 @@ impl ReadyQueue {
         self.len += 1;
     }
 
+    #[inline]
     pub(super) fn pop(&mut self) -> Option<u32> {
         let n = self.levels.iter_mut().find_map(|(_, q)| q.pop_front())?;
         self.len -= 1;
         Some(n)
     }
 
+    #[inline]
     pub(super) fn is_empty(&self) -> bool {
         self.len == 0
     }
