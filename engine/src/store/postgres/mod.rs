@@ -15,10 +15,7 @@ use crate::ids::RunId;
 use crate::workflow::WorkflowSpec;
 
 use super::combine::{Combiner, GroupWrite};
-use super::sql::{
-    EncodedSpec, SpecCache, Sql, backend, fence, from_micros, micros, millis, parse_run_id,
-    sql_store, to_json,
-};
+use super::sql::{EncodedSpec, SpecCache, Sql, backend, fence, micros, millis, sql_store, to_json};
 use super::{Lease, RunRecord, StoreError};
 
 mod claim;
@@ -247,32 +244,6 @@ impl PostgresStore {
         .map_err(|e| backend("creating a run", e))?;
         Ok(inserted > 0)
     }
-
-    /// Why `run` could not be inserted: its idempotency key or its id is taken.
-    async fn conflict(&self, run: &RunRecord) -> StoreError {
-        if let Some(key) = &run.idempotency_key {
-            let holder: Result<Option<(String, i64)>, _> =
-                sqlx::query_as("SELECT id::text, created_at FROM runs WHERE idempotency_key = $1")
-                    .bind(key)
-                    .fetch_optional(&self.pool)
-                    .await;
-            match holder {
-                Ok(Some((id, created))) => {
-                    return match parse_run_id(&id) {
-                        Ok(holder) => StoreError::KeyExists {
-                            key: key.clone(),
-                            run: holder,
-                            created_at: from_micros(created),
-                        },
-                        Err(e) => e,
-                    };
-                }
-                Ok(None) => {}
-                Err(e) => return backend("creating a run", e),
-            }
-        }
-        StoreError::RunExists(run.id)
-    }
 }
 
 sql_store!(PostgresStore {
@@ -294,7 +265,7 @@ sql_store!(PostgresStore {
                 return if inserted {
                     Ok(())
                 } else {
-                    Err(self.conflict(run).await)
+                    Err(self.sql().conflict(run).await)
                 };
             }
             let mut tx = self
@@ -308,7 +279,7 @@ sql_store!(PostgresStore {
                 .await?
             {
                 drop(tx);
-                return Err(self.conflict(run).await);
+                return Err(self.sql().conflict(run).await);
             }
             tx.commit()
                 .await

@@ -129,6 +129,34 @@ where
             .collect())
     }
 
+    /// Why `run` could not be inserted: its idempotency key or its id is taken.
+    pub(in crate::store) async fn conflict(&self, run: &RunRecord) -> StoreError {
+        if let Some(key) = &run.idempotency_key {
+            let holder: Result<Option<(String, i64)>, _> = sqlx::query_as(&format!(
+                "SELECT id{}, created_at FROM runs WHERE idempotency_key = $1",
+                DB::TEXT
+            ))
+            .bind(key.as_str())
+            .fetch_optional(self.pool)
+            .await;
+            match holder {
+                Ok(Some((id, created))) => {
+                    return match parse_run_id(&id) {
+                        Ok(holder) => StoreError::KeyExists {
+                            key: key.clone(),
+                            run: holder,
+                            created_at: from_micros(created),
+                        },
+                        Err(e) => e,
+                    };
+                }
+                Ok(None) => {}
+                Err(e) => return backend("creating a run", e),
+            }
+        }
+        StoreError::RunExists(run.id)
+    }
+
     /// [`Store::get_run`](super::super::Store::get_run).
     pub(in crate::store) async fn get_run(
         &self,

@@ -15,10 +15,7 @@ use crate::ids::RunId;
 use crate::workflow::WorkflowSpec;
 
 use super::combine::{Combiner, GroupWrite};
-use super::sql::{
-    EncodedSpec, SpecCache, Sql, backend, fence, from_micros, micros, millis, parse_run_id,
-    sql_store, to_json,
-};
+use super::sql::{EncodedSpec, SpecCache, Sql, backend, fence, micros, millis, sql_store, to_json};
 use super::{Lease, RunRecord, StoreError};
 
 mod claim;
@@ -246,22 +243,8 @@ sql_store!(SqliteStore {
             .rows_affected();
             if inserted == 0 {
                 // The id, or the idempotency key, is taken.
-                if let Some(key) = &run.idempotency_key {
-                    let holder: Option<(String, i64)> =
-                        sqlx::query_as("SELECT id, created_at FROM runs WHERE idempotency_key = ?")
-                            .bind(key)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(|e| backend("creating a run", e))?;
-                    if let Some((id, created)) = holder {
-                        return Err(StoreError::KeyExists {
-                            key: key.clone(),
-                            run: parse_run_id(&id)?,
-                            created_at: from_micros(created),
-                        });
-                    }
-                }
-                return Err(StoreError::RunExists(run.id));
+                drop(tx);
+                return Err(self.sql().conflict(run).await);
             }
             tx.commit()
                 .await
