@@ -9,55 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use dagforge::prelude::*;
-use dagforge::store::{Lease, RunQuery, RunRecord, Store};
-use dagforge::workflow::WorkflowSnapshot;
+use dagforge::store::{Lease, RunQuery, Store};
 use dagforge::{NodeEvent, RunId};
-use serde_json::json;
 
-use crate::common::*;
-
-fn workflow(name: &str) -> Workflow {
-    let mut wf = Workflow::builder(name);
-    wf.add("a", Noop);
-    wf.build().unwrap()
-}
-
-fn record(name: &str) -> RunRecord {
-    let wf = workflow(name);
-    RunRecord::new(
-        RunId::new(),
-        name.to_owned(),
-        "1".to_owned(),
-        WorkflowSnapshot::of(&wf),
-        json!({"k": 1}),
-    )
-}
-
-fn node(run: RunId, seq: u64, n: NodeEvent) -> Event {
-    Event::new(run, seq, SystemTime::now(), EventKind::Node(n))
-}
-
-fn run_event(run: RunId, seq: u64, from: RunState, to: RunState) -> Event {
-    Event::new(run, seq, SystemTime::now(), EventKind::Run { from, to })
-}
-
-const TTL: Duration = Duration::from_secs(30);
-
-/// A run in a store with a live lease, started (seq 1).
-pub(crate) async fn started(store: &dyn Store, name: &str) -> (RunRecord, Lease) {
-    let rec = record(name);
-    let lease = Lease::new("engine-a", 1);
-    store.create_run(&rec, &lease, TTL).await.unwrap();
-    store
-        .append(
-            rec.id,
-            &lease,
-            &[run_event(rec.id, 1, RunState::Pending, RunState::Running)],
-        )
-        .await
-        .unwrap();
-    (rec, lease)
-}
+use dagforge::store::conformance::{TTL, node, record, run_event, started};
 
 /// A one-node workflow for enqueue tests.
 fn enqueued_workflow() -> Workflow {

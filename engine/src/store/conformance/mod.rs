@@ -75,13 +75,15 @@ impl Job for Noop {
     }
 }
 
-pub(super) fn workflow(name: &str) -> Workflow {
+/// A one-node workflow named `name` (its node does nothing).
+pub fn workflow(name: &str) -> Workflow {
     let mut wf = Workflow::builder(name);
     wf.add("a", Noop);
     wf.build().unwrap()
 }
 
-pub(super) fn record(name: &str) -> RunRecord {
+/// A Pending run of [`workflow`]`(name)`, version `1`, inputs `{"k": 1}`.
+pub fn record(name: &str) -> RunRecord {
     let wf = workflow(name);
     RunRecord::new(
         RunId::new(),
@@ -92,18 +94,21 @@ pub(super) fn record(name: &str) -> RunRecord {
     )
 }
 
-pub(super) fn node(run: RunId, seq: u64, n: NodeEvent) -> Event {
+/// Event `seq` of `run`: node event `n`, now.
+pub fn node(run: RunId, seq: u64, n: NodeEvent) -> Event {
     Event::new(run, seq, SystemTime::now(), EventKind::Node(n))
 }
 
-pub(super) fn run_event(run: RunId, seq: u64, from: RunState, to: RunState) -> Event {
+/// Event `seq` of `run`: the run moved `from` → `to`, now.
+pub fn run_event(run: RunId, seq: u64, from: RunState, to: RunState) -> Event {
     Event::new(run, seq, SystemTime::now(), EventKind::Run { from, to })
 }
 
-pub(super) const TTL: Duration = Duration::from_secs(30);
+/// The lease duration the suite uses.
+pub const TTL: Duration = Duration::from_secs(30);
 
 /// A run in a store with a live lease, started (seq 1).
-pub(super) async fn started(store: &dyn Store, name: &str) -> (RunRecord, Lease) {
+pub async fn started(store: &dyn Store, name: &str) -> (RunRecord, Lease) {
     let rec = record(name);
     let lease = Lease::new("engine-a", 1);
     store.create_run(&rec, &lease, TTL).await.unwrap();
