@@ -118,8 +118,8 @@ impl PostgresOptions {
         self
     }
 
-    /// Whether every append notifies [subscribers](PostgresStore::subscribe)
-    /// ([`NotificationKind::Appended`]; default `false`). Engines do not need these
+    /// Whether every append notifies [subscribers](super::PostgresStore::subscribe)
+    /// ([`NotificationKind::Appended`](super::NotificationKind::Appended); default `false`). Engines do not need these
     /// (they wake on creates and releases); a live view of other processes' runs does.
     /// Each notification costs the writing transaction a turn on PostgreSQL's global
     /// notification queue lock at commit.

@@ -32,7 +32,7 @@ pub use notify::{Notification, NotificationKind, Notifications};
 ///
 /// * Leases expire on the database's clock (`now()`), so engines' clocks need not
 ///   agree.
-/// * [`claim`](Store::claim) picks expired runs with `FOR UPDATE SKIP LOCKED`: engines
+/// * [`claim`](crate::store::RunLog::claim) picks expired runs with `FOR UPDATE SKIP LOCKED`: engines
 ///   claiming at once never wait for nor take each other's runs, and each claim bumps
 ///   the run's fencing token.
 /// * Every write checks the lease in the same statement (`WHERE id = … AND

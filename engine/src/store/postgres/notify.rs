@@ -35,7 +35,7 @@ pub struct Notification {
 }
 
 /// Notifications of creates, appends and releases in one store's schema, by any engine
-/// process: from [`PostgresStore::subscribe`].
+/// process: from [`PostgresStore::subscribe`](super::PostgresStore::subscribe).
 ///
 /// Notifications are wake-up calls, not a log: PostgreSQL drops them while the
 /// listening connection is down (it reconnects by itself), so after an error or on a
