@@ -214,10 +214,12 @@ impl EngineBuilder {
     /// Builds the engine.
     pub fn build(self) -> Engine {
         let (events, _) = broadcast::channel(self.event_capacity);
+        let executor: Arc<dyn Executor> = self.executor.unwrap_or_else(|| Arc::new(InProcess));
         Engine {
             sh: Arc::new(Shared {
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                executor: self.executor.unwrap_or_else(|| Arc::new(InProcess)),
+                executor_name: executor.name(),
+                executor,
                 permits: Limiter::new(self.concurrency),
                 events,
                 grace: self.grace,

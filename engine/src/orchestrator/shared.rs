@@ -24,6 +24,8 @@ use crate::workflow::Workflow;
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) executor: Arc<dyn Executor>,
+    /// `executor.name()`, worked out once (each attempt's drop guard names it).
+    pub(crate) executor_name: &'static str,
     pub(crate) permits: Arc<Limiter>,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) grace: Duration,
