@@ -32,7 +32,7 @@ impl std::error::Error for EncodeError {}
 
 /// [`serde_json::to_value`], stopping (with an error, not a stack overflow) as soon as
 /// the value nests deeper than `limit`. `value` itself is left to the caller: if it is
-/// too deep, dropping it may recurse as deep (see [`dispose`]).
+/// too deep, dropping it may recurse as deep (see [`dispose`](super::dispose)).
 pub fn to_value<T: Serialize + ?Sized>(value: &T, limit: usize) -> Result<Value, EncodeError> {
     match encode(value, limit, false) {
         (Ok(v), _) => Ok(v),
