@@ -13,12 +13,19 @@ mod events;
 mod executor_contract;
 mod fanout;
 mod faults;
+#[cfg(feature = "http")]
+mod http;
+#[cfg(feature = "http")]
+mod http_sse;
 mod hygiene;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 mod macros;
 mod outage;
 #[cfg(unix)]
 mod process;
 mod property;
+mod queries;
 mod recurring;
 mod resume;
 mod retries;

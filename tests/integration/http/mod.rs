@@ -1,0 +1,1 @@
+//! The HTTP API (`dagforge::http`) driven over real HTTP: REST endpoints, errors, auth.

@@ -1,0 +1,1 @@
+//! The Kubernetes executor against the in-repo fake API server.
