@@ -34,9 +34,9 @@ LAYERS = [
                             "private"]),
     ("stores, executors, worker", ["store", "executor", "worker"]),
     ("runtime", ["orchestrator"]),
-    ("faces", ["app", "guide", "executor_conformance", "store_conformance"]),
+    ("faces", ["app", "http", "guide", "executor_conformance", "store_conformance"]),
 ]
-FACES = {"app"}
+FACES = {"app", "http"}
 
 LAYER_OF = {m: i for i, (_, ms) in enumerate(LAYERS) for m in ms}
 

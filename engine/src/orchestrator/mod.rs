@@ -2,6 +2,7 @@
 //! recording every transition in the store first.
 
 mod cancel;
+mod catalog;
 mod driver;
 mod engine;
 mod enqueue;

@@ -1,0 +1,196 @@
+//! A run's recorded events, paged, and its log lines.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::Shared;
+use super::extract::{Query, page_size, run_id};
+use super::problem::{Problem, ProblemDoc, ProblemKind};
+use super::views::{EventView, LogLine};
+use crate::LogLevel;
+
+/// Events read from the store at a time when scanning for log lines.
+const SCAN: usize = 5_000;
+
+pub(crate) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/runs/{id}/history", get(history))
+        .route("/api/v1/runs/{id}/logs", get(logs))
+}
+
+/// Paging by sequence number.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HistoryParams {
+    /// Events after this sequence number (default 0: from the first).
+    after: Option<u64>,
+    /// Page size, 1 to 5,000 (default 500).
+    limit: Option<usize>,
+}
+
+/// A page of a run's events.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EventPage {
+    /// The events, in order.
+    items: Vec<EventView>,
+    /// Pass as `after` for the next page: the last event's sequence number (absent
+    /// when the page is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<u64>,
+}
+
+async fn existing(st: &Shared, id: &str) -> Result<crate::RunId, Problem> {
+    let run = run_id(id, "path.id")?;
+    st.engine
+        .store()
+        .get_run(run)
+        .await
+        .map_err(crate::Error::from)?
+        .ok_or(crate::Error::RunNotFound(run))?;
+    Ok(run)
+}
+
+/// A run's recorded events, in order, paged by sequence number (the same events as
+/// the live stream at `/api/v1/runs/{id}/events`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/history",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id."), HistoryParams),
+    responses(
+        (status = 200, description = "A page of events.", body = EventPage),
+        (status = 400, description = "Bad run id or paging.", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such run.", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn history(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    Query(p): Query<HistoryParams>,
+) -> Result<Json<EventPage>, Problem> {
+    let limit = page_size(p.limit, 500, 5_000)?;
+    let run = existing(&st, &id).await?;
+    let events = st
+        .engine
+        .store()
+        .events(run, p.after.unwrap_or(0), limit)
+        .await
+        .map_err(crate::Error::from)?;
+    Ok(Json(EventPage {
+        next_after: events.last().map(|e| e.seq),
+        items: events.iter().map(EventView::of).collect(),
+    }))
+}
+
+/// Which log lines.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LogParams {
+    /// Only this node's lines.
+    node: Option<String>,
+    /// Only this fan-out item's lines.
+    item: Option<u32>,
+    /// Only this attempt's lines.
+    attempt: Option<u32>,
+    /// Only lines at this level or above: `trace`, `debug`, `info`, `warn`, `error`.
+    level: Option<String>,
+    /// Lines after this sequence number (the `next_after` of the previous page).
+    after: Option<u64>,
+    /// Page size, 1 to 5,000 (default 500).
+    limit: Option<usize>,
+    /// The last `tail` lines instead of the first ones (1 to 5,000).
+    tail: Option<usize>,
+}
+
+/// A page of log lines.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LogPage {
+    /// The lines, in order.
+    items: Vec<LogLine>,
+    /// Pass as `after` for the lines that follow (the last line's sequence number;
+    /// absent when the page is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<u64>,
+}
+
+/// `text` as a log level, or a `bad-query` problem.
+pub(crate) fn parse_level(text: &str) -> Result<LogLevel, Problem> {
+    serde_json::from_value(serde_json::Value::String(text.trim().to_ascii_lowercase())).map_err(
+        |_| {
+            Problem::new(
+                ProblemKind::BadQuery,
+                "a log level is one of trace, debug, info, warn, error",
+            )
+            .culprit("query.level")
+            .value(text)
+        },
+    )
+}
+
+/// A run's log lines, filtered by node, item, attempt and level; the first page after
+/// `after`, or the last `tail` lines.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/logs",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id."), LogParams),
+    responses(
+        (status = 200, description = "A page of log lines.", body = LogPage),
+        (status = 400, description = "Bad run id, level or paging.", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such run.", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn logs(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    Query(p): Query<LogParams>,
+) -> Result<Json<LogPage>, Problem> {
+    let limit = page_size(p.limit, 500, 5_000)?;
+    let tail = match p.tail {
+        Some(t) => Some(page_size(Some(t), t, 5_000).map_err(|e| e.culprit("query.tail"))?),
+        None => None,
+    };
+    let level = p.level.as_deref().map(parse_level).transpose()?;
+    let run = existing(&st, &id).await?;
+    let keep = |l: &LogLine| {
+        p.node.as_deref().is_none_or(|n| l.node == n)
+            && p.item.is_none_or(|i| l.item == Some(i))
+            && p.attempt.is_none_or(|a| l.attempt == a)
+            && level.is_none_or(|min| parse_level(&l.level).is_ok_and(|lv| lv >= min))
+    };
+    let mut after = p.after.unwrap_or(0);
+    let mut lines: std::collections::VecDeque<LogLine> = std::collections::VecDeque::new();
+    loop {
+        let events = st
+            .engine
+            .store()
+            .events(run, after, SCAN)
+            .await
+            .map_err(crate::Error::from)?;
+        let Some(last) = events.last() else { break };
+        after = last.seq;
+        for line in events.iter().filter_map(LogLine::of).filter(|l| keep(l)) {
+            lines.push_back(line);
+            match tail {
+                Some(t) if lines.len() > t => {
+                    lines.pop_front();
+                }
+                None if lines.len() >= limit => break,
+                _ => {}
+            }
+        }
+        if tail.is_none() && lines.len() >= limit {
+            break;
+        }
+    }
+    let items: Vec<LogLine> = lines.into_iter().collect();
+    Ok(Json(LogPage {
+        next_after: items.last().map(|l| l.seq),
+        items,
+    }))
+}
