@@ -217,6 +217,9 @@ impl dagforge::store::ScheduleStore for Faulty {
     }
 }
 
+impl dagforge::store::EngineRegistry for Faulty {}
+impl dagforge::store::EventFeed for Faulty {}
+
 #[async_trait::async_trait]
 impl dagforge::store::Watch for Faulty {
     async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
@@ -348,6 +351,8 @@ struct FaultyView(Arc<Faulty>);
 
 /// No wake-ups: the engine polls.
 impl dagforge::store::Watch for FaultyView {}
+impl dagforge::store::EngineRegistry for FaultyView {}
+impl dagforge::store::EventFeed for FaultyView {}
 
 #[async_trait::async_trait]
 impl dagforge::store::RunLog for FaultyView {

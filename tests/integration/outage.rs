@@ -197,6 +197,9 @@ impl dagforge::store::ScheduleStore for Flaky {
     }
 }
 
+impl dagforge::store::EngineRegistry for Flaky {}
+impl dagforge::store::EventFeed for Flaky {}
+
 #[async_trait::async_trait]
 impl dagforge::store::Watch for Flaky {
     async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {

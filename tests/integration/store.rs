@@ -338,6 +338,49 @@ macro_rules! conformance {
                 .await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn idempotency_keys_hold_one_run() {
+                dagforge::store::conformance::idempotency_keys_hold_one_run(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn claims_follow_priority_at_the_store() {
+                dagforge::store::conformance::claims_follow_priority(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn delayed_runs_wait_at_the_store() {
+                dagforge::store::conformance::delayed_runs_wait(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn capped_lanes_hold_their_cap_at_the_store() {
+                dagforge::store::conformance::capped_lanes_hold_their_cap(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn run_queries_filter_page_and_count() {
+                dagforge::store::conformance::run_queries_filter_page_and_count(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn executions_page_and_count() {
+                dagforge::store::conformance::executions_page_and_count(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn logs_filter_page_and_tail() {
+                dagforge::store::conformance::logs_filter_page_and_tail(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_feed_has_every_event_once() {
+                dagforge::store::conformance::the_feed_has_every_event_once(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_feed_keeps_up_with_concurrent_writers() {
+                dagforge::store::conformance::the_feed_keeps_up_with_concurrent_writers(
+                    make().await,
+                )
+                .await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn engines_beat_list_and_forget() {
+                dagforge::store::conformance::engines_beat_list_and_forget(make().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn specs_are_stored_once_and_read_back() {
                 dagforge::store::conformance::specs_are_stored_once_and_read_back(make().await)
                     .await;
@@ -568,6 +611,37 @@ pub(crate) mod pg {
         ) -> Result<Vec<Event>, StoreError> {
             Store::events(&self.0, run, after, limit).await
         }
+
+        async fn count_runs(
+            &self,
+            query: &RunQuery,
+        ) -> Result<dagforge::store::RunCounts, StoreError> {
+            Store::count_runs(&self.0, query).await
+        }
+
+        async fn executions_page(
+            &self,
+            run: RunId,
+            query: &dagforge::store::ExecutionQuery,
+        ) -> Result<dagforge::store::ExecutionPage, StoreError> {
+            Store::executions_page(&self.0, run, query).await
+        }
+
+        async fn count_executions(
+            &self,
+            run: RunId,
+            query: &dagforge::store::ExecutionQuery,
+        ) -> Result<u64, StoreError> {
+            Store::count_executions(&self.0, run, query).await
+        }
+
+        async fn logs(
+            &self,
+            run: RunId,
+            query: &dagforge::store::LogQuery,
+        ) -> Result<Vec<dagforge::store::LogLine>, StoreError> {
+            Store::logs(&self.0, run, query).await
+        }
     }
 
     #[async_trait::async_trait]
@@ -651,6 +725,44 @@ pub(crate) mod pg {
     impl dagforge::store::Watch for TempSchema {
         async fn next_start(&self) -> Result<Option<std::time::SystemTime>, StoreError> {
             Store::next_start(&self.0).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl dagforge::store::EngineRegistry for TempSchema {
+        async fn beat(&self, engine: &dagforge::store::EngineRecord) -> Result<(), StoreError> {
+            Store::beat(&self.0, engine).await
+        }
+
+        async fn engines(&self) -> Result<Vec<dagforge::store::EngineRecord>, StoreError> {
+            Store::engines(&self.0).await
+        }
+
+        async fn forget_engine(&self, id: &str) -> Result<bool, StoreError> {
+            Store::forget_engine(&self.0, id).await
+        }
+
+        async fn forget_engines_before(
+            &self,
+            before: std::time::SystemTime,
+        ) -> Result<u64, StoreError> {
+            Store::forget_engines_before(&self.0, before).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl dagforge::store::EventFeed for TempSchema {
+        async fn events_since(
+            &self,
+            after: dagforge::store::FeedCursor,
+            limit: usize,
+            workflow: Option<&str>,
+        ) -> Result<dagforge::store::FeedPage, StoreError> {
+            Store::events_since(&self.0, after, limit, workflow).await
+        }
+
+        async fn feed_head(&self) -> Result<dagforge::store::FeedCursor, StoreError> {
+            Store::feed_head(&self.0).await
         }
     }
 }

@@ -110,6 +110,23 @@ pub enum StoreError {
         /// Which database, and what it holds.
         message: String,
     },
+    /// A query the store cannot run: a malformed cursor, a filter out of range. Nothing
+    /// was read; the error names the culprit.
+    #[error("bad {what} `{value}`: {reason}")]
+    BadQuery {
+        /// What was wrong: `run cursor`, `run id prefix`…
+        what: &'static str,
+        /// The value given (cut to 80 characters).
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The store does not have this capability (its capability trait's default).
+    #[error("this store does not support {what}")]
+    Unsupported {
+        /// The capability: `the global event feed`…
+        what: &'static str,
+    },
     /// A stored row does not decode; the error names the run and what it holds.
     #[error(transparent)]
     BadRow(#[from] BadRow),

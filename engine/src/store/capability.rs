@@ -1,6 +1,7 @@
 //! The store's capabilities, one trait each: what a store outside this crate
 //! implements. [`Store`](super::Store) is their union, implemented for every type that
-//! has all five.
+//! has all of them (with [`EngineRegistry`](super::EngineRegistry) and
+//! [`EventFeed`](super::EventFeed), in their own files).
 
 use std::time::{Duration, SystemTime};
 
@@ -8,7 +9,8 @@ use crate::events::Event;
 use crate::ids::RunId;
 
 use super::{
-    Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, ScheduleAdvance, ScheduleRecord,
+    Claimed, ExecutionCursor, ExecutionPage, ExecutionQuery, ExecutionRecord, Lease, LogLine,
+    LogQuery, MAX_PAGE, Page, RunCounts, RunQuery, RunRecord, ScheduleAdvance, ScheduleRecord,
     StoreError, Wakeups,
 };
 
@@ -118,6 +120,103 @@ pub trait RunQueries: Send + Sync + std::fmt::Debug + 'static {
 
     /// Up to `limit` events with `seq > after`, in order.
     async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// How many runs are in each state under `query`'s filters (its cursor and limit
+    /// ignored). The default pages through [`list_runs`](RunQueries::list_runs); the
+    /// crate's stores count with their indexes.
+    async fn count_runs(&self, query: &RunQuery) -> Result<RunCounts, StoreError> {
+        query.check()?;
+        let mut q = query.clone();
+        q.limit = MAX_PAGE;
+        q.before = None;
+        q.cursor = None;
+        let mut counts = RunCounts::default();
+        loop {
+            let page = self.list_runs(&q).await?;
+            for r in &page.items {
+                counts.add(r.state, 1);
+            }
+            match (page.cursor, page.next) {
+                (Some(c), _) => q.cursor = Some(c),
+                (None, Some(n)) => q.before = Some(n),
+                (None, None) => return Ok(counts),
+            }
+        }
+    }
+
+    /// A page of a run's executions ordered by node, item (the node's own row first),
+    /// attempt, filtered by `query` ([`StoreError::UnknownRun`] for no such run). The
+    /// default reads every execution; the crate's stores read only the page.
+    async fn executions_page(
+        &self,
+        run: RunId,
+        query: &ExecutionQuery,
+    ) -> Result<ExecutionPage, StoreError> {
+        query.check()?;
+        let mut rows: Vec<ExecutionRecord> = self
+            .executions(run)
+            .await?
+            .into_iter()
+            .filter(|e| query.matches(e))
+            .filter(|e| {
+                query.after.as_ref().is_none_or(|c| {
+                    (e.node.as_str(), e.item.map_or(-1, i64::from), e.attempt) > c.key()
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (&a.node, a.item.map_or(-1, i64::from), a.attempt).cmp(&(
+                &b.node,
+                b.item.map_or(-1, i64::from),
+                b.attempt,
+            ))
+        });
+        let size = query.size();
+        let next = (rows.len() > size).then(|| ExecutionCursor::after(&rows[size - 1]));
+        rows.truncate(size);
+        Ok(ExecutionPage::new(rows, next))
+    }
+
+    /// How many of a run's executions pass `query`'s filters (its cursor and limit
+    /// ignored).
+    async fn count_executions(
+        &self,
+        run: RunId,
+        query: &ExecutionQuery,
+    ) -> Result<u64, StoreError> {
+        query.check()?;
+        let rows = self.executions(run).await?;
+        Ok(rows.iter().filter(|e| query.matches(e)).count() as u64)
+    }
+
+    /// A run's log lines passing `query`'s filters, in sequence order: the first
+    /// `limit` after `query.after`, or with `query.tail` the last `limit` of those
+    /// ([`StoreError::UnknownRun`] for no such run). The default reads the events;
+    /// the crate's stores read only the lines.
+    async fn logs(&self, run: RunId, query: &LogQuery) -> Result<Vec<LogLine>, StoreError> {
+        query.check()?;
+        let size = query.size();
+        let mut out = std::collections::VecDeque::new();
+        let mut after = query.after;
+        loop {
+            let page = self.events(run, after, MAX_PAGE).await?;
+            let Some(last) = page.last() else {
+                return Ok(out.into());
+            };
+            after = last.seq;
+            for e in &page {
+                if let Some(line) = query.line(e) {
+                    if out.len() == size {
+                        if !query.tail {
+                            return Ok(out.into());
+                        }
+                        out.pop_front();
+                    }
+                    out.push_back(line);
+                }
+            }
+        }
+    }
 }
 
 /// Queue administration: lanes' caps and idempotency keys.

@@ -4,22 +4,30 @@
 //! (dispatching, notifying subscribers). The [`MemoryStore`] is always available; the
 //! SQLite and PostgreSQL stores implement the same traits.
 //!
-//! A store is five capabilities: the run log ([`RunLog`]), reading runs back
-//! ([`RunQueries`]), queue administration ([`QueueAdmin`]), recurring schedules
-//! ([`ScheduleStore`]) and change watching ([`Watch`]). [`Store`] is their union, implemented
-//! for every type that has all five: a store written outside this crate implements the
-//! five traits, building its records with their constructors ([`RunRecord::new`],
-//! [`Lease::new`], [`Claimed::new`], [`ExecutionRecord::new`], [`Page::new`],
-//! [`ScheduleRecord::new`], [`BadRow::new`]), and hands the engine an `Arc<dyn Store>`.
+//! A store is seven capabilities: the run log ([`RunLog`]), reading runs back
+//! ([`RunQueries`]: runs, counts, executions and logs in keyset pages), queue
+//! administration ([`QueueAdmin`]), recurring schedules ([`ScheduleStore`]), change
+//! watching ([`Watch`]), engine heartbeats ([`EngineRegistry`]) and the global event
+//! feed ([`EventFeed`]). [`Store`] is their union, implemented for every type that has
+//! all seven: a store written outside this crate implements the seven traits (the last
+//! two, and `RunQueries`' paged reads, have defaults), building its records with their
+//! constructors ([`RunRecord::new`], [`Lease::new`], [`Claimed::new`],
+//! [`ExecutionRecord::new`], [`Page::new`], [`ScheduleRecord::new`], [`BadRow::new`],
+//! [`EngineRecord::new`], [`FeedEvent::new`]…), and hands the engine an
+//! `Arc<dyn Store>`.
 
 mod capability;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod combine;
 #[cfg(feature = "test-util")]
 pub mod conformance;
+mod detail;
+mod engines;
+mod feed;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod query;
 mod schedules;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -40,9 +48,13 @@ use crate::state::{NodeState, RunState};
 use crate::workflow::WorkflowSnapshot;
 
 pub use capability::{QueueAdmin, RunLog, RunQueries, ScheduleStore, Watch};
+pub use detail::{ExecutionCursor, ExecutionPage, ExecutionQuery, LogLine, LogQuery};
+pub use engines::{EngineRecord, EngineRegistry};
+pub use feed::{EventFeed, FeedCursor, FeedEvent, FeedPage};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{Notification, NotificationKind, Notifications, PostgresOptions, PostgresStore};
+pub use query::{DEFAULT_PAGE, IdText, MAX_PAGE, Page, RunCounts, RunCursor, RunQuery};
 pub use schedules::{ScheduleAdvance, ScheduleRecord};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -232,72 +244,6 @@ impl ExecutionRecord {
             reason: None,
             started_at: None,
             updated_at,
-        }
-    }
-}
-
-/// Filters and paging for [`Store::list_runs`]. Runs come newest first.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct RunQuery {
-    /// Only runs of this workflow.
-    pub workflow: Option<String>,
-    /// Only runs in this state.
-    pub state: Option<RunState>,
-    /// Page size (0 means 50).
-    pub limit: usize,
-    /// Continue after this run id (the previous page's `next`).
-    pub before: Option<RunId>,
-}
-
-impl RunQuery {
-    /// All runs, first page of 50.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Only runs of `workflow`.
-    pub fn workflow(mut self, workflow: impl Into<String>) -> Self {
-        self.workflow = Some(workflow.into());
-        self
-    }
-    /// Only runs in `state`.
-    pub fn state(mut self, state: RunState) -> Self {
-        self.state = Some(state);
-        self
-    }
-    /// Page size.
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = limit;
-        self
-    }
-    /// Continue after `run`.
-    pub fn before(mut self, run: RunId) -> Self {
-        self.before = Some(run);
-        self
-    }
-}
-
-/// One page of results.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Page<T> {
-    /// The items.
-    pub items: Vec<T>,
-    /// Pass as `before` to get the next page; `None` on the last page.
-    pub next: Option<RunId>,
-    /// Rows of this page that do not decode, left out of `items` (each names its run).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bad: Vec<BadRow>,
-}
-
-impl<T> Page<T> {
-    /// A page of `items`; `next` is what to pass as `before` for the next page (`None`
-    /// on the last one). No bad rows (push onto `bad` for those).
-    pub fn new(items: Vec<T>, next: Option<RunId>) -> Self {
-        Page {
-            items,
-            next,
-            bad: Vec::new(),
         }
     }
 }

@@ -8,14 +8,17 @@ use crate::events::Event;
 use crate::ids::RunId;
 
 use super::{
-    Claimed, ExecutionRecord, Lease, Page, QueueAdmin, RunLog, RunQueries, RunQuery, RunRecord,
-    ScheduleAdvance, ScheduleRecord, ScheduleStore, StoreError, Wakeups, Watch,
+    Claimed, EngineRecord, EngineRegistry, EventFeed, ExecutionPage, ExecutionQuery,
+    ExecutionRecord, FeedCursor, FeedPage, Lease, LogLine, LogQuery, Page, QueueAdmin, RunCounts,
+    RunLog, RunQueries, RunQuery, RunRecord, ScheduleAdvance, ScheduleRecord, ScheduleStore,
+    StoreError, Wakeups, Watch,
 };
 
 /// Where runs and their events live: the union of the store's capabilities
-/// ([`RunLog`], [`RunQueries`], [`QueueAdmin`], [`ScheduleStore`], [`Watch`]), implemented
-/// for every type that has all five. The engine takes an `Arc<dyn Store>`; a store
-/// implements the five traits (see their docs for each method's contract), and
+/// ([`RunLog`], [`RunQueries`], [`QueueAdmin`], [`ScheduleStore`], [`Watch`],
+/// [`EngineRegistry`], [`EventFeed`]), implemented for every type that has all seven.
+/// The engine takes an `Arc<dyn Store>`; a store implements the seven traits (see
+/// their docs for each method's contract), and
 /// callers that import `Store` alone call every method through it.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
@@ -145,12 +148,52 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// [`Watch::watch`].
     async fn watch(&self) -> Result<Option<Wakeups>, StoreError>;
+
+    /// [`RunQueries::count_runs`].
+    async fn count_runs(&self, query: &RunQuery) -> Result<RunCounts, StoreError>;
+
+    /// [`RunQueries::executions_page`].
+    async fn executions_page(
+        &self,
+        run: RunId,
+        query: &ExecutionQuery,
+    ) -> Result<ExecutionPage, StoreError>;
+
+    /// [`RunQueries::count_executions`].
+    async fn count_executions(&self, run: RunId, query: &ExecutionQuery)
+    -> Result<u64, StoreError>;
+
+    /// [`RunQueries::logs`].
+    async fn logs(&self, run: RunId, query: &LogQuery) -> Result<Vec<LogLine>, StoreError>;
+
+    /// [`EngineRegistry::beat`].
+    async fn beat(&self, engine: &EngineRecord) -> Result<(), StoreError>;
+
+    /// [`EngineRegistry::engines`].
+    async fn engines(&self) -> Result<Vec<EngineRecord>, StoreError>;
+
+    /// [`EngineRegistry::forget_engine`].
+    async fn forget_engine(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// [`EngineRegistry::forget_engines_before`].
+    async fn forget_engines_before(&self, before: SystemTime) -> Result<u64, StoreError>;
+
+    /// [`EventFeed::events_since`].
+    async fn events_since(
+        &self,
+        after: FeedCursor,
+        limit: usize,
+        workflow: Option<&str>,
+    ) -> Result<FeedPage, StoreError>;
+
+    /// [`EventFeed::feed_head`].
+    async fn feed_head(&self) -> Result<FeedCursor, StoreError>;
 }
 
 #[async_trait::async_trait]
 impl<T> Store for T
 where
-    T: RunLog + RunQueries + QueueAdmin + ScheduleStore + Watch,
+    T: RunLog + RunQueries + QueueAdmin + ScheduleStore + Watch + EngineRegistry + EventFeed,
 {
     async fn create_run(
         &self,
@@ -319,5 +362,58 @@ where
 
     async fn watch(&self) -> Result<Option<Wakeups>, StoreError> {
         Watch::watch(self).await
+    }
+
+    async fn count_runs(&self, query: &RunQuery) -> Result<RunCounts, StoreError> {
+        RunQueries::count_runs(self, query).await
+    }
+
+    async fn executions_page(
+        &self,
+        run: RunId,
+        query: &ExecutionQuery,
+    ) -> Result<ExecutionPage, StoreError> {
+        RunQueries::executions_page(self, run, query).await
+    }
+
+    async fn count_executions(
+        &self,
+        run: RunId,
+        query: &ExecutionQuery,
+    ) -> Result<u64, StoreError> {
+        RunQueries::count_executions(self, run, query).await
+    }
+
+    async fn logs(&self, run: RunId, query: &LogQuery) -> Result<Vec<LogLine>, StoreError> {
+        RunQueries::logs(self, run, query).await
+    }
+
+    async fn beat(&self, engine: &EngineRecord) -> Result<(), StoreError> {
+        EngineRegistry::beat(self, engine).await
+    }
+
+    async fn engines(&self) -> Result<Vec<EngineRecord>, StoreError> {
+        EngineRegistry::engines(self).await
+    }
+
+    async fn forget_engine(&self, id: &str) -> Result<bool, StoreError> {
+        EngineRegistry::forget_engine(self, id).await
+    }
+
+    async fn forget_engines_before(&self, before: SystemTime) -> Result<u64, StoreError> {
+        EngineRegistry::forget_engines_before(self, before).await
+    }
+
+    async fn events_since(
+        &self,
+        after: FeedCursor,
+        limit: usize,
+        workflow: Option<&str>,
+    ) -> Result<FeedPage, StoreError> {
+        EventFeed::events_since(self, after, limit, workflow).await
+    }
+
+    async fn feed_head(&self) -> Result<FeedCursor, StoreError> {
+        EventFeed::feed_head(self).await
     }
 }

@@ -14,9 +14,10 @@
 //!
 //! A guarantee that does not hold panics, naming what went wrong (these are test
 //! assertions). `run_all` needs a multi-threaded runtime (some guarantees race
-//! claimers on several tasks). The engine-level guarantees of enqueueing (priorities,
-//! delays, lanes' caps, idempotency keys through `Engine::enqueue_with`) are tested
-//! with the engine, in the crate's integration tests.
+//! claimers on several tasks). Enqueueing is tested at the store level here
+//! (priorities, delays, lanes' caps, idempotency keys: what `Engine::enqueue_with`
+//! relies on); the engine's own options over them are tested with the engine, in the
+//! crate's integration tests.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -35,11 +36,25 @@ use crate::workflow::{Workflow, WorkflowSnapshot};
 use super::{Lease, RunRecord, Store, StoreError};
 
 mod claims;
+mod enqueue;
+mod feed;
+mod queries;
 
 pub use claims::{
     appends_in_batches, concurrent_claims_take_each_run_once, list_runs_filters_and_pages,
     release_and_finish, specs_are_stored_once_and_read_back,
     stalled_claims_count_claims_without_progress,
+};
+pub use enqueue::{
+    capped_lanes_hold_their_cap, claims_follow_priority, delayed_runs_wait,
+    idempotency_keys_hold_one_run,
+};
+pub use feed::{
+    engines_beat_list_and_forget, the_feed_has_every_event_once,
+    the_feed_keeps_up_with_concurrent_writers,
+};
+pub use queries::{
+    executions_page_and_count, logs_filter_page_and_tail, run_queries_filter_page_and_count,
 };
 
 /// Runs every guarantee of the suite, each on a fresh store from `make`, in order;
@@ -60,6 +75,16 @@ where
     appends_in_batches(make().await).await;
     specs_are_stored_once_and_read_back(make().await).await;
     stalled_claims_count_claims_without_progress(make().await).await;
+    idempotency_keys_hold_one_run(make().await).await;
+    claims_follow_priority(make().await).await;
+    delayed_runs_wait(make().await).await;
+    capped_lanes_hold_their_cap(make().await).await;
+    run_queries_filter_page_and_count(make().await).await;
+    executions_page_and_count(make().await).await;
+    logs_filter_page_and_tail(make().await).await;
+    the_feed_has_every_event_once(make().await).await;
+    the_feed_keeps_up_with_concurrent_writers(make().await).await;
+    engines_beat_list_and_forget(make().await).await;
 }
 
 /// A job that does nothing.

@@ -1,23 +1,26 @@
 //! The in-memory store: for tests, development and benchmarks. Nothing survives the
 //! process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::events::{Event, EventKind};
+use crate::events::Event;
 use crate::ids::RunId;
 
 use super::schedules::MemorySchedules;
-use super::{Claimed, ExecutionRecord, Lease, Page, RunQuery, RunRecord, StoreError};
+use super::{Claimed, EngineRecord, Lease, RunRecord, StoreError};
 use super::{ScheduleAdvance, ScheduleRecord};
 
 mod entry;
+mod feed;
+mod queries;
 
 use entry::Entry;
+use feed::Batch;
 
 /// Keeps runs and their event logs in memory.
 ///
@@ -39,6 +42,14 @@ pub struct MemoryStore {
     claimable: tokio::sync::watch::Sender<u64>,
     /// Recurring schedules.
     schedules: MemorySchedules,
+    /// Runs by (creation time in µs, id), for listing newest first (locked after
+    /// `runs`).
+    created: Mutex<BTreeSet<(i64, RunId)>>,
+    /// The global event feed: one batch per append, in the order the appends were
+    /// applied (locked after `runs`, so that order is the order of `runs`' writes).
+    feed: Mutex<Vec<Batch>>,
+    /// Engine heartbeats, by id.
+    engines: Mutex<BTreeMap<String, EngineRecord>>,
 }
 
 impl MemoryStore {
@@ -51,6 +62,14 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave an entry half-written (every
         // mutation is a push or a field store), so a poisoned lock is still usable.
         self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an applied append of `n` events of `run` from `first` in the feed
+    /// (called with `runs` locked).
+    fn fed(&self, run: RunId, first: u64, n: usize) {
+        if n > 0 {
+            lock(&self.feed).push(Batch::new(run, first, n));
+        }
     }
 
     /// [`Store::claim`], of any workflow (`None`) or of those named.
@@ -132,6 +151,7 @@ impl super::RunLog for MemoryStore {
             }
             keys.insert(key.clone(), run.id);
         }
+        lock(&self.created).insert((super::query::micros(run.created_at), run.id));
         runs.insert(
             run.id,
             Entry {
@@ -164,6 +184,7 @@ impl super::RunLog for MemoryStore {
         }
         if entry.sequence(run, events)? {
             entry.apply(events);
+            self.fed(run, events[0].seq, events.len());
         }
         Ok(())
     }
@@ -186,7 +207,10 @@ impl super::RunLog for MemoryStore {
             return Some(Err(e));
         }
         match entry.sequence(run, events) {
-            Ok(true) => entry.apply_owned(events),
+            Ok(true) => {
+                self.fed(run, events[0].seq, events.len());
+                entry.apply_owned(events);
+            }
             Ok(false) => events.clear(),
             Err(e) => return Some(Err(e)),
         }
@@ -276,107 +300,6 @@ impl super::RunLog for MemoryStore {
         except: &[RunId],
     ) -> Result<Vec<Claimed>, StoreError> {
         Ok(self.claim_of(owner, ttl, limit, Some(workflows), except))
-    }
-}
-
-#[async_trait::async_trait]
-impl super::RunQueries for MemoryStore {
-    async fn get_run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
-        Ok(self.lock().get(&run).map(|e| e.record.clone()))
-    }
-
-    async fn list_runs(&self, query: &RunQuery) -> Result<Page<RunRecord>, StoreError> {
-        let limit = if query.limit == 0 { 50 } else { query.limit };
-        let runs = self.lock();
-        let upper = match query.before {
-            Some(b) => std::ops::Bound::Excluded(b),
-            None => std::ops::Bound::Unbounded,
-        };
-        let mut items = Vec::with_capacity(limit.min(runs.len()));
-        let mut more = false;
-        for (_, e) in runs.range((std::ops::Bound::Unbounded, upper)).rev() {
-            let r = &e.record;
-            if query.workflow.as_ref().is_some_and(|w| *w != r.workflow)
-                || query.state.is_some_and(|s| s != r.state)
-            {
-                continue;
-            }
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(r.clone());
-        }
-        let next = if more {
-            items.last().map(|r: &RunRecord| r.id)
-        } else {
-            None
-        };
-        Ok(Page {
-            items,
-            next,
-            bad: Vec::new(),
-        })
-    }
-
-    async fn executions(&self, run: RunId) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let runs = self.lock();
-        let entry = runs.get(&run).ok_or(StoreError::UnknownRun(run))?;
-        let mut out: Vec<ExecutionRecord> = Vec::new();
-        let mut index: HashMap<(&str, Option<u32>, u32), usize> = HashMap::new();
-        for (_, e) in entry.iter_from(0) {
-            let EventKind::Node(n) = &e.kind else {
-                continue;
-            };
-            let key = (&*n.node, n.item, n.attempt);
-            let i = *index.entry(key).or_insert_with(|| {
-                out.push(ExecutionRecord {
-                    node: String::from(&*n.node),
-                    item: n.item,
-                    attempt: n.attempt,
-                    state: n.to,
-                    output: None,
-                    error: None,
-                    reason: None,
-                    started_at: None,
-                    updated_at: e.at,
-                });
-                out.len() - 1
-            });
-            let rec = &mut out[i];
-            rec.state = n.to;
-            rec.updated_at = e.at;
-            if n.to == crate::state::NodeState::Running {
-                rec.started_at = Some(e.at);
-            }
-            if let Some(o) = &n.output {
-                rec.output = Some((**o).clone());
-            }
-            if let Some(err) = &n.error {
-                rec.error = Some((**err).clone());
-            }
-            if let Some(r) = &n.reason {
-                rec.reason = Some(String::from(&**r));
-            }
-        }
-        Ok(out)
-    }
-
-    async fn events(&self, run: RunId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let runs = self.lock();
-        let entry = runs.get(&run).ok_or(StoreError::UnknownRun(run))?;
-        // Sequence numbers are dense from 1, so `seq = index + 1`.
-        let start = usize::try_from(after).unwrap_or(usize::MAX).min(entry.len);
-        Ok(entry
-            .iter_from(start)
-            .take(limit)
-            .map(|(seq, e)| Event {
-                run,
-                seq,
-                at: e.at,
-                kind: e.kind.clone(),
-            })
-            .collect())
     }
 }
 
@@ -495,4 +418,10 @@ impl super::Watch for MemoryStore {
             },
         ))))
     }
+}
+
+/// Locks `m`; every mutation under these locks is a single insert, push or field
+/// store, so a poisoned lock is still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

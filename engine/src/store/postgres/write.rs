@@ -17,8 +17,11 @@ use super::super::sql::fence;
 ///   orders concurrent writers of one run); runs whose lease does not match, or whose
 ///   log the batch does not continue, are not updated, and nothing of theirs is
 ///   written below;
-/// * `ev`, `ex`: the events and the execution rows of the runs that passed, numbered
-///   after each run's reserved base.
+/// * `ev`, `ex`: the events (with a log line's columns, `$27`–`$31`, by position) and
+///   the execution rows of the runs that passed, numbered after each run's reserved
+///   base;
+/// * `fd`: one row per written run in the global feed, stamped with this
+///   transaction's id.
 ///
 /// * `s`: how the commit waits for the disk (`$26`, see [`Writer::write`]).
 ///
@@ -43,12 +46,18 @@ WITH s AS MATERIALIZED (
   FROM u CROSS JOIN s
   WHERE runs.id = u.id::uuid AND runs.lease_owner = u.owner AND runs.fence = u.fence
     AND (u.n = 0 OR runs.last_seq = u.first - 1)
-  RETURNING runs.pk, u.idx, runs.last_seq - u.n AS base, u.id, u.ends
+  RETURNING runs.pk, u.idx, runs.last_seq - u.n AS base, u.n, u.id, u.ends
 ), ev AS (
-  INSERT INTO events (run_pk, seq, at, kind)
-  SELECT r.pk, r.base + e.s, e.a, e.k::json
-  FROM UNNEST($9::bigint[], $10::bigint[], $11::bigint[], $12::text[]) AS e (idx, s, a, k)
+  INSERT INTO events (run_pk, seq, at, kind, node, item, attempt, level)
+  SELECT r.pk, r.base + e.s, e.a, e.k::json, l.node, l.item, l.attempt, l.level
+  FROM UNNEST($9::bigint[], $10::bigint[], $11::bigint[], $12::text[]) WITH ORDINALITY
+    AS e (idx, s, a, k, o)
   JOIN r ON r.idx = e.idx
+  LEFT JOIN UNNEST($27::bigint[], $28::text[], $29::bigint[], $30::bigint[], $31::smallint[])
+    AS l (o, node, item, attempt, level) ON l.o = e.o
+), fd AS (
+  INSERT INTO feed (run_pk, first_seq, last_seq)
+  SELECT r.pk, r.base + 1, r.base + r.n FROM r WHERE r.n > 0
 ), ex AS (
   INSERT INTO executions AS x (run_pk, node, item, attempt, first_seq, state, output, error,
                                reason, started_at, updated_at)
@@ -128,6 +137,9 @@ impl Writer {
             Vec::with_capacity(events),
             Vec::with_capacity(events),
         );
+        // The log lines among the events: their position (from 1) and columns.
+        let (mut l_pos, mut l_node, mut l_item, mut l_attempt, mut l_level) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let execs: usize = appends.iter().map(|a| a.batch.executions.len()).sum();
         let mut x_idx = Vec::with_capacity(execs);
         let mut nodes = Vec::with_capacity(execs);
@@ -155,6 +167,13 @@ impl Writer {
                 e_seq.push(e.seq);
                 e_at.push(e.at);
                 e_kind.push(e.kind.as_str());
+                if let Some(l) = &e.log {
+                    l_pos.push(i64::try_from(e_idx.len()).unwrap_or(i64::MAX));
+                    l_node.push(l.node.as_str());
+                    l_item.push(l.item);
+                    l_attempt.push(l.attempt);
+                    l_level.push(l.level);
+                }
             }
             for x in &a.batch.executions {
                 x_idx.push(idx);
@@ -201,7 +220,12 @@ impl Writer {
             .bind(updates)
             .bind(firsts_run)
             .bind(&*self.channel)
-            .bind(if settles { "on" } else { "off" });
+            .bind(if settles { "on" } else { "off" })
+            .bind(l_pos)
+            .bind(l_node)
+            .bind(l_item)
+            .bind(l_attempt)
+            .bind(l_level);
         let rows = q.fetch_all(&self.pool).await?;
         let mut written = vec![false; runs];
         for (idx,) in rows {

@@ -15,7 +15,10 @@ use crate::ids::RunId;
 use crate::state::{NodeState, RunState};
 use crate::workflow::WorkflowSpec;
 
+mod detail;
 mod dialect;
+mod feed;
+mod queries;
 mod runs;
 mod schedules;
 mod shared;
@@ -27,7 +30,7 @@ pub(super) use shared::sql_store;
 use super::{BadRow, Claimed, ExecutionRecord, Lease, RunRecord, Sequence, StoreError};
 
 /// The schema version this build reads and writes (the `dagforge_schema` row).
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// Whether a database whose schema is at version `found` (`None`: no schema yet)
 /// must be migrated, with migrations allowed (`migrate`) or not: a newer schema is
@@ -240,6 +243,17 @@ pub(super) struct EventRow {
     pub(super) seq: i64,
     pub(super) at: i64,
     pub(super) kind: String,
+    /// A log line's columns (`None` for other events).
+    pub(super) log: Option<LogCols>,
+}
+
+/// The log columns of an event row: node, item, attempt, level rank.
+#[derive(Debug)]
+pub(super) struct LogCols {
+    pub(super) node: String,
+    pub(super) item: Option<i64>,
+    pub(super) attempt: i64,
+    pub(super) level: i16,
 }
 
 /// A batch of events turned into rows, numbered from `first_seq`.
@@ -262,10 +276,26 @@ impl Batch {
         let mut index: HashMap<(&str, Option<u32>, u32), usize> = HashMap::new();
         for (e, seq) in events.iter().zip(first_seq..) {
             let at = micros(e.at);
+            let log = match &e.kind {
+                EventKind::Log {
+                    node,
+                    item,
+                    attempt,
+                    level,
+                    ..
+                } => Some(LogCols {
+                    node: String::from(&**node),
+                    item: item.map(i64::from),
+                    attempt: i64::from(*attempt),
+                    level: super::detail::level_rank(*level),
+                }),
+                _ => None,
+            };
             b.events.push(EventRow {
                 seq,
                 at,
                 kind: to_json("encoding an event", &e.kind)?,
+                log,
             });
             match &e.kind {
                 EventKind::Run { to, .. } => {

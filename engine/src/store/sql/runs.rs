@@ -9,11 +9,11 @@ use crate::events::Event;
 use crate::ids::RunId;
 use crate::workflow::{WorkflowSnapshot, WorkflowSpec};
 
-use super::super::{Claimed, ExecutionRecord, Page, RunQuery, RunRecord, StoreError};
+use super::super::{Claimed, ExecutionRecord, RunRecord, StoreError};
 use super::dialect::{Dialect, Sql};
 use super::{
-    ClaimHead, ExecOut, backend, bad_row, decode_each, decode_execution, from_json, from_micros,
-    parse_run_id, parse_state,
+    ClaimHead, ExecOut, backend, bad_row, decode_execution, from_json, from_micros, parse_run_id,
+    parse_state,
 };
 
 /// A run row, as [`run_columns`] reads it.
@@ -35,7 +35,7 @@ pub(in crate::store) type RunRow = (
 
 /// The columns of a run row, in [`RunRow`] order, each prefixed with `prefix` (a
 /// table alias and its dot, or nothing).
-fn run_columns<DB: Dialect>(prefix: &str) -> String {
+pub(super) fn run_columns<DB: Dialect>(prefix: &str) -> String {
     let t = DB::TEXT;
     let p = prefix;
     format!(
@@ -176,56 +176,6 @@ where
             .await
             .map_err(|e| e.in_run(run))?
             .pop())
-    }
-
-    /// [`Store::list_runs`](super::super::Store::list_runs): only the filters asked
-    /// for are in the statement, so each can use its index.
-    pub(in crate::store) async fn list_runs(
-        &self,
-        query: &RunQuery,
-    ) -> Result<Page<RunRecord>, StoreError> {
-        let limit = if query.limit == 0 { 50 } else { query.limit };
-        let mut sql = format!("SELECT {} FROM runs WHERE 1 = 1", run_columns::<DB>(""));
-        let mut n = 0;
-        let mut param = |sql: &mut String, condition: &str, cast: &str| {
-            n += 1;
-            sql.push_str(&format!(" AND {condition} ${n}{cast}"));
-        };
-        if query.workflow.is_some() {
-            param(&mut sql, "workflow =", "");
-        }
-        if query.state.is_some() {
-            param(&mut sql, "state =", "");
-        }
-        if query.before.is_some() {
-            param(&mut sql, "id <", DB::UUID);
-        }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", n + 1));
-        let mut q = sqlx::query_as::<DB, RunRow>(&sql);
-        if let Some(w) = &query.workflow {
-            q = q.bind(w.as_str());
-        }
-        if let Some(s) = query.state {
-            q = q.bind(s.as_str());
-        }
-        if let Some(b) = query.before {
-            q = q.bind(b.to_uuid_string());
-        }
-        let mut rows: Vec<RunRow> = q
-            .bind(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
-            .fetch_all(self.pool)
-            .await
-            .map_err(|e| backend("listing runs", e))?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let last = rows.last().and_then(|r| r.0.parse::<RunId>().ok());
-        let (items, bad) = decode_each(rows, |r| r.0.clone(), |r| self.records(vec![r])).await?;
-        let next = if more {
-            last.or_else(|| items.last().map(|r| r.id))
-        } else {
-            None
-        };
-        Ok(Page { items, next, bad })
     }
 
     /// [`Store::executions`](super::super::Store::executions).

@@ -3,7 +3,7 @@
 //! backend writes only its own methods (creating a run, leases, watching, cancel
 //! requests), inside [`sql_store!`].
 
-/// The five capabilities of store `$store` ([`RunLog`](crate::store::RunLog), …):
+/// The seven capabilities of store `$store` ([`RunLog`](crate::store::RunLog), …):
 /// its own methods of the run log (`run_log { … }`) and of change watching
 /// (`watch { … }`), and the methods every SQL store shares. The
 /// store has `sql()` (its [`Sql`](super::Sql) view), a `writer` (the group write),
@@ -85,6 +85,57 @@ macro_rules! sql_store {
 
             async fn events(&self, run: $crate::ids::RunId, after: u64, limit: usize) -> Result<Vec<$crate::events::Event>, $crate::store::StoreError> {
                 self.sql().events(run, after, limit).await
+            }
+
+            async fn count_runs(&self, query: &$crate::store::RunQuery) -> Result<$crate::store::RunCounts, $crate::store::StoreError> {
+                self.sql().count_runs(query).await
+            }
+
+            async fn executions_page(&self, run: $crate::ids::RunId, query: &$crate::store::ExecutionQuery) -> Result<$crate::store::ExecutionPage, $crate::store::StoreError> {
+                self.sql().executions_page(run, query).await
+            }
+
+            async fn count_executions(&self, run: $crate::ids::RunId, query: &$crate::store::ExecutionQuery) -> Result<u64, $crate::store::StoreError> {
+                self.sql().count_executions(run, query).await
+            }
+
+            async fn logs(&self, run: $crate::ids::RunId, query: &$crate::store::LogQuery) -> Result<Vec<$crate::store::LogLine>, $crate::store::StoreError> {
+                self.sql().logs(run, query).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::EngineRegistry for $store {
+            async fn beat(&self, engine: &$crate::store::EngineRecord) -> Result<(), $crate::store::StoreError> {
+                self.sql().beat(engine).await
+            }
+
+            async fn engines(&self) -> Result<Vec<$crate::store::EngineRecord>, $crate::store::StoreError> {
+                self.sql().engines().await
+            }
+
+            async fn forget_engine(&self, id: &str) -> Result<bool, $crate::store::StoreError> {
+                self.sql().forget_engine(id).await
+            }
+
+            async fn forget_engines_before(&self, before: ::std::time::SystemTime) -> Result<u64, $crate::store::StoreError> {
+                self.sql().forget_engines_before(before).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::EventFeed for $store {
+            async fn events_since(
+                &self,
+                after: $crate::store::FeedCursor,
+                limit: usize,
+                workflow: Option<&str>,
+            ) -> Result<$crate::store::FeedPage, $crate::store::StoreError> {
+                self.sql().events_since(after, limit, workflow).await
+            }
+
+            async fn feed_head(&self) -> Result<$crate::store::FeedCursor, $crate::store::StoreError> {
+                self.sql().feed_head().await
             }
         }
 

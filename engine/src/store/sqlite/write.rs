@@ -78,12 +78,34 @@ impl Writer {
             .flat_map(|(a, pk, base)| a.batch.events.iter().map(move |e| (e, pk, base)));
         let events: Vec<_> = events.collect();
         for chunk in events.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO events (run_pk, seq, at, kind) ");
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (run_pk, seq, at, kind, node, item, attempt, level) ",
+            );
             q.push_values(chunk, |mut b, (e, pk, base)| {
+                let log = e.log.as_ref();
                 b.push_bind(*pk)
                     .push_bind(base + e.seq)
                     .push_bind(e.at)
-                    .push_bind(&e.kind);
+                    .push_bind(&e.kind)
+                    .push_bind(log.map(|l| l.node.as_str()))
+                    .push_bind(log.and_then(|l| l.item))
+                    .push_bind(log.map(|l| l.attempt))
+                    .push_bind(log.map(|l| l.level));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        // The global feed: one row per written append, in this (serialized) commit.
+        let fed: Vec<(i64, i64, i64)> = appends
+            .iter()
+            .zip(&placed)
+            .filter(|(a, _)| a.n > 0)
+            .filter_map(|(a, p)| p.map(|(pk, base)| (pk, base + 1, base + a.n)))
+            .collect();
+        for chunk in fed.chunks(ROWS_PER_INSERT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO feed (run_pk, first_seq, last_seq) ");
+            q.push_values(chunk, |mut b, (pk, first, last)| {
+                b.push_bind(*pk).push_bind(*first).push_bind(*last);
             });
             q.build().execute(&mut *tx).await?;
         }
