@@ -14,7 +14,7 @@ use super::result::RunResult;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::RunId;
-use crate::store::{Claimed, Lease, Wakeups};
+use crate::store::{Claimed, EngineRecord, Lease, Store, Wakeups};
 
 /// How long an engine leaves alone a run it claimed and gave back because it does not
 /// know the run's workflow version (an engine that knows it takes it meanwhile).
@@ -127,6 +127,89 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// The engine's heartbeat while it serves: its [`EngineRecord`] written at start and
+/// every lease-renewal interval by a task of its own, removed on a clean stop. A beat
+/// that fails (the store out of reach) is logged and tried again at the next
+/// interval; it never stops serving.
+struct Heartbeat {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    store: Arc<dyn Store>,
+    id: Arc<str>,
+}
+
+impl Heartbeat {
+    /// Beats once, then every `every` on a task.
+    async fn start(store: Arc<dyn Store>, id: Arc<str>, every: Duration) -> Heartbeat {
+        let record = EngineRecord::new(
+            &*id,
+            host_name(),
+            std::process::id(),
+            env!("CARGO_PKG_VERSION"),
+            std::time::SystemTime::now(),
+        );
+        let mut failing = false;
+        beat(&*store, &record, &mut failing).await;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let beats = Arc::clone(&store);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let record = record.clone().beat_at(std::time::SystemTime::now());
+                beat(&*beats, &record, &mut failing).await;
+            }
+        });
+        Heartbeat {
+            stop,
+            task,
+            store,
+            id,
+        }
+    }
+
+    /// Stops beating (a beat under way finishes) and removes the engine's record.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the heartbeat task failed");
+        }
+        if let Err(e) = self.store.forget_engine(&self.id).await {
+            tracing::warn!(error = %chain(&e),
+                "could not remove the engine's heartbeat record; it goes stale on its own");
+        }
+    }
+}
+
+/// Writes one beat; logs a failure at warn when beats start failing, at debug while
+/// they go on failing, and the recovery at info.
+async fn beat(store: &dyn Store, record: &EngineRecord, failing: &mut bool) {
+    match store.beat(record).await {
+        Ok(()) if *failing => {
+            *failing = false;
+            tracing::info!("engine heartbeat recorded again");
+        }
+        Ok(()) => {}
+        Err(e) if !*failing => {
+            *failing = true;
+            tracing::warn!(error = %chain(&e), "engine heartbeat not recorded; retrying");
+        }
+        Err(e) => tracing::debug!(error = %chain(&e), "engine heartbeat still not recorded"),
+    }
+}
+
+/// This machine's name (`HOSTNAME`, else `/etc/hostname`, else `unknown`).
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 impl Engine {
     /// Serves the store until `shutdown` completes: claims runs that were enqueued or
     /// whose engine died (see [`resume`](Engine::resume)) and drives them, at most as
@@ -147,6 +230,12 @@ impl Engine {
     /// another engine resumes them at once (their running attempts are recorded as
     /// interrupted and run again there). Runs started with [`start`](Engine::start)
     /// are left running.
+    ///
+    /// While it serves, the engine records a heartbeat in the store (an
+    /// [`EngineRecord`]: id, host, pid, version, start, last beat) at start and every
+    /// lease-renewal interval (a third of the [lease TTL](crate::EngineBuilder::lease_ttl)),
+    /// and removes it when serving stops; read them with
+    /// `engine.store().engines()` ([`EngineRegistry`](crate::store::EngineRegistry)).
     pub async fn serve(
         &self,
         poll: Duration,
@@ -154,6 +243,12 @@ impl Engine {
     ) -> Result<()> {
         use futures_util::StreamExt;
         tokio::pin!(shutdown);
+        let heartbeat = Heartbeat::start(
+            Arc::clone(&self.sh.store),
+            Arc::clone(&self.sh.owner),
+            self.sh.lease_ttl / 3,
+        )
+        .await;
         let mut served = Served::default();
         let mut health = Health {
             failing_since: None,
@@ -197,6 +292,7 @@ impl Engine {
             }
         }
         self.stop_serving(served).await;
+        heartbeat.stop().await;
         Ok(())
     }
 
