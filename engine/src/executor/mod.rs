@@ -10,8 +10,12 @@
 //! retry policy decides whether it runs again.
 
 mod in_process;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 #[cfg(all(feature = "process", unix))]
 mod process;
+#[cfg(all(feature = "process", unix))]
+pub(crate) use process::lines;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +33,11 @@ use crate::signal::{Signal, SignalSender};
 pub use in_process::InProcess;
 #[cfg(all(feature = "process", unix))]
 pub use process::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::{
+    ConfigError as KubernetesConfigError, KubernetesConfig, KubernetesExecutor,
+    KubernetesExecutorBuilder, Propagation, Reaped,
+};
 
 /// Starts node attempts.
 ///

@@ -13,7 +13,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::Orphan;
 use super::invocation::DEFAULT_MAX_MESSAGE;
 use super::protocol::{Message, VERSION};
+use super::stdout::ConsoleLine;
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::signal::Signal;
 
@@ -29,7 +30,13 @@ pub(super) type LastWords = (Message, oneshot::Sender<()>);
 
 /// The protocol channel, taken over from fd 0.
 pub(super) struct Channel {
-    stream: tokio::net::UnixStream,
+    /// Where the input comes from (the socket; the environment for the stdout
+    /// channel).
+    input: Box<dyn AsyncRead + Send + Unpin>,
+    /// Where the protocol lines go.
+    output: Box<dyn AsyncWrite + Send + Unpin>,
+    /// The job's console lines to relay (the stdout channel, see `stdout.rs`).
+    console: Option<Receiver<ConsoleLine>>,
     /// The longest line the executor reads.
     limit: usize,
     /// The job, for the messages that replace a line that would be too long.
@@ -63,13 +70,36 @@ impl Channel {
             .map_err(|e| format!("cannot make the protocol socket non-blocking: {e}"))?;
         let stream = tokio::net::UnixStream::from_std(socket)
             .map_err(|e| format!("cannot register the protocol socket: {e}"))?;
+        Ok(Self::socket(stream))
+    }
+
+    /// The channel over a socket: input and protocol lines both on it.
+    fn socket(stream: tokio::net::UnixStream) -> Self {
+        let (input, output) = stream.into_split();
+        Channel {
+            input: Box::new(input),
+            output: Box::new(output),
+            console: None,
+            limit: DEFAULT_MAX_MESSAGE,
+            job: String::new(),
+        }
+    }
+
+    /// The stdout channel (see `stdout.rs`): protocol lines and the relayed console
+    /// on the process's stdout, the input from the environment.
+    pub(super) fn take_stdout() -> Result<Self, String> {
+        let taken = super::stdout::take()?;
+        let input = std::env::var_os(super::stdout::ENV_INPUT)
+            .map(|v| v.into_encoded_bytes())
+            .unwrap_or_default();
         Ok(Channel {
-            stream,
+            input: Box::new(std::io::Cursor::new(input)),
+            output: taken.writer,
+            console: Some(taken.console),
             limit: DEFAULT_MAX_MESSAGE,
             job: String::new(),
         })
     }
-
     /// Sets the longest line the executor reads and the job's name (for the messages
     /// that replace too long lines).
     pub(super) fn set_limit(&mut self, limit: usize, job: &str) {
@@ -80,7 +110,7 @@ impl Channel {
     /// Reads the input: JSON up to the end of the executor's side (nothing is `null`).
     pub(super) async fn read_input(&mut self) -> Result<Value, String> {
         let mut buf = Vec::new();
-        self.stream
+        self.input
             .read_to_end(&mut buf)
             .await
             .map_err(|e| format!("cannot read the input from the executor: {e}"))?;
@@ -93,8 +123,8 @@ impl Channel {
     /// Writes one message as one line (see [`fit`] for a message too long for one).
     pub(super) async fn send(&mut self, message: &Message) -> std::io::Result<()> {
         let line = fit(message, self.limit, &self.job);
-        self.stream.write_all(&line).await?;
-        self.stream.flush().await
+        self.output.write_all(&line).await?;
+        self.output.flush().await
     }
 
     /// The one writer of protocol lines: hello, then the job's signals and heartbeats
@@ -121,6 +151,14 @@ impl Channel {
             let (message, done) = tokio::select! {
                 biased;
                 Some((message, done)) = last.recv() => (message, Some(done)),
+                line = next_console(&mut self.console) => {
+                    match line {
+                        Some(line) if ok => ok = self.output.write_all(&line).await.is_ok(),
+                        Some(_) => {}
+                        None => self.console = None,
+                    }
+                    continue;
+                }
                 signal = rx.recv() => match signal {
                     Some((_, Signal::Log { level, message })) => (Message::Log { level, message }, None),
                     Some((_, Signal::Progress { percent, message })) => {
@@ -154,9 +192,39 @@ impl Channel {
                 return false;
             }
             if message.is_final() {
-                return ok;
+                return self.drain_console(ok).await;
             }
         }
+    }
+
+    /// After the last protocol line: relays the console lines still coming (the worker
+    /// closes its console once the job is over) for at most [`DRAIN`]. Returns `ok`
+    /// unless a write failed.
+    async fn drain_console(&mut self, mut ok: bool) -> bool {
+        let Some(mut console) = self.console.take() else {
+            return ok;
+        };
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while let Ok(Some(line)) = tokio::time::timeout_at(deadline, console.recv()).await {
+            if ok {
+                ok = self.output.write_all(&line).await.is_ok();
+            }
+        }
+        if ok {
+            ok = self.output.flush().await.is_ok();
+        }
+        ok
+    }
+}
+
+/// How long console lines are still relayed after the last protocol line.
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// The next console line to relay; never ready without a console.
+async fn next_console(console: &mut Option<Receiver<ConsoleLine>>) -> Option<ConsoleLine> {
+    match console {
+        Some(c) => c.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -251,11 +319,9 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let (mut ours, theirs) = tokio::net::UnixStream::pair().unwrap();
-            let channel = Channel {
-                stream: theirs,
-                limit: 1 << 20,
-                job: "j".into(),
-            };
+            let mut channel = Channel::socket(theirs);
+            channel.limit = 1 << 20;
+            channel.job = "j".into();
             let (tx, rx) = unbounded_channel();
             // 8 MiB of log lines, far over the socket's buffer, and nobody reads yet.
             for _ in 0..128 {

@@ -37,6 +37,7 @@
 mod channel;
 mod invocation;
 mod protocol;
+mod stdout;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub use invocation::{
 };
 pub(crate) use protocol::quote;
 pub use protocol::{Message, PREFIX, ProtocolError, VERSION, parse_line};
+pub use stdout::{ENV_CHANNEL, ENV_INPUT, ENV_INPUT_ARTIFACT, Framed, unframe};
 
 /// Exit code of a worker whose job returned an error, panicked or timed out (an
 /// `error` line was written).
@@ -104,7 +106,13 @@ pub async fn run(registry: &Registry) -> ExitCode {
     // Listen for SIGTERM first thing, so that a cancellation that comes early is not
     // a plain death.
     let sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-    let mut channel = match Channel::take() {
+    let stdout_channel = stdout::selected();
+    let taken = if stdout_channel {
+        Channel::take_stdout()
+    } else {
+        Channel::take()
+    };
+    let mut channel = match taken {
         Ok(c) => c,
         Err(e) => {
             // No channel to report on: stderr, which is the executor's console.
@@ -138,13 +146,6 @@ pub async fn run(registry: &Registry) -> ExitCode {
         );
         return refuse(&mut channel, ErrorKind::Executor, message, EXIT_UNKNOWN_JOB).await;
     };
-    let input = match channel.read_input().await {
-        Ok(v) => v,
-        Err(message) => {
-            let message = format!("job `{}`: {message}", invocation.job);
-            return refuse(&mut channel, ErrorKind::Input, message, EXIT_INVOCATION).await;
-        }
-    };
     let artifacts = match std::env::var_os(ENV_URL) {
         Some(_) => match ArtifactStore::from_env() {
             Ok(store) => Some(store),
@@ -154,6 +155,17 @@ pub async fn run(registry: &Registry) -> ExitCode {
             }
         },
         None => None,
+    };
+    let input = match stdout::input_artifact() {
+        None => channel.read_input().await,
+        Some(reference) => stdout::load_input(reference, artifacts.as_ref()).await,
+    };
+    let input = match input {
+        Ok(v) => v,
+        Err(message) => {
+            let message = format!("job `{}`: {message}", invocation.job);
+            return refuse(&mut channel, ErrorKind::Input, message, EXIT_INVOCATION).await;
+        }
     };
 
     let (tx, rx) = unbounded_channel();
@@ -200,6 +212,10 @@ pub async fn run(registry: &Registry) -> ExitCode {
     let succeeded = outcome.is_ok();
     ctx.report_done(outcome);
     drop(ctx);
+    if stdout_channel {
+        // The relay of the job's console ends once nothing holds it open.
+        stdout::close_console();
+    }
     let written = writer.await.unwrap_or(false);
     sigterm.abort();
     orphan.end_group();

@@ -8,10 +8,10 @@ use crate::context::JobContext;
 use crate::log_level::LogLevel;
 
 /// The longest console line kept; the rest of a longer line is dropped (and said so).
-pub(super) const MAX_LINE: usize = 16 << 10;
+pub(in crate::executor) const MAX_LINE: usize = 16 << 10;
 
 /// The console lines of one attempt.
-pub(super) struct Console {
+pub(in crate::executor) struct Console {
     limit: usize,
     /// What may still be logged as it comes (the head: half the limit).
     live_left: usize,
@@ -25,7 +25,7 @@ pub(super) struct Console {
 }
 
 impl Console {
-    pub(super) fn new(limit: usize) -> Self {
+    pub(in crate::executor) fn new(limit: usize) -> Self {
         Console {
             limit,
             live_left: limit / 2,
@@ -45,7 +45,7 @@ impl Console {
 
     /// One console line (`[stdout] …`, `[stderr] …`): logged now while the head's
     /// budget lasts, held back after that.
-    pub(super) fn push(&mut self, ctx: &JobContext, line: String) {
+    pub(in crate::executor) fn push(&mut self, ctx: &JobContext, line: String) {
         let n = line.len();
         self.total_bytes += n as u64;
         if !self.holding {
@@ -79,7 +79,7 @@ impl Console {
     }
 
     /// The worker ended: the marker for what was dropped, then the held-back tail.
-    pub(super) fn finish(&mut self, ctx: &JobContext) {
+    pub(in crate::executor) fn finish(&mut self, ctx: &JobContext) {
         if self.dropped_lines > 0 {
             ctx.log(
                 LogLevel::Warn,

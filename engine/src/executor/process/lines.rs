@@ -5,14 +5,14 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 /// One line of a stream: its first bytes (at most the reader's limit, with the line
 /// feed if it fit) and how many bytes of it were dropped past that.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Line {
-    pub(super) bytes: Vec<u8>,
-    pub(super) dropped: u64,
+pub(crate) struct Line {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) dropped: u64,
 }
 
 impl Line {
     /// The line's full length.
-    pub(super) fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.bytes.len() as u64 + self.dropped
     }
 }
@@ -20,17 +20,17 @@ impl Line {
 /// One stream of the worker, read line by line (bytes, so garbage is no error). A line
 /// never takes more than `max` bytes of memory, however long it is: past that, its
 /// bytes are counted and dropped.
-pub(super) struct Lines<R> {
+pub(crate) struct Lines<R> {
     reader: Option<BufReader<R>>,
     buf: Vec<u8>,
     dropped: u64,
     max: usize,
     /// Whether the stream may still have lines.
-    pub(super) open: bool,
+    pub(crate) open: bool,
 }
 
 impl<R: AsyncRead + Unpin> Lines<R> {
-    pub(super) fn new(reader: Option<R>, max: usize) -> Self {
+    pub(crate) fn new(reader: Option<R>, max: usize) -> Self {
         Lines {
             open: reader.is_some(),
             reader: reader.map(BufReader::new),
@@ -41,14 +41,14 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     }
 
     /// Stops reading (the stream is left to its writer).
-    pub(super) fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.open = false;
         self.reader = None;
     }
 
     /// The next line; `None` at the end (then `open` is false). A last line without a
     /// line feed counts. Cancel-safe: a partial line stays in the buffer.
-    pub(super) async fn next(&mut self) -> Option<Line> {
+    pub(crate) async fn next(&mut self) -> Option<Line> {
         let reader = self.reader.as_mut()?;
         loop {
             let chunk = match reader.fill_buf().await {

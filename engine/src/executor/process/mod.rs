@@ -1,11 +1,11 @@
 //! Runs attempts in child processes: the user's own binary in worker mode (see
 //! [`crate::worker`] and `docs/protocol.md`).
 
-mod console;
-mod lines;
+pub(super) mod console;
+pub(crate) mod lines;
 mod spawn;
 mod supervise;
-mod watch;
+pub(super) mod watch;
 
 use std::ffi::OsString;
 use std::fmt;

@@ -18,29 +18,29 @@ const QUOTE_LINE: usize = 300;
 
 /// Which console stream a line came from.
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Stream {
+pub(in crate::executor) enum Stream {
     Stdout,
     Stderr,
 }
 
 /// What the supervisor learned from the worker's output.
-pub(super) struct Watch<'a> {
-    pub(super) ctx: &'a JobContext,
-    pub(super) job: &'static str,
-    pub(super) pid: u32,
+pub(in crate::executor) struct Watch<'a> {
+    pub(in crate::executor) ctx: &'a JobContext,
+    pub(in crate::executor) job: &'static str,
+    pub(in crate::executor) pid: u32,
     /// The longest protocol line read.
-    pub(super) max_message: usize,
-    pub(super) console: Console,
-    pub(super) tail: VecDeque<String>,
-    pub(super) tail_len: usize,
-    pub(super) outcome: Option<Result<Value, ErrorInfo>>,
-    pub(super) protocol_error: Option<String>,
+    pub(in crate::executor) max_message: usize,
+    pub(in crate::executor) console: Console,
+    pub(in crate::executor) tail: VecDeque<String>,
+    pub(in crate::executor) tail_len: usize,
+    pub(in crate::executor) outcome: Option<Result<Value, ErrorInfo>>,
+    pub(in crate::executor) protocol_error: Option<String>,
 }
 
 impl Watch<'_> {
     /// Handles a line of the protocol channel; returns whether it shows the worker
     /// alive (a valid message).
-    pub(super) fn on_protocol(&mut self, line: &Line) -> bool {
+    pub(in crate::executor) fn on_protocol(&mut self, line: &Line) -> bool {
         if line.dropped > 0 {
             return self.too_long(line);
         }
@@ -107,7 +107,7 @@ impl Watch<'_> {
 
     /// Handles a console line: forwarded to the log (within the console limit); a
     /// stderr line is also kept for the error message of a worker that fails.
-    pub(super) fn on_console(&mut self, stream: Stream, line: &Line) {
+    pub(in crate::executor) fn on_console(&mut self, stream: Stream, line: &Line) {
         let mut text = String::from_utf8_lossy(&line.bytes)
             .trim_end_matches(['\n', '\r'])
             .to_owned();
@@ -154,7 +154,7 @@ impl Watch<'_> {
 
     /// The attempt's outcome from the exit status, the final line and why it was
     /// killed (if it was). Logs the console lines held back first.
-    pub(super) fn finish(
+    pub(in crate::executor) fn finish(
         self,
         status: std::io::Result<ExitStatus>,
         killed: Option<ErrorInfo>,
