@@ -9,6 +9,7 @@ Examples:
   myapp run catalog-integration --wait           run a workflow here, with live progress
   myapp run catalog-integration -i day=2026-11-29 enqueue it for a serving engine
   myapp serve --concurrency 64                   claim and drive enqueued runs
+  myapp serve --http 127.0.0.1:8080              … and serve the HTTP API (feature http)
   myapp runs list --state failed
   myapp runs retry <RUN_ID> --from-failed --wait
   myapp graph catalog-integration --format svg > graph.svg
@@ -33,7 +34,7 @@ pub(crate) struct Global {
     /// `postgres` feature) or memory:// (nothing survives the process).
     #[arg(long, global = true, env = "DAGFORGE_STORE", value_name = "URL")]
     pub(crate) store: Option<String>,
-    /// TOML config file with `store`, `executor`, `concurrency`, `poll_secs`, `artifacts` keys
+    /// TOML config file with `store`, `executor`, `concurrency`, `poll_secs`, `artifacts`, `http` keys
     /// [default: ./dagforge.toml when present].
     #[arg(long, global = true, env = "DAGFORGE_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -94,6 +95,9 @@ pub(crate) enum Command {
     Graph(GraphArgs),
     /// List the registered jobs and workflows with their specs.
     Jobs(JobsArgs),
+    /// Serve only the HTTP API (no runs are driven here), beside serving engines.
+    #[cfg(feature = "http")]
+    Http(super::http::HttpArgs),
     /// Run one job execution for the process executor (internal).
     #[command(hide = true)]
     Worker,
@@ -105,6 +109,10 @@ pub(crate) struct ServeArgs {
     /// arrives [default: 5].
     #[arg(long, env = "DAGFORGE_POLL_SECS", value_name = "SECS")]
     pub(crate) poll_secs: Option<f64>,
+    /// The HTTP API served beside the engine.
+    #[cfg(feature = "http")]
+    #[command(flatten)]
+    pub(crate) http: super::http::HttpFlags,
 }
 
 #[derive(Debug, Args)]

@@ -54,6 +54,13 @@ async fn settings_command(
         Command::Serve(a) => {
             let poll = settings.poll(a.poll_secs)?;
             let engine = engine(app, settings).await?;
+            #[cfg(feature = "http")]
+            let http = match a.http.addr.clone().or_else(|| settings.http.clone()) {
+                Some(addr) => {
+                    Some(super::http::bind(engine.clone(), &addr, a.http.insecure_no_auth).await?)
+                }
+                None => None,
+            };
             writeln!(
                 err,
                 "serving {} ({} workflow{}, {} executor, concurrency {}); Ctrl-C stops",
@@ -67,6 +74,14 @@ async fn settings_command(
                 executor_name(settings.executor),
                 settings.concurrency,
             )?;
+            #[cfg(feature = "http")]
+            let server = match http {
+                Some((api, listener, local)) => {
+                    super::http::announce(err, local, &api)?;
+                    Some(super::http::spawn(api, listener))
+                }
+                None => None,
+            };
             // Ctrl-C stops serving; a second one ends the process at once, even if jobs
             // block threads the runtime would wait for on the way out.
             let mut interrupts = super::interrupt::Interrupts::listen();
@@ -75,17 +90,24 @@ async fn settings_command(
                  resumed by an engine serving the store once their leases expire",
                 std::time::Duration::ZERO,
             );
-            engine
+            let served = engine
                 .serve(poll, async move {
                     interrupts.next().await;
                 })
-                .await?;
+                .await;
+            #[cfg(feature = "http")]
+            if let Some(server) = server {
+                server.stop().await?;
+            }
+            served?;
             writeln!(err, "stopped")?;
             Ok(())
         }
         Command::Run(a) => run(app, settings, &a, out, err, live).await,
         Command::Runs(r) => runs::dispatch(app, settings, r, out, err, live).await,
         Command::Schedules(s) => schedules::dispatch(app, settings, s, out, err).await,
+        #[cfg(feature = "http")]
+        Command::Http(a) => super::http::http_only(app, settings, &a, err).await,
         Command::Graph(_) | Command::Jobs(_) | Command::Worker => Ok(()),
     }
 }

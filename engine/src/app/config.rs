@@ -24,6 +24,8 @@ struct FileConfig {
     concurrency: Option<usize>,
     poll_secs: Option<f64>,
     artifacts: Option<String>,
+    /// The HTTP API's address (`serve`, `http`).
+    http: Option<String>,
 }
 
 /// The most a config file may hold: it is a handful of keys.
@@ -44,6 +46,9 @@ pub(crate) struct Settings {
     /// Whether a SQLite file holding another application's tables may be initialised
     /// as a dagforge store (`--init-store`).
     pub(crate) init_store: bool,
+    /// The HTTP API's address from the file (`serve --http` and `http ADDR` win).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) http: Option<String>,
     /// The SQLite stores opened, checkpointed and closed by [`Settings::close`].
     #[cfg(feature = "sqlite")]
     opened: std::sync::Mutex<Vec<crate::store::SqliteStore>>,
@@ -100,6 +105,7 @@ impl Settings {
             concurrency,
             poll_secs: file.poll_secs,
             init_store: global.init_store,
+            http: file.http,
             #[cfg(feature = "sqlite")]
             opened: std::sync::Mutex::default(),
         })

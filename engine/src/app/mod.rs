@@ -39,6 +39,8 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+#[cfg(feature = "http")]
+mod http;
 mod inputs;
 mod interrupt;
 mod progress;

@@ -179,6 +179,9 @@ pub(crate) struct Cancelled {
     /// Its state now: `cancelled`, the final state it had reached, or `pending` /
     /// `running` while the engine driving it stops it.
     state: String,
+    /// Whether the run is still to stop: the request is recorded, and the engine that
+    /// drives it (now, or when it claims it) cancels it.
+    requested: bool,
 }
 
 /// Cancels a run, wherever it is: queued, driven here, or by another engine.
@@ -202,6 +205,7 @@ pub(crate) async fn cancel(
     Ok(Json(Cancelled {
         id: run.to_string(),
         state: state.to_string(),
+        requested: !state.is_terminal(),
     }))
 }
 

@@ -25,6 +25,8 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/api/v1/workflows/{name}/graph", get(graph))
         .route("/api/v1/workflows/{name}/graph.svg", get(graph_svg))
         .route("/api/v1/jobs", get(jobs))
+        .route("/api/v1/runs/{id}/graph", get(run_graph))
+        .route("/api/v1/runs/{id}/graph.svg", get(run_graph_svg))
 }
 
 /// A run parameter.
@@ -184,29 +186,36 @@ pub(crate) struct GraphParams {
     run: Option<String>,
 }
 
+/// A spec and, for a run, its node states by node id.
+type Drawing = (
+    crate::workflow::WorkflowSpec,
+    Option<HashMap<String, NodeState>>,
+);
+
 /// The spec to draw and, for a run, its node states.
-async fn spec_and_states(
+async fn spec_and_states(st: &Shared, name: &str, p: &GraphParams) -> Result<Drawing, Problem> {
+    match &p.run {
+        Some(run) => of_run(st, run, Some(name), "query.run").await,
+        None => Ok((find(st, name, p.version.as_deref())?.spec(), None)),
+    }
+}
+
+/// The spec run `run` is pinned to, and its node states (`workflow`: the run must be
+/// of it).
+async fn of_run(
     st: &Shared,
-    name: &str,
-    p: &GraphParams,
-) -> Result<
-    (
-        crate::workflow::WorkflowSpec,
-        Option<HashMap<String, NodeState>>,
-    ),
-    Problem,
-> {
-    let Some(run) = &p.run else {
-        return Ok((find(st, name, p.version.as_deref())?.spec(), None));
-    };
-    let run = run_id(run, "query.run")?;
+    run: &str,
+    workflow: Option<&str>,
+    culprit: &str,
+) -> Result<Drawing, Problem> {
+    let run = run_id(run, culprit)?;
     let store = st.engine.store();
     let record = store
         .get_run(run)
         .await
         .map_err(crate::Error::from)?
-        .filter(|r| r.workflow == name)
-        .ok_or_else(|| Problem::from(crate::Error::RunNotFound(run)).culprit("query.run"))?;
+        .filter(|r| workflow.is_none_or(|w| r.workflow == w))
+        .ok_or_else(|| Problem::from(crate::Error::RunNotFound(run)).culprit(culprit))?;
     let executions = store.executions(run).await.map_err(crate::Error::from)?;
     let spec = (*record.spec.spec()).clone();
     let states = super::nodes::latest(&spec, &executions)
@@ -214,6 +223,64 @@ async fn spec_and_states(
         .map(|g| (g.id.to_owned(), g.state))
         .collect();
     Ok((spec, Some(states)))
+}
+
+/// The graph document of `drawing`: the layered graph, and `states` for a run.
+fn graph_doc((spec, states): Drawing) -> Value {
+    let mut doc = serde_json::to_value(Graph::from_spec(&spec)).unwrap_or(Value::Null);
+    if let (Some(states), Value::Object(map)) = (states, &mut doc) {
+        let states: serde_json::Map<String, Value> = states
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v.to_string())))
+            .collect();
+        map.insert("states".to_owned(), Value::Object(states));
+    }
+    doc
+}
+
+/// The SVG document of `drawing`, nodes coloured by the run's states.
+fn graph_svg_of((spec, states): Drawing) -> Response {
+    let borrowed: Option<HashMap<&str, NodeState>> = states
+        .as_ref()
+        .map(|s| s.iter().map(|(k, v)| (k.as_str(), *v)).collect());
+    svg_response(Graph::from_spec(&spec).to_svg(borrowed.as_ref()))
+}
+
+/// The graph of the workflow version a run is pinned to, with its node states.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/graph",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The graph (as `/api/v1/workflows/{name}/graph`) with `states`: each node's state by id.", body = Object),
+        (status = 404, description = "No such run.", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn run_graph(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    Ok(Json(graph_doc(of_run(&st, &id, None, "path.id").await?)))
+}
+
+/// The graph of the workflow version a run is pinned to as SVG, nodes coloured by
+/// their states.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/graph.svg",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The SVG document.", content_type = "image/svg+xml", body = String),
+        (status = 404, description = "No such run.", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn run_graph_svg(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    Ok(graph_svg_of(of_run(&st, &id, None, "path.id").await?))
 }
 
 /// A workflow's graph as JSON: nodes with their layers and typed edges.
@@ -232,16 +299,7 @@ pub(crate) async fn graph(
     Path(name): Path<String>,
     Query(p): Query<GraphParams>,
 ) -> Result<Json<Value>, Problem> {
-    let (spec, states) = spec_and_states(&st, &name, &p).await?;
-    let mut doc = serde_json::to_value(Graph::from_spec(&spec)).unwrap_or(Value::Null);
-    if let (Some(states), Value::Object(map)) = (states, &mut doc) {
-        let states: serde_json::Map<String, Value> = states
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v.to_string())))
-            .collect();
-        map.insert("states".to_owned(), Value::Object(states));
-    }
-    Ok(Json(doc))
+    Ok(Json(graph_doc(spec_and_states(&st, &name, &p).await?)))
 }
 
 /// A workflow's graph as a standalone SVG document (nodes coloured by a run's states
@@ -261,12 +319,7 @@ pub(crate) async fn graph_svg(
     Path(name): Path<String>,
     Query(p): Query<GraphParams>,
 ) -> Result<Response, Problem> {
-    let (spec, states) = spec_and_states(&st, &name, &p).await?;
-    let borrowed: Option<HashMap<&str, NodeState>> = states
-        .as_ref()
-        .map(|s| s.iter().map(|(k, v)| (k.as_str(), *v)).collect());
-    let svg = Graph::from_spec(&spec).to_svg(borrowed.as_ref());
-    Ok(svg_response(svg))
+    Ok(graph_svg_of(spec_and_states(&st, &name, &p).await?))
 }
 
 /// An SVG document as a response that cannot run scripts even if opened directly.

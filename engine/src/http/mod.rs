@@ -31,6 +31,7 @@ mod nodes;
 mod openapi;
 mod problem;
 mod runs;
+mod schedules;
 mod serve;
 mod session;
 mod sse;
@@ -159,6 +160,7 @@ impl Api {
             .merge(nodes::routes())
             .merge(actions::routes())
             .merge(history::routes())
+            .merge(schedules::routes())
             .merge(catalog::routes())
             .merge(session::guarded_routes())
             .merge(sse::routes())
@@ -230,4 +232,33 @@ async fn no_store(request: Request, next: Next) -> Response {
         header::HeaderValue::from_static("nosniff"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::Service;
+
+    /// Mounted without connection info, a token-less API cannot tell loopback clients
+    /// from others, and refuses, saying how to serve it.
+    #[tokio::test]
+    async fn without_connection_info_an_open_api_refuses() {
+        let mut router = super::router(crate::Engine::new());
+        let request = Request::get("/api/v1/runs")
+            .header("host", "localhost")
+            .body(Body::empty())
+            .expect("request");
+        let response = router.call(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("connect_info"), "{text}");
+        assert!(
+            text.contains("urn:dagforge:problem:origin-rejected"),
+            "{text}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::problem::ProblemDoc;
-use super::{actions, catalog, history, nodes, runs, session, sse};
+use super::{actions, catalog, history, nodes, runs, schedules, session, sse};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use super::{actions, catalog, history, nodes, runs, session, sse};
     paths(
         runs::list,
         runs::detail,
+        runs::artifacts,
         nodes::list,
         nodes::one,
         nodes::items,
@@ -31,7 +32,16 @@ use super::{actions, catalog, history, nodes, runs, session, sse};
         catalog::one,
         catalog::graph,
         catalog::graph_svg,
+        catalog::run_graph,
+        catalog::run_graph_svg,
         catalog::jobs,
+        schedules::list,
+        schedules::one,
+        schedules::put,
+        schedules::enable,
+        schedules::disable,
+        schedules::trigger,
+        schedules::remove,
         session::login,
         session::whoami,
         session::logout,
@@ -43,6 +53,7 @@ use super::{actions, catalog, history, nodes, runs, session, sse};
     tags(
         (name = "runs", description = "Recorded runs, their nodes, items, events and logs; actions on them."),
         (name = "catalogue", description = "The registered workflows and jobs."),
+        (name = "schedules", description = "Recurring schedules."),
         (name = "session", description = "Browser sessions."),
         (name = "streams", description = "Server-Sent Events."),
     )

@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/v1/runs", get(list))
         .route("/api/v1/runs/{id}", get(detail))
+        .route("/api/v1/runs/{id}/artifacts", get(artifacts))
 }
 
 /// Filters and paging of the runs list.
@@ -167,4 +168,61 @@ pub(crate) async fn detail(
         nodes_total: nodes.len() as u64,
         nodes_by_state: by_state,
     }))
+}
+
+/// An artifact a job of the run saved.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ArtifactView {
+    /// Its key, relative to the artifact store's root.
+    key: String,
+    /// Its size in bytes.
+    size: u64,
+    /// When it was last written.
+    last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// The artifacts the jobs of a run saved, by key.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/artifacts",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The artifacts.", body = Vec<ArtifactView>),
+        (status = 404, description = "No such run.", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "The artifact store cannot be read.", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn artifacts(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ArtifactView>>, Problem> {
+    let run = run_id(&id, "path.id")?;
+    st.engine
+        .store()
+        .get_run(run)
+        .await
+        .map_err(crate::Error::from)?
+        .ok_or(crate::Error::RunNotFound(run))?;
+    let listed = st
+        .engine
+        .artifacts()
+        .list_run_artifacts(run)
+        .await
+        .map_err(|e| {
+            Problem::new(
+                ProblemKind::StoreUnavailable,
+                super::problem::scrub(&format!("artifact store: {e}")),
+            )
+        })?;
+    Ok(Json(
+        listed
+            .into_iter()
+            .map(|a| ArtifactView {
+                key: a.key,
+                size: a.size,
+                last_modified: super::views::time(a.last_modified),
+            })
+            .collect(),
+    ))
 }
