@@ -59,6 +59,8 @@ mod executor;
 #[cfg(feature = "test-util")]
 pub mod executor_conformance;
 pub mod guide;
+#[cfg(feature = "http")]
+pub mod http;
 mod ids;
 mod job;
 mod limit;
