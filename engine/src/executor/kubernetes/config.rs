@@ -37,7 +37,7 @@ pub enum Propagation {
 /// pending_timeout_secs = 300
 /// env = [{ name = "DB_PASSWORD", valueFrom = { secretKeyRef = { name = "db", key = "password" } } }]
 ///
-/// [jobs.train.resources]
+/// [kubernetes.resources.train]
 /// cpu = "2"
 /// memory = "4Gi"
 /// memory_limit = "6Gi"
@@ -108,7 +108,7 @@ pub struct KubernetesConfig {
     /// This engine's id in the `dagforge.io/engine` label (default: a fresh UUID).
     pub engine_id: Option<String>,
     /// Per job name: resources over those of the job's `#[job(resources(...))]`
-    /// (`[jobs.<name>.resources]` in `dagforge.toml`).
+    /// (`[kubernetes.resources.<name>]` in `dagforge.toml`).
     pub resources: BTreeMap<String, Resources>,
 }
 

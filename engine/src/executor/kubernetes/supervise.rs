@@ -314,7 +314,7 @@ fn finish(
                 format!(
                     "OOMKilled: job `{job}`: the container of Job `{name}` went over its memory \
                      limit and was killed (exit code {}); raise `memory_limit` for this job \
-                     ([jobs.{job}.resources])",
+                     ([kubernetes.resources.{job}])",
                     e.exit_code
                 ),
             ))
