@@ -17,8 +17,6 @@ mod process;
 #[cfg(all(feature = "process", unix))]
 pub(crate) use process::lines;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -28,7 +26,6 @@ use crate::context::JobContext;
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::limit::Permit;
 use crate::registry::{Attempt, DynJob, guarded};
-use crate::signal::{Signal, SignalSender};
 
 pub use in_process::InProcess;
 #[cfg(all(feature = "process", unix))]
@@ -183,47 +180,55 @@ fn short_type_name(full: &'static str) -> &'static str {
 pub struct Execution {
     job: DynJob,
     input: Value,
-    ctx: JobContext,
+    ctx: Guarded,
     timeout: Option<Duration>,
     permit: Option<Permit>,
-    /// Set while an executor holds the execution: fails the attempt if the execution
-    /// is dropped without an outcome.
-    unreported: Option<Unreported>,
 }
 
-/// Reports a failed attempt when dropped, unless disarmed (the outcome is reported
-/// some other way) or silenced (the orchestrator aborted the attempt and expects
-/// nothing more from it).
+/// The attempt's context, and while an executor holds the execution, the guard that
+/// fails the attempt if the execution is dropped without an outcome.
+///
+/// The failure goes through the context's own signal sender: arming costs no
+/// allocation and no clone of the run's channel (this is on every attempt's path).
+/// After [`ExecutionHandle::abort`] the engine has recorded the attempt's end and
+/// stopped listening for it (the driver forgot the attempt, and starts nothing new
+/// in a cancelling run or a run whose lease it lost), so what a dropped aborted
+/// execution reports is ignored.
 #[derive(Debug)]
-struct Unreported {
-    sink: SignalSender,
-    executor: &'static str,
-    silenced: Arc<AtomicBool>,
+struct Guarded {
+    /// Present until [`Guarded::take`] hands it on.
+    ctx: Option<JobContext>,
+    /// The executor's name while armed.
+    armed: Option<&'static str>,
 }
 
-impl Unreported {
-    /// The outcome is reported another way: report nothing on drop.
-    fn disarm(self) {
-        self.silenced.store(true, Ordering::SeqCst);
+impl Guarded {
+    fn context(&self) -> &JobContext {
+        // `ctx` is only emptied by `take`, which consumes the guard.
+        self.ctx
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the context is present until taken"))
+    }
+
+    /// The context, disarmed: the outcome is reported another way.
+    fn take(mut self) -> JobContext {
+        self.armed = None;
+        self.ctx
+            .take()
+            .unwrap_or_else(|| unreachable!("the context is present until taken"))
     }
 }
 
-impl Drop for Unreported {
+impl Drop for Guarded {
     fn drop(&mut self) {
-        if self.silenced.swap(true, Ordering::SeqCst) {
+        let (Some(executor), Some(ctx)) = (self.armed.take(), self.ctx.as_ref()) else {
             return;
-        }
-        tracing::warn!(
-            executor = self.executor,
-            "an execution was dropped without a result"
-        );
-        self.sink.send(Signal::Done(Err(ErrorInfo::new(
+        };
+        tracing::warn!(executor, "an execution was dropped without a result");
+        ctx.report_done(Err(ErrorInfo::new(
             ErrorKind::Executor,
-            format!(
-                "execution dropped by executor `{}` without a result",
-                self.executor
-            ),
-        ))));
+            format!("execution dropped by executor `{executor}` without a result"),
+        )));
     }
 }
 
@@ -238,25 +243,20 @@ impl Execution {
         Execution {
             job,
             input,
-            ctx,
+            ctx: Guarded {
+                ctx: Some(ctx),
+                armed: None,
+            },
             timeout,
             permit,
-            unreported: None,
         }
     }
 
     /// Hands the execution to `executor`: from here on, dropping it without an
-    /// outcome reports a failed attempt through `sink`. Returns the flag that
-    /// [`ExecutionHandle::silenced_by`] links to the executor's handle, so that an
-    /// attempt the orchestrator aborts reports nothing more.
-    pub(crate) fn arm(&mut self, sink: SignalSender, executor: &'static str) -> Arc<AtomicBool> {
-        let silenced = Arc::new(AtomicBool::new(false));
-        self.unreported = Some(Unreported {
-            sink,
-            executor,
-            silenced: Arc::clone(&silenced),
-        });
-        silenced
+    /// outcome reports a failed attempt through its context.
+    #[inline]
+    pub(crate) fn arm(&mut self, executor: &'static str) {
+        self.ctx.armed = Some(executor);
     }
 
     /// The job to run.
@@ -271,7 +271,7 @@ impl Execution {
 
     /// The attempt's context.
     pub fn context(&self) -> &JobContext {
-        &self.ctx
+        self.ctx.context()
     }
 
     /// The attempt's timeout.
@@ -280,18 +280,16 @@ impl Execution {
     }
 
     /// Reports the outcome of an attempt run elsewhere (a child process, a pod).
-    pub fn complete(mut self, outcome: Result<Value, ErrorInfo>) {
-        if let Some(u) = self.unreported.take() {
-            u.disarm();
-        }
-        drop(self.permit.take());
-        self.ctx.report_done(outcome);
+    pub fn complete(self, outcome: Result<Value, ErrorInfo>) {
+        let Execution { ctx, permit, .. } = self;
+        drop(permit);
+        ctx.take().report_done(outcome);
     }
 
     /// Runs the attempt in the current task: decodes the input, runs the job under
     /// its timeout, turns a panic into a failed attempt, and reports the outcome.
     pub async fn run_here(self) {
-        let ctx = self.ctx.clone();
+        let ctx = self.ctx.context().clone();
         let outcome = self.run_inline().await;
         ctx.report_done(outcome);
     }
@@ -308,12 +306,9 @@ impl Execution {
             ctx,
             timeout,
             permit,
-            unreported,
         } = self;
         // The outcome is returned (and reported by the caller): nothing to guard.
-        if let Some(u) = unreported {
-            u.disarm();
-        }
+        let ctx = ctx.take();
         let span = tracing::info_span!(
             "node",
             run_id = %ctx.run_id(),
@@ -337,13 +332,10 @@ impl Execution {
             ctx,
             timeout,
             permit,
-            unreported,
         } = self;
         // The task reports the outcome itself (a panic included); an abort is the
         // orchestrator's own doing.
-        if let Some(u) = unreported {
-            u.disarm();
-        }
+        let ctx = ctx.take();
         let task = job.spawn(Attempt {
             ctx,
             input,
@@ -358,41 +350,24 @@ impl Execution {
 #[derive(Debug, Default)]
 pub struct ExecutionHandle {
     abort: Option<AbortHandle>,
-    /// Set on abort: the execution, dropped by the abort, reports nothing.
-    silence: Option<Arc<AtomicBool>>,
 }
 
 impl ExecutionHandle {
     /// A handle that aborts a tokio task.
     pub fn from_task(abort: AbortHandle) -> Self {
-        ExecutionHandle {
-            abort: Some(abort),
-            silence: None,
-        }
+        ExecutionHandle { abort: Some(abort) }
     }
 
     /// A handle with nothing to abort.
     pub fn detached() -> Self {
-        ExecutionHandle {
-            abort: None,
-            silence: None,
-        }
-    }
-
-    /// Links the handle to the flag [`Execution::arm`] returned.
-    pub(crate) fn silenced_by(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.silence = Some(flag);
-        self
+        ExecutionHandle { abort: None }
     }
 
     /// Stops the attempt now, hard (the cooperative grace period is over, or the run
     /// is gone). The engine has recorded the attempt's end already: whatever the
-    /// attempt would still report is ignored, and dropping its execution reports
-    /// nothing. Does nothing once the attempt ended; never blocks.
+    /// attempt would still report, its dropped execution's failure included, is
+    /// ignored. Does nothing once the attempt ended; never blocks.
     pub fn abort(&self) {
-        if let Some(s) = &self.silence {
-            s.store(true, Ordering::SeqCst);
-        }
         if let Some(a) = &self.abort {
             a.abort();
         }

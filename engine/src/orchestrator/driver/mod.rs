@@ -454,9 +454,8 @@ impl Driver {
         }
         for (key, mut exec) in self.to_start.drain(..) {
             // Dropped by the executor without an outcome, it fails the attempt.
-            let sink = SignalSender::new(self.tx.clone(), key as u32);
-            let silenced = exec.arm(sink, self.sh.executor_name);
-            let handle = self.sh.executor.start(exec).silenced_by(silenced);
+            exec.arm(self.sh.executor_name);
+            let handle = self.sh.executor.start(exec);
             if let Some(r) = self.running.get_mut(key) {
                 r.handle = handle;
             }

@@ -135,7 +135,14 @@ impl Core {
                             }
                             rt.state = n.to;
                             if n.item.is_none() && plan.nodes[i as usize].fan_out.is_none() {
-                                rt.attempts = rt.attempts.max(n.attempt);
+                                // A Ready event carries the number of the attempt it
+                                // readies (the next one), not of one that was made.
+                                let made = if n.to == NodeState::Ready {
+                                    n.attempt.saturating_sub(1)
+                                } else {
+                                    n.attempt
+                                };
+                                rt.attempts = rt.attempts.max(made);
                             }
                             if n.output.is_some() {
                                 rt.output = n.output;
