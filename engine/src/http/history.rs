@@ -11,9 +11,7 @@ use super::extract::{Query, page_size, run_id};
 use super::problem::{Problem, ProblemDoc, ProblemKind};
 use super::views::{EventView, LogLine};
 use crate::LogLevel;
-
-/// Events read from the store at a time when scanning for log lines.
-const SCAN: usize = 5_000;
+use crate::store::LogQuery;
 
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
@@ -151,44 +149,30 @@ pub(crate) async fn logs(
     Query(p): Query<LogParams>,
 ) -> Result<Json<LogPage>, Problem> {
     let limit = page_size(p.limit, 500, 5_000)?;
-    let tail = match p.tail {
-        Some(t) => Some(page_size(Some(t), t, 5_000).map_err(|e| e.culprit("query.tail"))?),
-        None => None,
-    };
-    let level = p.level.as_deref().map(parse_level).transpose()?;
-    let run = existing(&st, &id).await?;
-    let keep = |l: &LogLine| {
-        p.node.as_deref().is_none_or(|n| l.node == n)
-            && p.item.is_none_or(|i| l.item == Some(i))
-            && p.attempt.is_none_or(|a| l.attempt == a)
-            && level.is_none_or(|min| parse_level(&l.level).is_ok_and(|lv| lv >= min))
-    };
-    let mut after = p.after.unwrap_or(0);
-    let mut lines: std::collections::VecDeque<LogLine> = std::collections::VecDeque::new();
-    loop {
-        let events = st
-            .engine
-            .store()
-            .events(run, after, SCAN)
-            .await
-            .map_err(crate::Error::from)?;
-        let Some(last) = events.last() else { break };
-        after = last.seq;
-        for line in events.iter().filter_map(LogLine::of).filter(|l| keep(l)) {
-            lines.push_back(line);
-            match tail {
-                Some(t) if lines.len() > t => {
-                    lines.pop_front();
-                }
-                None if lines.len() >= limit => break,
-                _ => {}
-            }
-        }
-        if tail.is_none() && lines.len() >= limit {
-            break;
-        }
+    let run = run_id(&id, "path.id")?;
+    let mut q = LogQuery::new().after(p.after.unwrap_or(0)).limit(limit);
+    if let Some(t) = p.tail {
+        q = q.tail(page_size(Some(t), t, 5_000).map_err(|e| e.culprit("query.tail"))?);
     }
-    let items: Vec<LogLine> = lines.into_iter().collect();
+    if let Some(level) = &p.level {
+        q = q.min_level(parse_level(level)?);
+    }
+    if let Some(n) = p.node {
+        q = q.node(n);
+    }
+    if let Some(i) = p.item {
+        q = q.item(i);
+    }
+    if let Some(a) = p.attempt {
+        q = q.attempt(a);
+    }
+    let lines = st
+        .engine
+        .store()
+        .logs(run, &q)
+        .await
+        .map_err(crate::Error::from)?;
+    let items: Vec<LogLine> = lines.iter().map(LogLine::of).collect();
     Ok(Json(LogPage {
         next_after: items.last().map(|l| l.seq),
         items,

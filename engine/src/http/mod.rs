@@ -25,6 +25,7 @@
 mod actions;
 mod auth;
 mod catalog;
+mod engines;
 mod extract;
 mod history;
 mod nodes;
@@ -161,6 +162,7 @@ impl Api {
             .merge(actions::routes())
             .merge(history::routes())
             .merge(schedules::routes())
+            .merge(engines::routes())
             .merge(catalog::routes())
             .merge(session::guarded_routes())
             .merge(sse::routes())

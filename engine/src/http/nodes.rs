@@ -16,7 +16,7 @@ use super::extract::{Query, page_size, run_id};
 use super::problem::{Problem, ProblemDoc, ProblemKind};
 use super::views::{AttemptView, Counts, ErrorView, OutputView, time};
 use crate::NodeState;
-use crate::store::{ExecutionRecord, RunRecord};
+use crate::store::{ExecutionCursor, ExecutionQuery, ExecutionRecord, RunRecord};
 use crate::workflow::WorkflowSpec;
 
 pub(crate) fn routes() -> Router<Shared> {
@@ -291,6 +291,11 @@ pub(crate) async fn one(
     }))
 }
 
+/// How many items `rows` (ordered by item) hold.
+fn distinct_items(rows: &[ExecutionRecord]) -> usize {
+    rows.chunk_by(|a, b| a.item == b.item).count()
+}
+
 /// A fan-out item: its latest attempt.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ItemView {
@@ -309,11 +314,9 @@ pub(crate) struct ItemPage {
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
-    /// How many items started so far.
-    total: u64,
 }
 
-/// A fan-out node's items.
+/// A fan-out node's items, read a page at a time from the store.
 #[utoipa::path(
     get,
     path = "/api/v1/runs/{id}/nodes/{node}/items",
@@ -331,25 +334,62 @@ pub(crate) async fn items(
     Query(p): Query<PageParams>,
 ) -> Result<Json<ItemPage>, Problem> {
     let limit = page_size(p.limit, 1000, 10_000)?;
-    let from = position(p.cursor.as_deref())?;
-    let (record, executions) = load(&st, &id).await?;
-    let spec = record.spec.spec();
-    let nodes = latest(&spec, &executions);
-    let g = find(&nodes, &node)?;
-    let all: Vec<(&u32, &&ExecutionRecord)> = g.items.iter().collect();
-    let end = from.saturating_add(limit).min(all.len());
-    let items = all
-        .get(from..end)
-        .unwrap_or_default()
+    let run = run_id(&id, "path.id")?;
+    let mut q = ExecutionQuery::new().items_of(node.clone()).limit(limit);
+    if let Some(c) = &p.cursor {
+        let cursor = c
+            .parse::<ExecutionCursor>()
+            .ok()
+            .filter(|c| c.node == node && c.item.is_some())
+            .ok_or_else(|| {
+                Problem::new(ProblemKind::BadCursor, "not a cursor this API handed out")
+                    .culprit("query.cursor")
+                    .value(c)
+            })?;
+        q = q.after(cursor);
+    }
+    let store = st.engine.store();
+    let record = store
+        .get_run(run)
+        .await
+        .map_err(crate::Error::from)?
+        .ok_or(crate::Error::RunNotFound(run))?;
+    if !record.spec.spec().nodes.iter().any(|n| n.id == node) {
+        return Err(crate::Error::NodeNotFound(node).into());
+    }
+    // Rows come by item, then attempt: one group per item. Pages of rows are read
+    // until one more item than asked for has begun (its rows may go on), or the end.
+    let mut rows: Vec<ExecutionRecord> = Vec::new();
+    let mut more = true;
+    while more && distinct_items(&rows) <= limit {
+        let page = store
+            .executions_page(run, &q)
+            .await
+            .map_err(crate::Error::from)?;
+        more = page.next.is_some();
+        if let Some(next) = page.next {
+            q = q.after(next);
+        }
+        rows.extend(page.items);
+    }
+    let mut groups: Vec<&[ExecutionRecord]> = rows.chunk_by(|a, b| a.item == b.item).collect();
+    let truncated = groups.len() > limit;
+    groups.truncate(limit);
+    let next_cursor = match (truncated || more, groups.last().and_then(|g| g.last())) {
+        (true, Some(last)) => Some(ExecutionCursor::after(last).to_string()),
+        _ => None,
+    };
+    let items = groups
         .iter()
-        .map(|(i, r)| ItemView {
-            attempts: g.item_attempts.get(i).copied().unwrap_or(0),
-            latest: AttemptView::of(r),
+        .filter_map(|g| {
+            let latest = g
+                .iter()
+                .max_by(|a, b| (a.updated_at, a.attempt).cmp(&(b.updated_at, b.attempt)))?;
+            Some(ItemView {
+                attempts: g.iter().map(|r| r.attempt).max().unwrap_or(0),
+                latest: AttemptView::of(latest),
+            })
         })
         .collect();
-    Ok(Json(ItemPage {
-        items,
-        next_cursor: (end < all.len()).then(|| format!("p{end}")),
-        total: all.len() as u64,
-    }))
+    Ok(Json(ItemPage { items, next_cursor }))
 }

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::problem::ProblemDoc;
-use super::{actions, catalog, history, nodes, runs, schedules, session, sse};
+use super::{actions, catalog, engines, history, nodes, runs, schedules, session, sse};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,7 @@ use super::{actions, catalog, history, nodes, runs, schedules, session, sse};
     ),
     paths(
         runs::list,
+        runs::counts,
         runs::detail,
         runs::artifacts,
         nodes::list,
@@ -42,6 +43,7 @@ use super::{actions, catalog, history, nodes, runs, schedules, session, sse};
         schedules::disable,
         schedules::trigger,
         schedules::remove,
+        engines::list,
         session::login,
         session::whoami,
         session::logout,
@@ -54,6 +56,7 @@ use super::{actions, catalog, history, nodes, runs, schedules, session, sse};
         (name = "runs", description = "Recorded runs, their nodes, items, events and logs; actions on them."),
         (name = "catalogue", description = "The registered workflows and jobs."),
         (name = "schedules", description = "Recurring schedules."),
+        (name = "engines", description = "The engine processes serving the store."),
         (name = "session", description = "Browser sessions."),
         (name = "streams", description = "Server-Sent Events."),
     )

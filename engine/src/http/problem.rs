@@ -64,6 +64,9 @@ pub enum ProblemKind {
     OriginRejected,
     /// The store failed (unreachable, locked, …).
     StoreUnavailable,
+    /// The store does not have the capability this endpoint needs (a store of your
+    /// own without the engine registry or the global event feed).
+    Unsupported,
     /// Anything else; the detail says what.
     Internal,
 }
@@ -94,6 +97,7 @@ impl ProblemKind {
             ProblemKind::CsrfRejected => "csrf-rejected",
             ProblemKind::OriginRejected => "origin-rejected",
             ProblemKind::StoreUnavailable => "store-unavailable",
+            ProblemKind::Unsupported => "unsupported",
             ProblemKind::Internal => "internal",
         }
     }
@@ -124,6 +128,7 @@ impl ProblemKind {
                 StatusCode::FORBIDDEN
             }
             ProblemKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::Unsupported => StatusCode::NOT_IMPLEMENTED,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -153,6 +158,7 @@ impl ProblemKind {
             ProblemKind::CsrfRejected => "Missing or wrong CSRF token",
             ProblemKind::OriginRejected => "Request refused for its origin",
             ProblemKind::StoreUnavailable => "Store unavailable",
+            ProblemKind::Unsupported => "Not supported by this store",
             ProblemKind::Internal => "Internal error",
         }
     }
@@ -337,6 +343,29 @@ impl From<crate::Error> for Problem {
             E::UnknownSchedule(id) => Problem::new(ProblemKind::ScheduleNotFound, "no such recurring schedule")
                 .culprit("path.id")
                 .value(&id),
+            E::Store(crate::store::StoreError::UnknownRun(run)) => {
+                Problem::new(ProblemKind::RunNotFound, format!("run {run} not found"))
+                    .culprit("path.id")
+                    .value(&run.to_string())
+            }
+            E::Store(crate::store::StoreError::BadQuery {
+                what,
+                value,
+                reason,
+            }) => Problem::new(
+                if what.contains("cursor") {
+                    ProblemKind::BadCursor
+                } else {
+                    ProblemKind::BadQuery
+                },
+                format!("{what}: {reason}"),
+            )
+            .culprit("query")
+            .value(&value),
+            E::Store(crate::store::StoreError::Unsupported { what }) => Problem::new(
+                ProblemKind::Unsupported,
+                format!("this store does not keep {what}"),
+            ),
             E::Store(store) => Problem::new(ProblemKind::StoreUnavailable, scrub(&chain(&store))),
             other => Problem::new(ProblemKind::Internal, scrub(&chain(&other))),
         }
@@ -410,6 +439,7 @@ mod tests {
             ProblemKind::CsrfRejected,
             ProblemKind::OriginRejected,
             ProblemKind::StoreUnavailable,
+            ProblemKind::Unsupported,
             ProblemKind::Internal,
         ];
         let slugs: std::collections::HashSet<&str> = kinds.iter().map(|k| k.slug()).collect();

@@ -12,7 +12,7 @@ use super::extract::{Query, page_size, run_id};
 use super::problem::{Problem, ProblemDoc, ProblemKind};
 use super::views::{BadRowView, Counts, RunSummary};
 use crate::RunState;
-use crate::store::RunQuery;
+use crate::store::{RunCursor, RunQuery};
 
 /// The default page size of lists.
 pub(crate) const DEFAULT_LIMIT: usize = 50;
@@ -22,19 +22,57 @@ pub(crate) const MAX_LIMIT: usize = 500;
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/v1/runs", get(list))
+        .route("/api/v1/runs/counts", get(counts))
         .route("/api/v1/runs/{id}", get(detail))
         .route("/api/v1/runs/{id}/artifacts", get(artifacts))
 }
 
-/// Filters and paging of the runs list.
+/// The runs list's filters.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Filters {
+    /// Only runs in these states, comma-separated: `pending`, `running`, `succeeded`,
+    /// `failed`, `cancelled`.
+    state: Option<String>,
+    /// Only runs of this workflow.
+    workflow: Option<String>,
+    /// Only runs pinned to this workflow version.
+    version: Option<String>,
+    /// Only runs created at or after this instant (RFC 3339).
+    created_from: Option<String>,
+    /// Only runs created before this instant (RFC 3339).
+    created_to: Option<String>,
+    /// Only the run enqueued with this idempotency key.
+    key: Option<String>,
+    /// Only runs of this lane.
+    lane: Option<String>,
+    /// Only runs whose id contains this text (hex digits and dashes).
+    q: Option<String>,
+}
+
+/// The runs list's filters and paging.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
-    /// Only runs in this state: `pending`, `running`, `succeeded`, `failed`, `cancelled`.
+    /// Only runs in these states, comma-separated: `pending`, `running`, `succeeded`,
+    /// `failed`, `cancelled`.
     state: Option<String>,
     /// Only runs of this workflow.
     workflow: Option<String>,
+    /// Only runs pinned to this workflow version.
+    version: Option<String>,
+    /// Only runs created at or after this instant (RFC 3339).
+    created_from: Option<String>,
+    /// Only runs created before this instant (RFC 3339).
+    created_to: Option<String>,
+    /// Only the run enqueued with this idempotency key.
+    key: Option<String>,
+    /// Only runs of this lane.
+    lane: Option<String>,
+    /// Only runs whose id contains this text (hex digits and dashes).
+    q: Option<String>,
     /// Page size, 1 to 500 (default 50).
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.
@@ -68,6 +106,87 @@ pub(crate) fn parse_state(text: &str, culprit: &str) -> Result<RunState, Problem
     )
 }
 
+fn instant(text: &str, culprit: &str) -> Result<std::time::SystemTime, Problem> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(std::time::SystemTime::from)
+        .map_err(|_| {
+            Problem::new(
+                ProblemKind::BadQuery,
+                "an instant is RFC 3339, e.g. 2026-12-01T02:00:00Z",
+            )
+            .culprit(culprit)
+            .value(text)
+        })
+}
+
+impl Filters {
+    /// The store query of these filters, or a problem naming the bad one.
+    pub(crate) fn query(&self) -> Result<RunQuery, Problem> {
+        let mut q = RunQuery::new();
+        if let Some(states) = &self.state {
+            let parsed = states
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| parse_state(s, "query.state"))
+                .collect::<Result<Vec<_>, _>>()?;
+            q = q.states(parsed);
+        }
+        if let Some(w) = &self.workflow {
+            q = q.workflow(w);
+        }
+        if let Some(v) = &self.version {
+            q = q.version(v);
+        }
+        if let Some(t) = &self.created_from {
+            q = q.created_from(instant(t, "query.created_from")?);
+        }
+        if let Some(t) = &self.created_to {
+            q = q.created_to(instant(t, "query.created_to")?);
+        }
+        if let Some(k) = &self.key {
+            q = q.idempotency_key(k);
+        }
+        if let Some(l) = &self.lane {
+            q = q.queue(l);
+        }
+        if let Some(text) = &self.q {
+            q = q.id_contains(text.trim());
+        }
+        q.check().map_err(|e| {
+            let p = Problem::from(crate::Error::from(e));
+            let culprit = if self.q.is_some() && p.detail().contains("run id") {
+                "query.q"
+            } else {
+                "query"
+            };
+            p.culprit(culprit)
+        })?;
+        Ok(q)
+    }
+}
+
+/// A runs-list cursor: `<microseconds>_<run id>` (this API's), or a bare run id (a
+/// store that pages by id only).
+pub(crate) fn parse_cursor(q: RunQuery, text: &str) -> Result<RunQuery, Problem> {
+    let bad = || {
+        Problem::new(ProblemKind::BadCursor, "not a cursor this API handed out")
+            .culprit("query.cursor")
+            .value(text)
+    };
+    if text.len() > 80 {
+        return Err(bad());
+    }
+    if text.contains('_') {
+        return text
+            .parse::<RunCursor>()
+            .map(|c| q.cursor(c))
+            .map_err(|_| bad());
+    }
+    text.parse::<crate::RunId>()
+        .map(|id| q.before(id))
+        .map_err(|_| bad())
+}
+
 /// Runs, newest first, filtered and keyset-paged.
 #[utoipa::path(
     get,
@@ -83,19 +202,21 @@ pub(crate) async fn list(
     State(st): State<Shared>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<RunPage>, Problem> {
-    let mut q = RunQuery::new().limit(page_size(p.limit, DEFAULT_LIMIT, MAX_LIMIT)?);
-    if let Some(s) = &p.state {
-        q = q.state(parse_state(s, "query.state")?);
-    }
-    if let Some(w) = &p.workflow {
-        q = q.workflow(w);
-    }
+    let filters = Filters {
+        state: p.state,
+        workflow: p.workflow,
+        version: p.version,
+        created_from: p.created_from,
+        created_to: p.created_to,
+        key: p.key,
+        lane: p.lane,
+        q: p.q,
+    };
+    let mut q = filters
+        .query()?
+        .limit(page_size(p.limit, DEFAULT_LIMIT, MAX_LIMIT)?);
     if let Some(c) = &p.cursor {
-        q = q.before(run_id(c, "query.cursor").map_err(|e| {
-            Problem::new(ProblemKind::BadCursor, "not a cursor this API handed out")
-                .culprit("query.cursor")
-                .value(e.offending_value().unwrap_or_default())
-        })?);
+        q = parse_cursor(q, c)?;
     }
     let page = st
         .engine
@@ -103,9 +224,14 @@ pub(crate) async fn list(
         .list_runs(&q)
         .await
         .map_err(crate::Error::from)?;
+    let next_cursor = match (page.cursor, page.next) {
+        (Some(c), _) => Some(c.to_string()),
+        (None, Some(id)) => Some(id.to_string()),
+        (None, None) => None,
+    };
     Ok(Json(RunPage {
         items: page.items.iter().map(RunSummary::of).collect(),
-        next_cursor: page.next.map(|id| id.to_string()),
+        next_cursor,
         bad_rows: page
             .bad
             .into_iter()
@@ -114,6 +240,46 @@ pub(crate) async fn list(
                 what: b.what,
                 detail: b.detail,
             })
+            .collect(),
+    }))
+}
+
+/// How many runs pass the filters, by state.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunCountsView {
+    /// All of them.
+    total: u64,
+    /// By state (states without runs left out).
+    by_state: Counts,
+}
+
+/// How many runs pass the filters, by state (counted with the store's indexes).
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/counts",
+    tag = "runs",
+    params(Filters),
+    responses(
+        (status = 200, description = "The counts.", body = RunCountsView),
+        (status = 400, description = "A bad filter.", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn counts(
+    State(st): State<Shared>,
+    Query(f): Query<Filters>,
+) -> Result<Json<RunCountsView>, Problem> {
+    let counts = st
+        .engine
+        .store()
+        .count_runs(&f.query()?)
+        .await
+        .map_err(crate::Error::from)?;
+    Ok(Json(RunCountsView {
+        total: counts.total(),
+        by_state: counts
+            .states
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
             .collect(),
     }))
 }

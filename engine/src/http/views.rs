@@ -250,25 +250,15 @@ pub(crate) struct LogLine {
 }
 
 impl LogLine {
-    pub(crate) fn of(e: &Event) -> Option<Self> {
-        let EventKind::Log {
-            node,
-            item,
-            attempt,
-            level,
-            message,
-        } = &e.kind
-        else {
-            return None;
-        };
-        Some(LogLine {
-            seq: e.seq,
-            at: time(e.at),
-            node: node.to_string(),
-            item: *item,
-            attempt: *attempt,
-            level: level.to_string(),
-            message: message.clone(),
-        })
+    pub(crate) fn of(l: &crate::store::LogLine) -> Self {
+        LogLine {
+            seq: l.seq,
+            at: time(l.at),
+            node: l.node.clone(),
+            item: l.item,
+            attempt: l.attempt,
+            level: l.level.to_string(),
+            message: l.message.clone(),
+        }
     }
 }

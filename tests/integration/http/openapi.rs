@@ -37,6 +37,8 @@ async fn the_document_is_valid_openapi_3_1_and_complete() {
     for (path, methods) in [
         ("/api/v1/runs", &["get", "post"][..]),
         ("/api/v1/runs/{id}", &["get"]),
+        ("/api/v1/runs/counts", &["get"]),
+        ("/api/v1/engines", &["get"]),
         ("/api/v1/runs/{id}/nodes", &["get"]),
         ("/api/v1/runs/{id}/nodes/{node}", &["get"]),
         ("/api/v1/runs/{id}/nodes/{node}/items", &["get"]),

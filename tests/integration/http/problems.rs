@@ -40,6 +40,23 @@ async fn every_problem_kind_names_its_culprit() {
     );
     let p = problem(s.get("/api/v1/runs?limit=0").await, 400, "bad-query").await;
     assert_eq!(p["culprit"], "query.limit");
+    let p = problem(
+        s.get("/api/v1/runs?created_from=yesterday").await,
+        400,
+        "bad-query",
+    )
+    .await;
+    assert_eq!(p["culprit"], "query.created_from");
+    let p = problem(s.get("/api/v1/runs?q=not-hex!").await, 400, "bad-query").await;
+    assert_eq!(p["culprit"], "query.q");
+    let p = problem(
+        s.get("/api/v1/runs?cursor=12_nope").await,
+        400,
+        "bad-cursor",
+    )
+    .await;
+    assert_eq!(p["value"], "12_nope");
+    problem(s.get("/api/v1/runs/counts?state=x").await, 400, "bad-query").await;
     let p = problem(s.get("/api/v1/runs?colour=red").await, 400, "bad-query").await;
     assert!(p["detail"].as_str().unwrap().contains("colour"), "{p}");
     let p = problem(
