@@ -20,7 +20,9 @@ pub struct JobContext {
     node: Arc<str>,
     item: Option<u32>,
     attempt: u32,
-    cancel: CancellationToken,
+    /// Shared by every attempt of the run: cloning an `Arc` is one atomic add, where
+    /// cloning the token itself takes its tree's lock (this is on every attempt's path).
+    cancel: Arc<CancellationToken>,
     sink: Option<SignalSender>,
     artifacts: Option<ArtifactStore>,
 }
@@ -31,7 +33,7 @@ impl JobContext {
         node: Arc<str>,
         item: Option<u32>,
         attempt: u32,
-        cancel: CancellationToken,
+        cancel: impl Into<Arc<CancellationToken>>,
         sink: Option<SignalSender>,
     ) -> Self {
         JobContext {
@@ -39,7 +41,7 @@ impl JobContext {
             node,
             item,
             attempt,
-            cancel,
+            cancel: cancel.into(),
             sink,
             artifacts: None,
         }

@@ -70,7 +70,7 @@ pub(crate) struct Driver {
     core: Core,
     tx: UnboundedSender<(u32, Signal)>,
     rx: UnboundedReceiver<(u32, Signal)>,
-    job_cancel: CancellationToken,
+    job_cancel: Arc<CancellationToken>,
     running: Slab<Running>,
     spare: Option<Permit>,
     acquire: Option<Acquire>,
@@ -133,7 +133,7 @@ impl Driver {
             core,
             tx,
             rx,
-            job_cancel: CancellationToken::new(),
+            job_cancel: Arc::new(CancellationToken::new()),
             running: Slab::new(),
             spare: None,
             acquire: None,
@@ -419,7 +419,7 @@ impl Driver {
             node.id.clone(),
             item,
             attempt,
-            self.job_cancel.clone(),
+            Arc::clone(&self.job_cancel),
             Some(sink),
         )
         .with_artifacts(self.sh.artifacts.clone());
