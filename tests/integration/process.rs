@@ -242,7 +242,7 @@ async fn exit_code_without_an_outcome_fails_and_quotes_stderr() {
     let n = node(&r, "exit");
     assert_eq!(n.state, NodeState::Failed);
     let e = n.error.unwrap();
-    assert_eq!(e.kind, ErrorKind::Failed);
+    assert_eq!(e.kind, ErrorKind::Crashed);
     for part in [
         "job `exit`",
         "exited with code 3",
@@ -699,6 +699,7 @@ async fn a_worker_that_stops_heartbeating_is_killed_and_retried() {
     }
     let e = first_error.expect("attempt 1 failed");
     assert!(e.message.contains("sent no heartbeat"), "{e}");
+    assert_eq!(e.kind, ErrorKind::Crashed);
     assert_gone(logs.pids()[0], Duration::from_millis(200)).await;
 }
 

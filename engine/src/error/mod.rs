@@ -270,6 +270,11 @@ pub enum ErrorKind {
     /// The engine running the attempt stopped (crash, kill, lost lease); the attempt's
     /// outcome is unknown and it runs again.
     Interrupted,
+    /// The process (or pod) running the attempt died without reporting an outcome:
+    /// killed by a signal, an exit code, out of memory, or silent past its heartbeat
+    /// timeout (retryable). The job's own code may never have failed: look at the
+    /// message (exit status, last console lines) before blaming it.
+    Crashed,
 }
 
 impl ErrorKind {
@@ -282,6 +287,7 @@ impl ErrorKind {
                 | ErrorKind::TimedOut
                 | ErrorKind::Executor
                 | ErrorKind::Interrupted
+                | ErrorKind::Crashed
         )
     }
 }

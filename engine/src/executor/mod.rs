@@ -28,13 +28,13 @@ use crate::limit::Permit;
 use crate::registry::{Attempt, DynJob, guarded};
 
 pub use in_process::InProcess;
-#[cfg(all(feature = "process", unix))]
-pub use process::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 #[cfg(feature = "kubernetes")]
 pub use kubernetes::{
     ConfigError as KubernetesConfigError, KubernetesConfig, KubernetesExecutor,
     KubernetesExecutorBuilder, Propagation, Reaped,
 };
+#[cfg(all(feature = "process", unix))]
+pub use process::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 
 /// Starts node attempts.
 ///
@@ -67,9 +67,10 @@ pub use kubernetes::{
 ///   (cannot start a process, protocol violation) is [`ErrorKind::Executor`].
 /// - **Crash of the child.** An attempt whose process (or pod) dies without reporting
 ///   an outcome — killed by a signal, an exit code, out of memory — is a failed,
-///   *retryable* attempt ([`ErrorKind::Failed`] for the process executor, with the
-///   exit status and the last stderr lines in the message; [`ErrorKind::Executor`]
-///   when the executor cannot tell what happened). The in-process analogue is a panic
+///   *retryable* attempt of kind [`ErrorKind::Crashed`], with the exit status (or
+///   the pod's reason, such as `OOMKilled`) and the last console lines in the
+///   message; a child silent past its heartbeat timeout is killed and crashed too
+///   ([`ErrorKind::Executor`] when the executor cannot tell what happened). The in-process analogue is a panic
 ///   ([`ErrorKind::Panicked`]). It never takes the engine down.
 /// - **Logs and progress** go through the execution's [`JobContext`]
 ///   ([`JobContext::info`], [`JobContext::progress`], …), from the job itself or

@@ -447,7 +447,7 @@ where
             C,
             first.as_ref().is_some_and(|e| e.kind.is_retryable()
                 && !matches!(e.kind, ErrorKind::Cancelled | ErrorKind::TimedOut)),
-            "attempt 1 should fail with a retryable kind (Failed, Panicked or Executor): {first:?}"
+            "attempt 1 should fail with a retryable kind (Crashed, Failed, Panicked or Executor): {first:?}"
         );
         Ok(())
     }

@@ -135,7 +135,7 @@ pub(super) async fn supervise(inner: &Inner, exec: &Execution) -> Result<Value, 
             () = sleep_until(silent_until), if alive && killed.is_none() => {
                 worker.signal(Signal::SIGKILL);
                 killed = Some(ErrorInfo::new(
-                    ErrorKind::Failed,
+                    ErrorKind::Crashed,
                     format!(
                         "job `{job}`: worker (pid {pid}) sent no heartbeat for {:?} and was killed",
                         inner.heartbeat_timeout

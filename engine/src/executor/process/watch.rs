@@ -205,7 +205,7 @@ impl Watch<'_> {
                 Err(e)
             }
             Some(Ok(_)) => Err(ErrorInfo::new(
-                ErrorKind::Failed,
+                ErrorKind::Crashed,
                 format!(
                     "job `{job}`: worker (pid {pid}) wrote its output but {}{context}",
                     describe(status)
@@ -227,7 +227,7 @@ impl Watch<'_> {
                 ),
             )),
             None => Err(ErrorInfo::new(
-                ErrorKind::Failed,
+                ErrorKind::Crashed,
                 format!(
                     "job `{job}`: worker (pid {pid}) {} without reporting an outcome{context}",
                     describe(status)
