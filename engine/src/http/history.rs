@@ -9,14 +9,15 @@ use utoipa::{IntoParams, ToSchema};
 use super::Shared;
 use super::extract::{Query, page_size, run_id};
 use super::problem::{Problem, ProblemDoc, ProblemKind};
-use super::views::{EventView, LogLine};
+use super::views::{AttemptView, EventView, LogLine};
 use crate::LogLevel;
-use crate::store::LogQuery;
+use crate::store::{ExecutionCursor, ExecutionQuery, LogQuery};
 
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/v1/runs/{id}/history", get(history))
         .route("/api/v1/runs/{id}/logs", get(logs))
+        .route("/api/v1/runs/{id}/attempts", get(attempts))
 }
 
 /// Paging by sequence number.
@@ -176,5 +177,83 @@ pub(crate) async fn logs(
     Ok(Json(LogPage {
         next_after: items.last().map(|l| l.seq),
         items,
+    }))
+}
+
+/// Paging of a run's attempts.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AttemptParams {
+    /// Page size, 1 to 10,000 (default 1,000).
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of a run's attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AttemptPage {
+    /// The attempts, by node id, item and attempt number.
+    items: Vec<RunAttempt>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// One attempt of a node or item of a run.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunAttempt {
+    /// The node.
+    node: String,
+    /// The attempt.
+    #[serde(flatten)]
+    attempt: AttemptView,
+}
+
+/// Every attempt of a run's nodes and items (with their start and end: a timeline),
+/// read a page at a time from the store.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/attempts",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id."), AttemptParams),
+    responses(
+        (status = 200, description = "A page of attempts.", body = AttemptPage),
+        (status = 400, description = "Bad run id, limit or cursor.", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such run.", body = ProblemDoc, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn attempts(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    Query(p): Query<AttemptParams>,
+) -> Result<Json<AttemptPage>, Problem> {
+    let limit = page_size(p.limit, 1000, 10_000)?;
+    let run = run_id(&id, "path.id")?;
+    let mut q = ExecutionQuery::new().limit(limit);
+    if let Some(c) = &p.cursor {
+        q = q.after(c.parse::<ExecutionCursor>().map_err(|_| {
+            Problem::new(ProblemKind::BadCursor, "not a cursor this API handed out")
+                .culprit("query.cursor")
+                .value(c)
+        })?);
+    }
+    let page = st
+        .engine
+        .store()
+        .executions_page(run, &q)
+        .await
+        .map_err(crate::Error::from)?;
+    Ok(Json(AttemptPage {
+        items: page
+            .items
+            .iter()
+            .map(|e| RunAttempt {
+                node: e.node.clone(),
+                attempt: AttemptView::of(e),
+            })
+            .collect(),
+        next_cursor: page.next.map(|c| c.to_string()),
     }))
 }

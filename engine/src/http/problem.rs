@@ -281,7 +281,7 @@ impl IntoResponse for Problem {
 }
 
 /// The engine's errors as problems. Store errors name no store URL: their text goes
-/// through [`scrub`].
+/// through `scrub` (credentials out of any URL in them).
 impl From<crate::Error> for Problem {
     fn from(e: crate::Error) -> Self {
         use crate::Error as E;

@@ -44,6 +44,7 @@ async fn the_document_is_valid_openapi_3_1_and_complete() {
         ("/api/v1/runs/{id}/nodes/{node}/items", &["get"]),
         ("/api/v1/runs/{id}/history", &["get"]),
         ("/api/v1/runs/{id}/logs", &["get"]),
+        ("/api/v1/runs/{id}/attempts", &["get"]),
         ("/api/v1/runs/{id}/artifacts", &["get"]),
         ("/api/v1/runs/{id}/events", &["get"]),
         ("/api/v1/runs/{id}/graph", &["get"]),

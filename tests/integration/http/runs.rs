@@ -106,6 +106,29 @@ async fn tour(store: Arc<dyn Store>) {
     assert_eq!(boom["attempt_list"][0]["attempt"], 1);
     assert_eq!(boom["attempt_list"][0]["state"], "failed");
 
+    // Every attempt (a timeline), paged.
+    let all = s.json(&format!("/api/v1/runs/{bad}/attempts")).await;
+    let rows = all["items"].as_array().unwrap().len();
+    assert!(
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["node"] == "boom" && a["attempt"] == 1 && a["state"] == "failed"),
+        "{all}"
+    );
+    let mut paged = 0;
+    let mut url = format!("/api/v1/runs/{bad}/attempts?limit=1");
+    loop {
+        let page = s.json(&url).await;
+        paged += page["items"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(c) => url = format!("/api/v1/runs/{bad}/attempts?limit=1&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, rows);
+
     // History and logs.
     let h = s
         .json(&format!("/api/v1/runs/{talk}/history?limit=3"))
