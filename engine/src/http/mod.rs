@@ -35,8 +35,7 @@ mod runs;
 mod schedules;
 mod serve;
 mod session;
-pub mod sse;
-mod ui;
+mod sse;
 mod views;
 
 use std::sync::Arc;
@@ -177,7 +176,6 @@ impl Api {
         Router::new()
             .merge(guarded)
             .merge(open)
-            .merge(ui::routes(Arc::clone(&state)))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(
