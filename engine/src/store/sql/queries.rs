@@ -190,16 +190,47 @@ where
         Ok(page)
     }
 
-    /// [`RunQueries::count_runs`](crate::store::RunQueries::count_runs): one `GROUP BY
-    /// state` over the index of the filters given.
+    /// [`RunQueries::count_runs`](crate::store::RunQueries::count_runs): filtered by
+    /// workflow and states only, a sum over the `run_counts` table (kept by triggers in
+    /// the transaction of every change); filtered otherwise, one `GROUP BY state` over
+    /// the index of the filters given.
     pub(in crate::store) async fn count_runs(
         &self,
         query: &RunQuery,
     ) -> Result<RunCounts, StoreError> {
         query.check()?;
         let mut args = Args::default();
-        let cond = conditions::<DB>(query, &query.wanted_states(), None, &mut args)?;
-        let sql = format!("SELECT state, COUNT(*) FROM runs WHERE 1 = 1{cond} GROUP BY state");
+        let states = query.wanted_states();
+        let counted = RunQuery {
+            workflow: query.workflow.clone(),
+            state: query.state,
+            states: query.states.clone(),
+            limit: query.limit,
+            before: query.before,
+            cursor: query.cursor,
+            ..RunQuery::default()
+        };
+        let sql = if counted == *query {
+            let mut cond = String::new();
+            if let Some(w) = &query.workflow {
+                let p = args.push(Arg::Text(w.clone()), "");
+                cond.push_str(&format!(" AND workflow = {p}"));
+            }
+            if !states.is_empty() {
+                let ps: Vec<String> = states
+                    .iter()
+                    .map(|s| args.push(Arg::Text(s.as_str().to_owned()), ""))
+                    .collect();
+                cond.push_str(&format!(" AND state IN ({})", ps.join(", ")));
+            }
+            format!(
+                "SELECT state, CAST(SUM(n) AS BIGINT) FROM run_counts WHERE 1 = 1{cond} \
+                 GROUP BY state"
+            )
+        } else {
+            let cond = conditions::<DB>(query, &states, None, &mut args)?;
+            format!("SELECT state, COUNT(*) FROM runs WHERE 1 = 1{cond} GROUP BY state")
+        };
         let mut q = sqlx::query_as::<DB, (String, i64)>(&sql);
         for a in args.0 {
             q = match a {
