@@ -18,6 +18,18 @@ async fn every_problem_kind_names_its_culprit() {
         "method-not-allowed",
     )
     .await;
+    // Path tricks: data, never a path.
+    let p = problem(
+        s.get("/api/v1/runs/..%2F..%2Fetc%2Fpasswd").await,
+        400,
+        "bad-run-id",
+    )
+    .await;
+    assert_eq!(p["value"], "../../etc/passwd");
+    problem(s.get("/api/v1//runs").await, 404, "not-found").await;
+    let long = format!("/api/v1/{}", "x".repeat(5000));
+    let p = problem(s.get(&long).await, 404, "not-found").await;
+    assert!(p["value"].as_str().unwrap().chars().count() <= 201, "cut");
     let p = problem(s.get("/api/v1/runs/not-a-uuid").await, 400, "bad-run-id").await;
     assert_eq!(
         (p["culprit"].as_str(), p["value"].as_str()),
