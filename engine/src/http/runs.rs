@@ -392,3 +392,69 @@ pub(crate) async fn artifacts(
             .collect(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any text is a cursor, or a `bad-cursor` problem naming `query.cursor` with
+        /// the text cut to 200 characters; never a panic.
+        #[test]
+        fn cursor_parsing_is_total(text in ".{0,120}") {
+            match parse_cursor(RunQuery::new(), &text) {
+                Ok(_) => {}
+                Err(p) => {
+                    prop_assert_eq!(p.kind(), ProblemKind::BadCursor);
+                    prop_assert!(p.offending_value().is_some_and(|v| v.chars().count() <= 201));
+                }
+            }
+        }
+
+        /// A cursor this API hands out parses back to the same position.
+        #[test]
+        fn handed_out_cursors_round_trip(us in 0i64..4_000_000_000_000_000) {
+            let c = RunCursor { created_us: us, id: crate::RunId::new() };
+            let q = parse_cursor(RunQuery::new(), &c.to_string()).expect("parses");
+            prop_assert_eq!(q.cursor, Some(c));
+        }
+
+        /// Any state list is a set of states or a `bad-query` problem naming `query.state`.
+        #[test]
+        fn state_filters_parse_or_name_the_culprit(text in "[a-zA-Z, ]{0,40}") {
+            let f = Filters { state: Some(text.clone()), ..Filters::default() };
+            match f.query() {
+                Ok(q) => {
+                    let named = text.split(',').filter(|s| !s.trim().is_empty()).count();
+                    prop_assert!(q.wanted_states().len() <= named);
+                }
+                Err(p) => {
+                    prop_assert_eq!(p.kind(), ProblemKind::BadQuery);
+                    prop_assert!(p.detail().contains("run state"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn filters_become_the_store_query() {
+        let f = Filters {
+            state: Some("FAILED, running".into()),
+            workflow: Some("w".into()),
+            created_from: Some("2026-12-01T00:00:00Z".into()),
+            q: Some("ab12".into()),
+            ..Filters::default()
+        };
+        let q = f.query().expect("valid");
+        assert_eq!(q.wanted_states(), [RunState::Failed, RunState::Running]);
+        assert_eq!(q.workflow.as_deref(), Some("w"));
+        assert!(q.created_from.is_some());
+        let bad = Filters {
+            q: Some("zz".into()),
+            ..Filters::default()
+        };
+        assert_eq!(bad.query().unwrap_err().kind(), ProblemKind::BadQuery);
+    }
+}
