@@ -1,7 +1,8 @@
 //! A dagforge `App` for the CLI tests (`tests/integration/cli.rs`): `cli-echo`, whose
 //! job logs the id of the process it runs in, and `cli-sleep`, which waits a minute
 //! unless cancelled; `cli-env` and `cli-typed` for `tests/integration/hygiene.rs`;
-//! `cli-block`, whose jobs block their threads, for `tests/integration/cancel_queued.rs`.
+//! `cli-block`, whose jobs block their threads, for `tests/integration/cancel_queued.rs`;
+//! the examples' `catalog-integration` for `tests/integration/kubernetes/cli.rs`.
 
 use std::process::ExitCode;
 
@@ -188,6 +189,7 @@ async fn main() -> ExitCode {
                 .workflow(typed)
                 .workflow(block)
                 .workflow(keep)
+                .workflow(examples::catalog::macros::catalog().expect("a valid catalog"))
                 .run()
                 .await
         }

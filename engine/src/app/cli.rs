@@ -34,7 +34,8 @@ pub(crate) struct Global {
     /// `postgres` feature) or memory:// (nothing survives the process).
     #[arg(long, global = true, env = "DAGFORGE_STORE", value_name = "URL")]
     pub(crate) store: Option<String>,
-    /// TOML config file with `store`, `executor`, `concurrency`, `poll_secs`, `artifacts`, `http` keys
+    /// TOML config file with `store`, `executor`, `concurrency`, `poll_secs`, `artifacts`, `http` keys,
+    /// `[kubernetes]` and `[jobs.<name>.resources]` tables
     /// [default: ./dagforge.toml when present].
     #[arg(long, global = true, env = "DAGFORGE_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -75,6 +76,9 @@ pub(crate) enum ExecutorKind {
     InProcess,
     /// Each attempt in a child process: this binary in worker mode.
     Process,
+    /// Each attempt as a Kubernetes Job running this binary's image in worker mode
+    /// (`[kubernetes]` in the config file; feature `kubernetes`).
+    Kubernetes,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +102,10 @@ pub(crate) enum Command {
     /// Serve only the HTTP API (no runs are driven here), beside serving engines.
     #[cfg(feature = "http")]
     Http(super::http::HttpArgs),
+    /// Kubernetes: the Job a node would get, the manifests the engine needs.
+    #[cfg(feature = "kubernetes")]
+    #[command(subcommand)]
+    K8s(super::kubernetes::K8sCommand),
     /// Run one job execution for the process executor (internal).
     #[command(hide = true)]
     Worker,

@@ -31,6 +31,8 @@ pub(super) async fn dispatch(
         Command::Graph(a) => graph(app, &a, out),
         Command::Jobs(a) => jobs(app, &a, out),
         Command::Worker => worker(app).await,
+        #[cfg(feature = "kubernetes")]
+        Command::K8s(k) => super::kubernetes::command(app, &cli.global, k, out),
         command => {
             let settings = Settings::resolve(&cli.global)?;
             let done = settings_command(app, &settings, command, out, err, live).await;
@@ -54,6 +56,8 @@ async fn settings_command(
         Command::Serve(a) => {
             let poll = settings.poll(a.poll_secs)?;
             let engine = engine(app, settings).await?;
+            #[cfg(feature = "kubernetes")]
+            super::kubernetes::reap_at_serve(app, settings, &engine, err).await?;
             #[cfg(feature = "http")]
             let http = match a.http.addr.clone().or_else(|| settings.http.clone()) {
                 Some(addr) => {
@@ -109,6 +113,8 @@ async fn settings_command(
         #[cfg(feature = "http")]
         Command::Http(a) => super::http::http_only(app, settings, &a, err).await,
         Command::Graph(_) | Command::Jobs(_) | Command::Worker => Ok(()),
+        #[cfg(feature = "kubernetes")]
+        Command::K8s(_) => Ok(()),
     }
 }
 
@@ -116,6 +122,7 @@ fn executor_name(kind: ExecutorKind) -> &'static str {
     match kind {
         ExecutorKind::InProcess => "in-process",
         ExecutorKind::Process => "process",
+        ExecutorKind::Kubernetes => "kubernetes",
     }
 }
 
@@ -143,6 +150,14 @@ pub(super) async fn engine(app: &App, settings: &Settings) -> Result<Engine, Cli
         ExecutorKind::Process => {
             return Err(CliError::usage(
                 "executor `process` needs dagforge's `process` feature on Unix (use --executor in-process)",
+            ));
+        }
+        #[cfg(feature = "kubernetes")]
+        ExecutorKind::Kubernetes => b = b.executor(super::kubernetes::executor(app, settings).await?),
+        #[cfg(not(feature = "kubernetes"))]
+        ExecutorKind::Kubernetes => {
+            return Err(CliError::usage(
+                "executor `kubernetes` needs dagforge's `kubernetes` feature (use --executor process or in-process)",
             ));
         }
     }

@@ -26,6 +26,10 @@ struct FileConfig {
     artifacts: Option<String>,
     /// The HTTP API's address (`serve`, `http`).
     http: Option<String>,
+    /// `[kubernetes]`: the Kubernetes executor's settings (read by `kubernetes.rs`).
+    kubernetes: Option<toml::Table>,
+    /// `[jobs.<name>]`: per-job settings (`resources`, read by `kubernetes.rs`).
+    jobs: Option<toml::Table>,
 }
 
 /// The most a config file may hold: it is a handful of keys.
@@ -49,6 +53,12 @@ pub(crate) struct Settings {
     /// The HTTP API's address from the file (`serve --http` and `http ADDR` win).
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) http: Option<String>,
+    /// `[kubernetes]` of the file.
+    #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
+    pub(crate) kubernetes: Option<toml::Table>,
+    /// `[jobs]` of the file.
+    #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
+    pub(crate) jobs: Option<toml::Table>,
     /// The SQLite stores opened, checkpointed and closed by [`Settings::close`].
     #[cfg(feature = "sqlite")]
     opened: std::sync::Mutex<Vec<crate::store::SqliteStore>>,
@@ -106,6 +116,8 @@ impl Settings {
             poll_secs: file.poll_secs,
             init_store: global.init_store,
             http: file.http,
+            kubernetes: file.kubernetes,
+            jobs: file.jobs,
             #[cfg(feature = "sqlite")]
             opened: std::sync::Mutex::default(),
         })

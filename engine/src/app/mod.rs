@@ -43,10 +43,14 @@ mod error;
 mod http;
 mod inputs;
 mod interrupt;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 mod progress;
 mod runs;
 mod schedules;
 mod table;
+#[cfg(feature = "kubernetes")]
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

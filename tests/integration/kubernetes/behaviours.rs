@@ -133,7 +133,7 @@ async fn an_oom_kill_is_a_failed_attempt_named_so() {
     let e = error(&r);
     assert_eq!(e.kind, ErrorKind::Failed, "{e}");
     assert!(e.message.starts_with("OOMKilled"), "{e}");
-    assert!(e.message.contains("[kubernetes.resources.sleep]"), "{e}");
+    assert!(e.message.contains("[jobs.sleep.resources]"), "{e}");
     clean(&fake).await;
 }
 

@@ -1,7 +1,10 @@
 //! The Kubernetes executor against the in-repo fake API server (`fake/`): the executor
-//! conformance suite, each behaviour of the executor, and the Jobs it renders.
+//! conformance suite, each behaviour of the executor, the Jobs it renders, an engine
+//! killed mid-run and replaced, and the command-line app with `--executor kubernetes`.
 
+mod adopt;
 mod behaviours;
+mod cli;
 mod conformance;
 mod fake;
 mod render;

@@ -37,7 +37,7 @@ pub enum Propagation {
 /// pending_timeout_secs = 300
 /// env = [{ name = "DB_PASSWORD", valueFrom = { secretKeyRef = { name = "db", key = "password" } } }]
 ///
-/// [kubernetes.resources.train]
+/// [jobs.train.resources]     # per job name (read by the CLI into `resources`)
 /// cpu = "2"
 /// memory = "4Gi"
 /// memory_limit = "6Gi"
@@ -108,7 +108,8 @@ pub struct KubernetesConfig {
     /// This engine's id in the `dagforge.io/engine` label (default: a fresh UUID).
     pub engine_id: Option<String>,
     /// Per job name: resources over those of the job's `#[job(resources(...))]`
-    /// (`[kubernetes.resources.<name>]` in `dagforge.toml`).
+    /// (the CLI fills it from `[jobs.<name>.resources]` of `dagforge.toml`;
+    /// `[kubernetes.resources.<name>]` is read too).
     pub resources: BTreeMap<String, Resources>,
 }
 

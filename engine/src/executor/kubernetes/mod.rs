@@ -38,7 +38,8 @@ pub use config::{ConfigError, KubernetesConfig, Propagation};
 ///   `dagforge.io/item`, `dagforge.io/attempt`, `dagforge.io/engine` and
 ///   `app.kubernetes.io/managed-by=dagforge`; CPU and memory requests and limits from
 ///   the job's `#[job(resources(...))]`, re-tuned per job name by the configuration
-///   (`[kubernetes.resources.<name>]`); everything else from [`KubernetesConfig`] and its
+///   (`[jobs.<name>.resources]` in the CLI's `dagforge.toml`, or
+///   [`resources`](KubernetesExecutorBuilder::resources)); everything else from [`KubernetesConfig`] and its
 ///   pod template.
 /// - **The worker protocol through the pod's log**: the worker runs with
 ///   `DAGFORGE_WORKER_CHANNEL=stdout` and writes its protocol lines on stdout, where

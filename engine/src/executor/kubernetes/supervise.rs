@@ -313,8 +313,8 @@ fn finish(
                 ErrorKind::Failed,
                 format!(
                     "OOMKilled: job `{job}`: the container of Job `{name}` went over its memory \
-                     limit and was killed (exit code {}); raise `memory_limit` for this job \
-                     ([kubernetes.resources.{job}])",
+                     limit and was killed (exit code {}); raise its `memory_limit` \
+                     (`[jobs.{job}.resources]` in dagforge.toml, or the builder's `resources`)",
                     e.exit_code
                 ),
             ))
