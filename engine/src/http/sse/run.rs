@@ -37,7 +37,7 @@ pub(crate) struct After {
         ("Last-Event-ID" = Option<String>, Header, description = "The last event the client saw: replay the events after it."),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: `id:` the event's sequence number, `event:` its kind (`run`, `node`, `log`, `progress`), `data:` the event as `GET /api/v1/runs/{id}/events/page` shows it; after the run's final event, `event: end`. A client too slow for the live events gets `event: overflow` (`id:` where to resume) and the stream closes.", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`: `id:` the event's sequence number, `event:` its kind (`run`, `node`, `log`, `progress`), `data:` the event as `GET /api/v1/runs/{id}/history` shows it; after the run's final event, `event: end`. A client too slow for the live events gets `event: overflow` (`id:` where to resume) and the stream closes.", content_type = "text/event-stream", body = String),
         (status = 400, description = "Bad run id or Last-Event-ID.", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such run.", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Too many open streams.", body = ProblemDoc, content_type = "application/problem+json"),
