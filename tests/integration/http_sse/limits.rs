@@ -215,6 +215,21 @@ async fn bad_last_event_ids_and_unknown_runs() {
         .await
         .unwrap();
     problem(r, 400, "bad-cursor", "header.last-event-id").await;
+    // Both streams are in the OpenAPI document.
+    let doc: Value = server
+        .get("/api/v1/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for p in ["/api/v1/events", "/api/v1/runs/{id}/events"] {
+        assert!(
+            doc["paths"][p]["get"]["responses"]["200"].is_object(),
+            "{p}"
+        );
+    }
     let long = "w".repeat(201);
     let r = server
         .get(&format!("/api/v1/events?workflow={long}"))

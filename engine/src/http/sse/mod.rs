@@ -54,7 +54,7 @@ use futures_util::Stream;
 use super::Shared;
 use super::problem::{PROBLEM_JSON, Problem, ProblemKind};
 
-pub(crate) use all::all_events;
+pub(crate) use all::{__path_all_events, all_events};
 pub(crate) use run::{__path_run_events, run_events};
 
 /// Events read from the store at a time.
