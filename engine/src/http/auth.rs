@@ -273,7 +273,9 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
         })
     };
     name.eq_ignore_ascii_case("localhost")
-        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || name
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// Refuses a browser's cross-site request: `Sec-Fetch-Site: cross-site`/`same-site`,
@@ -404,7 +406,7 @@ fn caller(
 /// Without a token, only loopback clients naming a loopback host are served.
 fn loopback_only(headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<(), Problem> {
     match peer {
-        Some(p) if p.ip().is_loopback() => {}
+        Some(p) if p.ip().to_canonical().is_loopback() => {}
         Some(p) => {
             return Err(Problem::new(
                 ProblemKind::OriginRejected,

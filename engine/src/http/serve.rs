@@ -32,7 +32,10 @@ impl Api {
     /// Checks that the API may be served on `addr`: a loopback address, or a token
     /// configured, or [`insecure_no_auth`](Api::insecure_no_auth).
     pub fn check_bind(&self, addr: SocketAddr) -> Result<(), ServeError> {
-        if addr.ip().is_loopback() || self.access.has_tokens() || self.access.insecure_no_auth {
+        if addr.ip().to_canonical().is_loopback()
+            || self.access.has_tokens()
+            || self.access.insecure_no_auth
+        {
             Ok(())
         } else {
             Err(ServeError::NeedsToken { addr })
