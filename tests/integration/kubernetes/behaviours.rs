@@ -307,6 +307,24 @@ async fn a_create_answered_409_follows_the_job_it_made() {
     clean(&fake).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_create_names_the_missing_permission() {
+    let fake = Fake::start().await;
+    fake.switches(|s| s.forbid_create = true);
+    let exec = executor(&fake, |b| b).await;
+    let r = run_one(exec, Echo, json!({"a": 1}), 0).await;
+    let e = error(&r);
+    assert_eq!(e.kind, ErrorKind::Executor, "{e}");
+    assert!(
+        e.message
+            .contains("may not `create` `jobs` in namespace `jobs`")
+            && e.message.contains("k8s manifests")
+            && e.message.contains("cannot create Job `df-step-"),
+        "{e}"
+    );
+    assert!(fake.created().is_empty());
+}
+
 /// Engine A starts a long attempt and dies (its runtime is dropped without cleaning
 /// up); engine B resumes the run and follows A's Job instead of starting another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

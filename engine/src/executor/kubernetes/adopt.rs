@@ -19,15 +19,24 @@ fn label<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
     job.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
-/// The API's error as an attempt's error, with a hint for the usual causes.
-pub(super) fn api_error(job: &str, what: &str, e: &kube::Error) -> ErrorInfo {
+/// The API's error as an attempt's error: the request (`verb` on `resource` in the
+/// namespace), and for a refusal the permission that is missing.
+pub(super) fn api_error(
+    inner: &Inner,
+    job: &str,
+    (verb, resource): (&str, &str),
+    what: &str,
+    e: &kube::Error,
+) -> ErrorInfo {
+    let ns = &inner.checked.config.namespace;
     let hint = match e {
-        kube::Error::Api(s) if s.code == 403 => {
-            " (forbidden: the engine's service account needs create/get/list/watch/delete \
-             on jobs and pods, and get on pods/log, in this namespace: see `k8s manifests`)"
-        }
-        kube::Error::Api(s) if s.code == 404 => " (does the namespace exist?)",
-        _ => "",
+        kube::Error::Api(s) if s.code == 403 => format!(
+            " (forbidden: the engine's service account may not `{verb}` `{resource}` in \
+             namespace `{ns}`; it needs create/get/list/watch/delete on jobs, \
+             get/list/watch/delete on pods and get on pods/log there: see `k8s manifests`)"
+        ),
+        kube::Error::Api(s) if s.code == 404 => format!(" (does namespace `{ns}` exist?)"),
+        _ => String::new(),
     };
     ErrorInfo::new(
         ErrorKind::Executor,
@@ -46,7 +55,15 @@ pub(super) async fn create_or_adopt(
         .jobs
         .list(&ListParams::default().labels(&selector).limit(PAGE))
         .await
-        .map_err(|e| api_error(attempt.job, "list the node's Jobs", &e))?;
+        .map_err(|e| {
+            api_error(
+                inner,
+                attempt.job,
+                ("list", "jobs"),
+                "list the node's Jobs",
+                &e,
+            )
+        })?;
     let adoptable = left
         .items
         .into_iter()
@@ -63,7 +80,13 @@ pub(super) async fn create_or_adopt(
         // Created already: by a request of ours whose answer was lost and that was
         // sent again. The name is the attempt's own: follow it.
         Err(kube::Error::Api(s)) if s.code == 409 => Ok((name, false)),
-        Err(e) => Err(api_error(attempt.job, &format!("create Job `{name}`"), &e)),
+        Err(e) => Err(api_error(
+            inner,
+            attempt.job,
+            ("create", "jobs"),
+            &format!("create Job `{name}`"),
+            &e,
+        )),
     }
 }
 
@@ -85,11 +108,10 @@ pub(super) async fn reap(inner: &Inner, store: &dyn Store) -> Result<Reaped, Err
         .labels(&format!("{MANAGED_BY}={MANAGER}"))
         .limit(PAGE);
     loop {
-        let page = inner
-            .jobs
-            .list(&params)
-            .await
-            .map_err(|e| api_error("-", "list the Jobs to reap", &e))?;
+        let page =
+            inner.jobs.list(&params).await.map_err(|e| {
+                api_error(inner, "-", ("list", "jobs"), "list the Jobs to reap", &e)
+            })?;
         for job in &page.items {
             let Some(name) = job.metadata.name.clone() else {
                 continue;

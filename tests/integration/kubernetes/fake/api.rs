@@ -58,6 +58,13 @@ async fn create_job(
     seen(&fake, "POST", format!("jobs/{ns}"));
     let name = job["metadata"]["name"].as_str().unwrap_or("").to_owned();
     let mut st = fake.lock();
+    if st.switches.forbid_create {
+        let msg = format!(
+            "jobs.batch is forbidden: User \"system:serviceaccount:{ns}:default\" cannot create \
+             resource \"jobs\" in API group \"batch\" in the namespace \"{ns}\""
+        );
+        return status(403, "Forbidden", &msg);
+    }
     if st.jobs.contains_key(&name) {
         return status(
             409,

@@ -79,6 +79,8 @@ pub(crate) struct Switches {
     /// Creates answer 409 AlreadyExists even when the Job is new (the Job is created):
     /// a create whose reply was lost and that was retried.
     pub(crate) conflict_on_create: bool,
+    /// Creating Jobs is forbidden (403): a service account without the permission.
+    pub(crate) forbid_create: bool,
 }
 
 /// The fake cluster; dropping it stops the server and kills the containers.
