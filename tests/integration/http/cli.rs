@@ -183,3 +183,40 @@ fn off_loopback_without_a_token_is_refused() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not IP:PORT"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_from_the_environment_or_the_config_file() {
+    let dir = temp_dir("http-config");
+    std::fs::write(
+        dir.join("dagforge.toml"),
+        "http = \"127.0.0.1:0\"\nstore = \"sqlite://conf.db\"\n",
+    )
+    .unwrap();
+    let (child, base, rx) = spawn(&dir, &["http"], &[]);
+    let r = reqwest::get(format!("{base}/api/v1/workflows"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (clean, err) = interrupt(child, &rx);
+    assert!(clean, "{err}");
+    // The environment wins over the file (whose address, off loopback without a
+    // token, would be refused).
+    std::fs::write(
+        dir.join("dagforge.toml"),
+        "http = \"0.0.0.0:0\"\nstore = \"sqlite://conf.db\"\n",
+    )
+    .unwrap();
+    let (code, _, err, _) = app_bin(&dir, &["http"], &[]);
+    assert_eq!(code, 2, "the file's address is used: {err}");
+    let (child, base, rx) = spawn(
+        &dir,
+        &["serve", "--poll-secs", "0.2"],
+        &[("DAGFORGE_HTTP", "127.0.0.1:0")],
+    );
+    let r = reqwest::get(format!("{base}/api/v1/engines"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (clean, err) = interrupt(child, &rx);
+    assert!(clean, "{err}");
+}
