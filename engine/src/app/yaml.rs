@@ -135,7 +135,7 @@ metadata:
   labels:
     dagforge.io/run: \"x\"
     \"on\": \"1\"
-n: 3
+\"n\": 3
 ";
         assert_eq!(to_string(&v), want);
         assert_eq!(to_string(&json!("s")), "\"s\"\n");
