@@ -254,7 +254,7 @@ async fn a_large_workflow_draws_grouped() {
         10,
         "one group per stage"
     );
-    assert!(body.contains("nop × 1000"));
+    assert!(body.contains("s3-… × 1000"), "a group is named by its ids' common prefix");
     let started = std::time::Instant::now();
     let _ = page(&site, "/workflows/pipeline", None).await;
     let again = started.elapsed();

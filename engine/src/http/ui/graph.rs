@@ -153,7 +153,14 @@ fn compute(spec: &WorkflowSpec) -> Layout {
             });
         }
         for (job, &b) in &group_of_job {
-            boxes[b].label = format!("{job} × {}", boxes[b].members.len());
+            let ids = boxes[b].members.iter().map(|&i| graph.nodes[i].id.as_str());
+            let prefix = common_prefix(ids);
+            let n = boxes[b].members.len();
+            boxes[b].label = if prefix.chars().count() >= 2 {
+                format!("{prefix}… × {n}")
+            } else {
+                format!("{job} × {n}")
+            };
         }
         rows_of_layer.push(in_layer);
     }
@@ -196,6 +203,24 @@ fn compute(spec: &WorkflowSpec) -> Layout {
         width: width.max(W + 2.0 * MARGIN),
         height,
     }
+}
+
+/// The longest prefix all of `ids` share (on a character boundary).
+fn common_prefix<'a>(mut ids: impl Iterator<Item = &'a str>) -> &'a str {
+    let Some(first) = ids.next() else {
+        return "";
+    };
+    let mut len = first.len();
+    for id in ids {
+        len = first
+            .char_indices()
+            .zip(id.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((i, a), _)| i + a.len_utf8())
+            .min(len);
+    }
+    &first[..len]
 }
 
 /// The state a group shows: failed if any failed, running while any runs or waits

@@ -16,6 +16,7 @@ mod ops;
 mod page;
 mod run;
 mod runs;
+mod timeline;
 
 use axum::Router;
 use axum::extract::Request;

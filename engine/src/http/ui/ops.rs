@@ -49,7 +49,7 @@ pub(super) async fn schedules(
                             td { code { (s(d, "cron")) } br; span.dim { (s(d, "time_zone")) } }
                             td.fires { @for f in d["next_fires"].as_array().unwrap_or(&empty) { (f.as_str().unwrap_or_default()) br; } }
                             td { (when(&d["last_fire"]))
-                                @if let Some(r) = d["last_run"].as_str() { br; a href={ "/runs/" (r) } { code { (r.get(..8).unwrap_or(r)) } } } }
+                                @if let Some(r) = d["last_run"].as_str() { br; a href={ "/runs/" (r) } { code { "…" (page::short_id(r)) } } } }
                             td { @if let Some(o) = d["last_outcome"].as_str() { (badge(o)) }
                                  @if let Some(n) = d["note"].as_str() { br; span.dim { (n) } } }
                             td.dim { "overlap " (d["overlap"]) br; "missed " (d["missed"]) }

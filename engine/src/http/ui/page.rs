@@ -219,3 +219,9 @@ pub(super) fn enc(text: &str) -> String {
         .collect::<String>()
         .replace('+', "%20")
 }
+
+/// A run id, short: its last 8 characters (a UUIDv7's first ones are its creation
+/// time, the same for runs made together).
+pub(super) fn short_id(id: &str) -> &str {
+    id.get(id.len().saturating_sub(8)..).unwrap_or(id)
+}

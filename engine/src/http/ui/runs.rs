@@ -198,7 +198,7 @@ async fn row_markup(st: &Shared, r: &Value) -> Markup {
     let nodes = node_counts(st, id).await;
     html! {
         tr data-run=(id) {
-            td { a href={ "/runs/" (id) } { code { (id.get(..8).unwrap_or(id)) } } }
+            td { a href={ "/runs/" (id) } { code { "…" (page::short_id(id)) } } }
             td { a href={ "/workflows/" (enc(s(r, "workflow"))) } { (s(r, "workflow")) } " " span.dim { "v" (s(r, "version")) } }
             td.state { (badge(s(r, "state"))) }
             td { (when(r.get("created_at").unwrap_or(&Value::Null))) }

@@ -170,16 +170,18 @@
   function setView() {
     svg.setAttribute('viewBox', view.x + ' ' + view.y + ' ' + view.w + ' ' + view.h);
   }
+  // Fit: the whole drawing at most at its natural size; a very wide one at a
+  // readable scale, centred (pan and zoom for the rest).
   function fit() {
     const cw = canvas.clientWidth || 800;
+    const scale = Math.max(Math.min(1, cw / full.w), 0.4);
+    const h = Math.min(Math.max(full.h * scale, 160), window.innerHeight * 0.72);
     svg.setAttribute('width', cw);
-    svg.setAttribute('height', Math.min(Math.max(full.h * (cw / full.w), 240), window.innerHeight * 0.75));
-    const ratio = Number(svg.getAttribute('height')) / cw;
-    view.w = Math.max(full.w, full.h / ratio);
-    view.h = view.w * ratio;
+    svg.setAttribute('height', h);
+    view.w = cw / scale;
+    view.h = h / scale;
     view.x = (full.w - view.w) / 2;
     view.y = 0;
-    if (full.w > cw * 3) { view.w = cw * 1.5; view.h = view.w * ratio; view.x = (full.w - view.w) / 2; }
     setView();
   }
   function zoom(f, cx, cy) {
