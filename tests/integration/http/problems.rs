@@ -222,6 +222,25 @@ async fn every_problem_kind_names_its_culprit() {
     )
     .await;
 
+    // JSON nested past serde_json's limit is a bad body, not a stack overflow.
+    let deep = format!(
+        "{{\"workflow\": \"typed\", \"inputs\": {{\"x\": {}1{}}}}}",
+        "[".repeat(1500),
+        "]".repeat(1500)
+    );
+    problem(
+        s.client
+            .post(s.url("/api/v1/runs"))
+            .header("content-type", "application/json")
+            .body(deep)
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad-body",
+    )
+    .await;
+
     // Inputs against the workflow's parameters.
     let p = problem(
         s.post(
