@@ -118,6 +118,115 @@ pub(crate) fn workflows() -> Vec<Workflow> {
     vec![catalog, slow, fragile, parrot]
 }
 
+/// The numbers `0..n`.
+pub(crate) struct Numbers;
+
+impl Job for Numbers {
+    type Input = u32;
+    type Output = Vec<u32>;
+    const NAME: &'static str = "numbers";
+
+    async fn run(&self, _: &JobContext, n: u32) -> Result<Vec<u32>, JobError> {
+        Ok((0..n).collect())
+    }
+}
+
+/// Doubles a number.
+pub(crate) struct Double;
+
+impl Job for Double {
+    type Input = u32;
+    type Output = u32;
+    const NAME: &'static str = "double";
+
+    async fn run(&self, _: &JobContext, x: u32) -> Result<u32, JobError> {
+        Ok(x * 2)
+    }
+}
+
+/// Records (as a store written by an engine would hold it) a run of a fan-out over
+/// `items` items, `done` of them succeeded and the next ten running; its id.
+pub(crate) async fn record_fan_out(site: &Site, items: u32, done: u32) -> RunId {
+    use dagforge::store::{Lease, RunRecord};
+    use dagforge::{Event, EventKind, NodeEvent};
+    let mut b = Workflow::builder("fan");
+    let n = b.param::<u32>("n");
+    let numbers = b.add("numbers", Numbers).input_from(n).handle();
+    b.add("double", Double).each_input(numbers);
+    let wf = b.build().expect("fan");
+    let id = RunId::new();
+    let record = RunRecord::new(
+        id,
+        "fan".into(),
+        wf.version().into(),
+        dagforge::workflow::WorkflowSnapshot::of(&wf),
+        json!({ "n": items }),
+    );
+    let lease = Lease::new("dashboard-test", 1);
+    site.store
+        .create_run(&record, &lease, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let at = std::time::SystemTime::now();
+    let mut kinds = vec![
+        EventKind::Run {
+            from: RunState::Pending,
+            to: RunState::Running,
+        },
+        EventKind::Node(NodeEvent::new(
+            "numbers",
+            None,
+            1,
+            NodeState::Ready,
+            NodeState::Running,
+        )),
+        EventKind::Node(
+            NodeEvent::new("numbers", None, 1, NodeState::Running, NodeState::Succeeded)
+                .with_output(json!((0..items).collect::<Vec<u32>>())),
+        ),
+        EventKind::Node(NodeEvent::new(
+            "double",
+            None,
+            0,
+            NodeState::Pending,
+            NodeState::Running,
+        )),
+    ];
+    for i in 0..items.min(done + 10) {
+        kinds.push(EventKind::Node(NodeEvent::new(
+            "double",
+            Some(i),
+            1,
+            NodeState::Ready,
+            NodeState::Running,
+        )));
+        if i < done {
+            kinds.push(EventKind::Node(
+                NodeEvent::new(
+                    "double",
+                    Some(i),
+                    1,
+                    NodeState::Running,
+                    NodeState::Succeeded,
+                )
+                .with_output(json!(i * 2)),
+            ));
+        }
+    }
+    let mut seq = 0;
+    for chunk in kinds.chunks(5_000) {
+        let events: Vec<Event> = chunk
+            .iter()
+            .map(|k| {
+                seq += 1;
+                Event::new(id, seq, at, k.clone())
+            })
+            .collect();
+        site.store.append(id, &lease, &events).await.unwrap();
+    }
+    id
+}
+
 /// `stages` stages of `width` nodes each (node `s{k}-{i}` after `s{k-1}-{i}`): a
 /// per-sample pipeline of `stages × width` nodes.
 pub(crate) fn pipeline(stages: usize, width: usize) -> Workflow {

@@ -254,9 +254,32 @@ async fn a_large_workflow_draws_grouped() {
         10,
         "one group per stage"
     );
-    assert!(body.contains("s3-… × 1000"), "a group is named by its ids' common prefix");
+    assert!(
+        body.contains("s3-… × 1000"),
+        "a group is named by its ids' common prefix"
+    );
     let started = std::time::Instant::now();
     let _ = page(&site, "/workflows/pipeline", None).await;
     let again = started.elapsed();
     println!("pipeline 10×1000 workflow page: {first:?} first, {again:?} with the cached layout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_100000_items_opens_with_counters() {
+    let site = Site::start(&[], |a| a).await;
+    let started = std::time::Instant::now();
+    let id = super::record_fan_out(&site, 100_000, 60_000).await;
+    let recorded = started.elapsed();
+    let started = std::time::Instant::now();
+    let (status, _, body) = page(&site, &format!("/runs/{id}"), None).await;
+    let served = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("✓ 60000 ✗ 0 ▶ 10 · 60010"),
+        "the item counters"
+    );
+    println!(
+        "100,000-item fan-out (60,010 started): recorded in {recorded:?}, run page served in {served:?}, {} bytes",
+        body.len()
+    );
 }
