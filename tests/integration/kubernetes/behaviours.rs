@@ -122,7 +122,7 @@ async fn a_missing_secret_fails_and_a_present_one_reaches_the_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oom_kill_is_a_failed_attempt_named_so() {
+async fn an_oom_kill_is_a_crashed_attempt_named_so() {
     let fake = Fake::start().await;
     // The fake kubelet OOM-kills a container whose memory limit is 1Ki once it logs.
     let exec = executor(&fake, |b| {
@@ -131,7 +131,7 @@ async fn an_oom_kill_is_a_failed_attempt_named_so() {
     .await;
     let r = run_one(exec, Sleep, json!([5000, true]), 0).await;
     let e = error(&r);
-    assert_eq!(e.kind, ErrorKind::Failed, "{e}");
+    assert_eq!(e.kind, ErrorKind::Crashed, "{e}");
     assert!(e.message.starts_with("OOMKilled"), "{e}");
     assert!(e.message.contains("[jobs.sleep.resources]"), "{e}");
     clean(&fake).await;

@@ -253,7 +253,7 @@ fn deadline_error(
             ),
         ),
         Why::Heartbeat => ErrorInfo::new(
-            ErrorKind::Failed,
+            ErrorKind::Crashed,
             format!(
                 "job `{job}`: the worker in Job `{name}` sent no heartbeat for {:?}; the Job \
                  was deleted",
@@ -310,7 +310,7 @@ fn finish(
         PodView::Ended(e) if e.reason.as_deref() == Some("OOMKilled") && !reported => {
             let _ = watch.finish(Ok(exit_status(e)), None, terminated);
             Err(ErrorInfo::new(
-                ErrorKind::Failed,
+                ErrorKind::Crashed,
                 format!(
                     "OOMKilled: job `{job}`: the container of Job `{name}` went over its memory \
                      limit and was killed (exit code {}); raise its `memory_limit` \
