@@ -35,7 +35,8 @@ mod runs;
 mod schedules;
 mod serve;
 mod session;
-mod sse;
+pub mod sse;
+mod ui;
 mod views;
 
 use std::sync::Arc;
@@ -176,6 +177,7 @@ impl Api {
         Router::new()
             .merge(guarded)
             .merge(open)
+            .merge(ui::routes(Arc::clone(&state)))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(
