@@ -312,7 +312,7 @@ async fn the_dashboard_in_a_browser() {
         json!(rows.as_u64().unwrap() + 1)
     );
     shot(&c, "runs").await;
-    c.goto(&site.url("/schedules")).await.unwrap();
+    schedules(&c, &site).await;
     c.goto(&site.url("/engines")).await.unwrap();
     until(
         &c,
@@ -512,4 +512,70 @@ async fn logins(c: &Client) {
         "cancelled by the operator",
     )
     .await;
+}
+
+/// A schedule (with a hostile id) listed with its next fires; disabled, enabled,
+/// triggered and removed from the page.
+async fn schedules(c: &Client, site: &Site) {
+    let id = "nightly \"<b>x</b>'";
+    let put = reqwest::Client::new()
+        .put(site.url(&format!("/api/v1/schedules/{}", super::pages::urlencode(id))))
+        .json(&json!({ "workflow": "slow", "cron": "0 3 * * *", "time_zone": "Europe/Paris", "inputs": { "n": 1 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    c.goto(&site.url("/schedules")).await.unwrap();
+    let row = format!(
+        "#schedules tr[data-schedule={}]",
+        serde_json::to_string(id).unwrap()
+    );
+    until(
+        c,
+        &format!(
+            "document.querySelectorAll({:?} + ' td.fires br').length === 5",
+            row
+        ),
+        "five next fires",
+    )
+    .await;
+    assert_eq!(
+        js(c, "document.querySelectorAll('main b').length").await,
+        json!(0),
+        "the id is text"
+    );
+    shot(c, "schedules").await;
+    js(c, "window.confirm = () => true").await;
+    for (button, then) in [("disable", "enable"), ("enable", "disable")] {
+        js(c, &format!("document.querySelector({row:?} + ' button[data-sched=\"{button}\"]').click(); return 1")).await;
+        until(
+            c,
+            &format!("document.querySelector({row:?} + ' button[data-sched=\"{then}\"]')"),
+            &format!("{button}d"),
+        )
+        .await;
+        js(c, "window.confirm = () => true").await;
+    }
+    js(
+        c,
+        &format!(
+            "document.querySelector({row:?} + ' button[data-sched=\"trigger\"]').click(); return 1"
+        ),
+    )
+    .await;
+    until(
+        c,
+        "document.getElementById('toast').textContent.startsWith('started run')",
+        "triggered",
+    )
+    .await;
+    js(c, "window.confirm = () => true").await;
+    js(
+        c,
+        &format!(
+            "document.querySelector({row:?} + ' button[data-sched=\"remove\"]').click(); return 1"
+        ),
+    )
+    .await;
+    until(c, &format!("!document.querySelector({row:?})"), "removed").await;
 }

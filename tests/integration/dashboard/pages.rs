@@ -117,7 +117,7 @@ async fn hostile_strings_are_escaped_in_every_page() {
     );
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes().map(|b| format!("%{b:02X}")).collect()
 }
 

@@ -222,7 +222,7 @@
       if (act === 'trigger' && !DF.confirmAct('Start a run of schedule ' + id + ' now?')) return;
       const r = act === 'remove' ? await DF.api('DELETE', url) : await DF.api('POST', url + '/' + act);
       if (!r.ok) { DF.toast(DF.problemText(r.data), true); return; }
-      DF.toast(act === 'trigger' && r.data && r.data.run ? 'started run ' + r.data.run : id + ': ' + act + 'd');
+      DF.toast(act === 'trigger' ? 'started run ' + ((r.data && r.data.id) || '') : id + ': ' + act + 'd');
       window.setTimeout(() => window.location.reload(), 700);
     });
   }
