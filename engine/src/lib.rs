@@ -83,13 +83,13 @@ pub use context::JobContext;
 pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
 pub use events::{Event, EventKind, EventStream, NodeEvent};
 pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
-#[cfg(all(feature = "process", unix))]
-pub use executor::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 #[cfg(feature = "kubernetes")]
 pub use executor::{
     KubernetesConfig, KubernetesConfigError, KubernetesExecutor, KubernetesExecutorBuilder,
     Propagation, Reaped,
 };
+#[cfg(all(feature = "process", unix))]
+pub use executor::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
 pub use ids::{ParseRunIdError, RunId};
 pub use job::{Backoff, Job, JobSpec, Resources};
 pub use log_level::LogLevel;

@@ -153,7 +153,9 @@ pub(super) async fn engine(app: &App, settings: &Settings) -> Result<Engine, Cli
             ));
         }
         #[cfg(feature = "kubernetes")]
-        ExecutorKind::Kubernetes => b = b.executor(super::kubernetes::executor(app, settings).await?),
+        ExecutorKind::Kubernetes => {
+            b = b.executor(super::kubernetes::executor(app, settings).await?)
+        }
         #[cfg(not(feature = "kubernetes"))]
         ExecutorKind::Kubernetes => {
             return Err(CliError::usage(
