@@ -10,26 +10,18 @@ use serde_json::Value;
 use super::super::views::EventView;
 use crate::{Event, EventKind};
 
-/// One rendered event of a run, as its feeder hands it to the run's clients.
+/// Rendered events `first..=seq` of a run, as its feeder hands them to the run's
+/// clients.
 #[derive(Clone, Debug)]
 pub(super) struct Frame {
-    /// The event's sequence number in its run.
+    /// The first event's sequence number.
+    pub(super) first: u64,
+    /// The last event's sequence number.
     pub(super) seq: u64,
-    /// Whether the event ends the run.
+    /// Whether the last event ends the run.
     pub(super) terminal: bool,
-    /// The whole SSE message.
+    /// The SSE messages.
     pub(super) bytes: Bytes,
-}
-
-impl Frame {
-    /// `e` as a message of a run's stream (`id:` its sequence number).
-    pub(super) fn of(e: &Event) -> Frame {
-        Frame {
-            seq: e.seq,
-            terminal: ends_run(e),
-            bytes: Bytes::from(render(&e.seq, e)),
-        }
-    }
 }
 
 /// Whether `e` moves the run to a final state.
@@ -57,13 +49,6 @@ pub(super) fn render_into(out: &mut Vec<u8>, id: &dyn Display, e: &Event) {
     let _ = write!(out, "id: {id}\nevent: {}\ndata: ", kind_name(&e.kind));
     let _ = serde_json::to_writer(&mut *out, &EventView::of(e));
     out.extend_from_slice(b"\n\n");
-}
-
-/// `e` as an SSE message with `id: <id>`.
-pub(super) fn render(id: &dyn Display, e: &Event) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    render_into(&mut out, id, e);
-    out
 }
 
 /// A message the stream itself sends (`end`, `overflow`, `error`): `event: <name>`,
@@ -112,15 +97,16 @@ mod tests {
                 message: "two\nlines\r\n<script>".into(),
             },
         );
-        let f = Frame::of(&e);
-        let text = std::str::from_utf8(&f.bytes).unwrap();
+        let mut bytes = Vec::new();
+        render_into(&mut bytes, &e.seq, &e);
+        let text = std::str::from_utf8(&bytes).unwrap();
         assert!(text.starts_with("id: 7\nevent: log\ndata: {"), "{text}");
         assert!(text.ends_with("}\n\n"), "{text}");
         assert_eq!(text.matches('\n').count(), 4, "{text}");
         let data: Value = serde_json::from_str(&text.lines().nth(2).unwrap()[6..]).unwrap();
         assert_eq!(data["seq"], 7);
         assert_eq!(data["event"]["message"], "two\nlines\r\n<script>");
-        assert!(!f.terminal);
+        assert!(!ends_run(&e));
 
         let end = Event::new(
             run,
@@ -131,7 +117,7 @@ mod tests {
                 to: RunState::Succeeded,
             },
         );
-        assert!(Frame::of(&end).terminal);
+        assert!(ends_run(&end));
         let c = control(
             "overflow",
             Some("8"),

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
-use super::frame::Frame;
-use super::{PAGE, Shared, Streams};
+use bytes::Bytes;
+
+use super::frame::{Frame, ends_run, render_into};
+use super::{CHUNK, PAGE, Shared, Streams};
 use crate::{RunId, store::Wakeups};
 
 /// How long to wait before asking the store again for its change signal after it
@@ -81,6 +83,9 @@ impl Hub {
             last: after,
             tx,
             poll: settings.poll,
+            batch: Vec::new(),
+            first: 0,
+            terminal: false,
         };
         tokio::spawn(feeder.run());
         rx
@@ -171,16 +176,25 @@ impl Hub {
     }
 }
 
+/// How long the feeder gathers live events into one batch: clients wake once per
+/// batch, not once per event.
+const LINGER: Duration = Duration::from_millis(5);
+
 /// The task that turns one run's events into messages for its clients: this engine's
-/// events as they come, the store's for what they did not bring.
+/// events as they come, the store's for what they did not bring; sent in batches.
 struct Feeder {
     hub: Arc<Hub>,
     st: Shared,
     run: RunId,
-    /// The last sequence number sent.
+    /// The last sequence number rendered.
     last: u64,
     tx: broadcast::Sender<Frame>,
     poll: Duration,
+    /// Rendered, not sent yet: events `first..=last`.
+    batch: Vec<u8>,
+    first: u64,
+    /// The batch ends the run.
+    terminal: bool,
 }
 
 impl Feeder {
@@ -192,9 +206,11 @@ impl Feeder {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut live_open = true;
         let mut read = true;
+        let mut flush_at: Option<tokio::time::Instant> = None;
         loop {
             if read {
                 read = false;
+                flush_at = None;
                 match self.read_store().await {
                     Ok(true) => break,
                     Ok(false) => {}
@@ -210,6 +226,12 @@ impl Feeder {
                     std::future::pending().await
                 }
             };
+            let flush = async {
+                match flush_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 e = next_live => match e {
                     Some(e) => {
@@ -218,8 +240,16 @@ impl Feeder {
                             read = true;
                         } else if e.run == self.run {
                             if e.seq == self.last + 1 {
-                                if self.send(&e) {
+                                if self.add(&e) {
+                                    self.terminal = true;
+                                    self.flush();
                                     break;
+                                }
+                                if self.batch.len() >= CHUNK {
+                                    self.flush();
+                                    flush_at = None;
+                                } else if flush_at.is_none() {
+                                    flush_at = Some(tokio::time::Instant::now() + LINGER);
                                 }
                             } else if e.seq > self.last + 1 {
                                 read = true;
@@ -228,6 +258,10 @@ impl Feeder {
                     }
                     None => live_open = false,
                 },
+                () = flush => {
+                    self.flush();
+                    flush_at = None;
+                }
                 r = wakes.store.changed() => {
                     if r.is_err() {
                         break;
@@ -248,18 +282,35 @@ impl Feeder {
         }
     }
 
-    /// Sends `e` (the next event) to the clients; whether it ended the run.
-    fn send(&mut self, e: &crate::Event) -> bool {
-        let frame = Frame::of(e);
+    /// Renders `e` (the next event) into the batch; whether it ended the run.
+    fn add(&mut self, e: &crate::Event) -> bool {
+        if self.batch.is_empty() {
+            self.first = e.seq;
+        }
+        render_into(&mut self.batch, &e.seq, e);
         self.last = e.seq;
-        let terminal = frame.terminal;
+        ends_run(e)
+    }
+
+    /// Sends the batch to the clients.
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let bytes = Bytes::from(std::mem::take(&mut self.batch));
+        let frame = Frame {
+            first: self.first,
+            seq: self.last,
+            terminal: std::mem::take(&mut self.terminal),
+            bytes,
+        };
         // No client left: the loop sees the channel closed.
         let _ = self.tx.send(frame);
-        terminal
     }
 
     /// Sends what the store has after the last event sent; whether the run ended.
     async fn read_store(&mut self) -> Result<bool, crate::store::StoreError> {
+        self.flush();
         loop {
             let page = self
                 .st
@@ -269,10 +320,16 @@ impl Feeder {
                 .await?;
             let full = page.len() == PAGE;
             for e in &page {
-                if self.send(e) {
+                let ended = self.add(e);
+                if ended || self.batch.len() >= CHUNK {
+                    self.terminal = ended;
+                    self.flush();
+                }
+                if ended {
                     return Ok(true);
                 }
             }
+            self.flush();
             if !full {
                 return Ok(false);
             }

@@ -97,13 +97,13 @@ impl Streams {
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
     /// Default for [`poll`](Streams::poll): 200 ms.
     pub const DEFAULT_POLL: Duration = Duration::from_millis(200);
-    /// Default for [`buffer`](Streams::buffer): 1,024 messages.
-    pub const DEFAULT_BUFFER: usize = 1024;
+    /// Default for [`buffer`](Streams::buffer): 256 batches (at most 16 MiB per watched run).
+    pub const DEFAULT_BUFFER: usize = 256;
     /// Default for [`max_streams`](Streams::max_streams): 512.
     pub const DEFAULT_MAX_STREAMS: usize = 512;
 
     /// The defaults: a keep-alive comment after 15 s of silence, the store read every
-    /// 200 ms for what the live feed did not bring, 1,024 messages of buffer per
+    /// 200 ms for what the live feed did not bring, 256 batches of buffer per
     /// client, at most 512 open streams.
     pub fn new() -> Self {
         Streams {
@@ -130,9 +130,11 @@ impl Streams {
         self
     }
 
-    /// How many live messages a client of a run's stream may fall behind before it is
-    /// sent `event: overflow` and closed (between 16 and 65,536). The messages are
-    /// shared by the run's clients: the buffer costs memory once per watched run.
+    /// How far a client of a run's stream may fall behind its live messages, in
+    /// batches (a run's feeder gathers the events that come within 5 ms, at most 64 KiB,
+    /// into one batch), before it is sent `event: overflow` and closed; between 16 and
+    /// 65,536. The batches are shared by the run's clients: the buffer costs memory
+    /// once per watched run.
     pub fn buffer(mut self, messages: usize) -> Self {
         self.buffer = messages.clamp(16, 1 << 16);
         self

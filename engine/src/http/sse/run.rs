@@ -236,7 +236,7 @@ impl RunClient {
         loop {
             match next {
                 Ok(f) if f.seq <= self.last => {}
-                Ok(f) if f.seq == self.last + 1 => {
+                Ok(f) if f.first == self.last + 1 => {
                     self.last = f.seq;
                     out.extend_from_slice(&f.bytes);
                     self.live_sent = true;
@@ -245,7 +245,8 @@ impl RunClient {
                         break;
                     }
                 }
-                // Not the next one: the store has what came between.
+                // Not the next ones: the store has what came between (or the part of
+                // the batch after the last one sent).
                 Ok(_) => {
                     self.phase = Phase::Replay;
                     break;
@@ -290,7 +291,7 @@ impl RunClient {
             &serde_json::json!({
                 "resume_after": last,
                 "detail": format!(
-                    "this client fell more than {} messages behind the live events; reconnect with Last-Event-ID: {last} to resume",
+                    "this client fell more than {} batches behind the live events; reconnect with Last-Event-ID: {last} to resume",
                     self.settings.buffer
                 ),
             }),
