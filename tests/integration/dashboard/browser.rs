@@ -532,10 +532,7 @@ async fn schedules(c: &Client, site: &Site) {
     );
     until(
         c,
-        &format!(
-            "document.querySelectorAll({:?} + ' td.fires br').length === 5",
-            row
-        ),
+        &format!("document.querySelectorAll({row:?} + ' td.fires br').length === 5"),
         "five next fires",
     )
     .await;
