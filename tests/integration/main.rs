@@ -9,6 +9,8 @@ mod common;
 mod concurrency;
 mod crash;
 mod dag;
+#[cfg(feature = "http")]
+mod dashboard;
 mod events;
 mod executor_contract;
 mod fanout;
