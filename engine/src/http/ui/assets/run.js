@@ -106,7 +106,7 @@
       }
     }
     for (const b of dirty) paint(b);
-    if (dirty.size) paintTally();
+    if (dirty.size) { paintTally(); miniSoon(); }
     if (runChanged) runState(runChanged);
   }
 
@@ -169,6 +169,7 @@
   const view = { x: 0, y: 0, w: full.w, h: full.h };
   function setView() {
     svg.setAttribute('viewBox', view.x + ' ' + view.y + ' ' + view.w + ' ' + view.h);
+    miniSoon();
   }
   // Fit: the whole drawing at most at its natural size; a very wide one at a
   // readable scale, centred (pan and zoom for the rest).
@@ -193,6 +194,62 @@
     view.h *= f;
     setView();
   }
+
+  // --- the minimap: every box as a dot of its state's colour, the view as a frame;
+  // click or drag on it to move the view. Shown when the drawing is larger than
+  // the view.
+  const FILL = { pending: '#90a4ae', ready: '#64b5f6', running: '#1e88e5', retrying: '#fb8c00',
+    succeeded: '#43a047', failed: '#e53935', timed_out: '#d84315', skipped: '#bdbdbd', cancelled: '#616161', none: '#90a4ae' };
+  const at = boxEl.map((el) => {
+    const m = /translate\(([-\d.]+),([-\d.]+)\)/.exec(el ? el.getAttribute('transform') : '');
+    return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  });
+  const mini = document.createElement('canvas');
+  mini.className = 'minimap';
+  mini.title = 'Minimap: click to move the view';
+  canvas.append(mini);
+  let miniDue = false;
+  function miniSoon() {
+    if (miniDue) return;
+    miniDue = true;
+    requestAnimationFrame(drawMini);
+  }
+  function miniScale() {
+    return Math.min(180 / full.w, 240 / full.h);
+  }
+  function drawMini() {
+    miniDue = false;
+    const larger = view.w < full.w * 0.98 || view.h < full.h * 0.98 || view.x > 1 || view.y > 1;
+    mini.hidden = !larger;
+    if (!larger) return;
+    const k = miniScale();
+    mini.width = Math.ceil(full.w * k);
+    mini.height = Math.ceil(full.h * k);
+    const g = mini.getContext('2d');
+    g.fillStyle = '#ffffff';
+    g.fillRect(0, 0, mini.width, mini.height);
+    boxEl.forEach((el, b) => {
+      if (!el) return;
+      const st = [...el.classList].find((c) => c.startsWith('st-'));
+      g.fillStyle = FILL[st ? st.slice(3) : 'none'] || FILL.none;
+      g.fillRect(at[b][0] * k, at[b][1] * k, Math.max(176 * k, 1.5), Math.max(46 * k, 1.5));
+    });
+    g.strokeStyle = '#ff9800';
+    g.lineWidth = 2;
+    g.strokeRect(view.x * k, view.y * k, view.w * k, view.h * k);
+  }
+  function miniMove(ev) {
+    const r = mini.getBoundingClientRect();
+    const k = miniScale();
+    view.x = (ev.clientX - r.left) / k - view.w / 2;
+    view.y = (ev.clientY - r.top) / k - view.h / 2;
+    setView();
+  }
+  let miniDrag = false;
+  mini.addEventListener('pointerdown', (ev) => { miniDrag = true; mini.setPointerCapture(ev.pointerId); miniMove(ev); });
+  mini.addEventListener('pointermove', (ev) => { if (miniDrag) miniMove(ev); });
+  mini.addEventListener('pointerup', () => { miniDrag = false; });
+
   fit();
   document.getElementById('zoom-in').addEventListener('click', () => zoom(0.8));
   document.getElementById('zoom-out').addEventListener('click', () => zoom(1.25));
