@@ -214,17 +214,20 @@
     miniDue = true;
     requestAnimationFrame(drawMini);
   }
+  // Horizontal and vertical scales: uniform while the drawing fits 180 × 240,
+  // squashed vertically for a very deep one.
   function miniScale() {
-    return Math.min(180 / full.w, 240 / full.h);
+    const kx = Math.min(180 / full.w, 1);
+    return [kx, Math.min(kx, 240 / full.h)];
   }
   function drawMini() {
     miniDue = false;
     const larger = view.w < full.w * 0.98 || view.h < full.h * 0.98 || view.x > 1 || view.y > 1;
     mini.hidden = !larger;
     if (!larger) return;
-    const k = miniScale();
-    mini.width = Math.ceil(full.w * k);
-    mini.height = Math.ceil(full.h * k);
+    const [kx, ky] = miniScale();
+    mini.width = Math.ceil(full.w * kx);
+    mini.height = Math.ceil(full.h * ky);
     const g = mini.getContext('2d');
     g.fillStyle = '#ffffff';
     g.fillRect(0, 0, mini.width, mini.height);
@@ -232,17 +235,17 @@
       if (!el) return;
       const st = [...el.classList].find((c) => c.startsWith('st-'));
       g.fillStyle = FILL[st ? st.slice(3) : 'none'] || FILL.none;
-      g.fillRect(at[b][0] * k, at[b][1] * k, Math.max(176 * k, 1.5), Math.max(46 * k, 1.5));
+      g.fillRect(at[b][0] * kx, at[b][1] * ky, Math.max(176 * kx, 1.5), Math.max(46 * ky, 1));
     });
     g.strokeStyle = '#ff9800';
     g.lineWidth = 2;
-    g.strokeRect(view.x * k, view.y * k, view.w * k, view.h * k);
+    g.strokeRect(view.x * kx, view.y * ky, view.w * kx, Math.max(view.h * ky, 2));
   }
   function miniMove(ev) {
     const r = mini.getBoundingClientRect();
-    const k = miniScale();
-    view.x = (ev.clientX - r.left) / k - view.w / 2;
-    view.y = (ev.clientY - r.top) / k - view.h / 2;
+    const [kx, ky] = miniScale();
+    view.x = (ev.clientX - r.left) / kx - view.w / 2;
+    view.y = (ev.clientY - r.top) / ky - view.h / 2;
     setView();
   }
   let miniDrag = false;
