@@ -353,3 +353,114 @@ pub(super) struct Index<'a> {
     /// Item counts by state of the fan-out nodes, by spec index.
     pub(super) items: HashMap<usize, HashMap<&'a str, usize>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::{GROUP_MIN, WRAP, aggregate, common_prefix, counters, layout, svg};
+    use crate::workflow::WorkflowSpec;
+
+    /// A spec of `nodes` (id, job, dependencies), the other fields at their defaults.
+    fn spec(name: &str, nodes: &[(String, String, Vec<String>)]) -> WorkflowSpec {
+        let backoff = serde_json::to_value(crate::job::Backoff::default()).unwrap();
+        let nodes: Vec<_> = nodes
+            .iter()
+            .map(|(id, job, deps)| {
+                json!({
+                    "id": id, "job": job, "depends_on": deps, "input": null, "fields": [],
+                    "fan_out": null, "conditions": [], "trigger": "all_success", "retries": 0,
+                    "backoff": backoff, "timeout_ms": null, "priority": 0, "concurrency": null
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({"name": name, "version": "1", "params": [], "nodes": nodes}))
+            .unwrap()
+    }
+
+    /// `root` → `width` nodes of job `work` (+ `odd` of job `other`) → `sink`.
+    fn fan(width: usize, odd: usize) -> WorkflowSpec {
+        let mut nodes = vec![("root".to_owned(), "start".to_owned(), vec![])];
+        let mut mids = Vec::new();
+        for i in 0..width {
+            nodes.push((
+                format!("work-{i}"),
+                "work".to_owned(),
+                vec!["root".to_owned()],
+            ));
+            mids.push(format!("work-{i}"));
+        }
+        for i in 0..odd {
+            // A job of its own: never grouped.
+            nodes.push((
+                format!("odd-{i}"),
+                format!("other-{i}"),
+                vec!["root".to_owned()],
+            ));
+            mids.push(format!("odd-{i}"));
+        }
+        nodes.push(("sink".to_owned(), "end".to_owned(), mids));
+        spec(&format!("fan-{width}-{odd}"), &nodes)
+    }
+
+    #[test]
+    fn siblings_of_one_job_are_one_group_and_the_rest_stay_apart() {
+        let l = layout(&fan(1000, GROUP_MIN - 1));
+        // root, the group, GROUP_MIN - 1 single nodes, sink.
+        assert_eq!(l.boxes.len(), 2 + 1 + GROUP_MIN - 1);
+        let group = &l.boxes[l.node_box[1]];
+        assert_eq!(group.members.len(), 1000);
+        assert_eq!(group.label, "work-… × 1000");
+        assert!(l.node_box[1..=1000].iter().all(|&b| b == l.node_box[1]));
+        // Edges between boxes, each once: root → each box of the layer → sink.
+        assert_eq!(l.edges.len(), 2 * GROUP_MIN);
+    }
+
+    #[test]
+    fn wide_layers_wrap_and_layouts_are_cached() {
+        let s = fan(0, 30);
+        let l = layout(&s);
+        let rows: std::collections::BTreeSet<u64> =
+            l.boxes[1..31].iter().map(|b| b.y as u64).collect();
+        assert_eq!(
+            rows.len(),
+            30_usize.div_ceil(WRAP),
+            "30 boxes in rows of {WRAP}"
+        );
+        assert!(Arc::ptr_eq(&l, &layout(&s)), "computed once per version");
+        let other = fan(0, 31);
+        assert!(!Arc::ptr_eq(&l, &layout(&other)));
+    }
+
+    #[test]
+    fn groups_show_the_state_that_matters() {
+        assert_eq!(aggregate(["succeeded", "failed"].into_iter()), "failed");
+        assert_eq!(aggregate(["succeeded", "pending"].into_iter()), "running");
+        assert_eq!(aggregate(["pending", "pending"].into_iter()), "pending");
+        assert_eq!(aggregate(["succeeded", "skipped"].into_iter()), "succeeded");
+        assert_eq!(aggregate(["skipped"].into_iter()), "skipped");
+        assert_eq!(
+            aggregate(["cancelled", "succeeded"].into_iter()),
+            "cancelled"
+        );
+        let c = HashMap::from([("succeeded", 3), ("running", 2), ("timed_out", 1)]);
+        assert_eq!(counters(&c), "✓ 3 ✗ 1 ▶ 2 · 6");
+        assert_eq!(common_prefix(["s1-a", "s1-b"].into_iter()), "s1-");
+        assert_eq!(common_prefix(["é1", "é2"].into_iter()), "é");
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        let s = spec(
+            "evil",
+            &[("<script>x</script>\"".to_owned(), "j".to_owned(), vec![])],
+        );
+        let drawn = svg(&layout(&s), Some(&["running"]), &HashMap::new()).into_string();
+        assert!(!drawn.contains("<script>"), "{drawn}");
+        assert!(drawn.contains("&lt;script&gt;"), "{drawn}");
+        assert!(drawn.contains("st-running"));
+    }
+}
