@@ -223,7 +223,16 @@
       const r = act === 'remove' ? await DF.api('DELETE', url) : await DF.api('POST', url + '/' + act);
       if (!r.ok) { DF.toast(DF.problemText(r.data), true); return; }
       DF.toast(act === 'trigger' ? 'started run ' + ((r.data && r.data.id) || '') : id + ': ' + act + 'd');
-      window.setTimeout(() => window.location.reload(), 700);
+      // Patch the row: no reload.
+      const row = b.closest('tr');
+      if (act === 'remove') {
+        row.remove();
+      } else if (act === 'enable' || act === 'disable') {
+        const on = act === 'enable';
+        row.querySelector('td.enabled').textContent = on ? 'yes' : 'no';
+        b.dataset.sched = on ? 'disable' : 'enable';
+        b.textContent = on ? 'Disable' : 'Enable';
+      }
     });
   }
 
