@@ -221,7 +221,8 @@ pub struct RunQuery {
     pub id_text: Option<IdText>,
     /// Page size (0 means [`DEFAULT_PAGE`]; at most [`MAX_PAGE`]).
     pub limit: usize,
-    /// Continue after this run (the previous page's `next`).
+    /// Continue after this run (the previous page's `next`; a run that does not exist
+    /// is [`StoreError::UnknownRun`]).
     pub before: Option<RunId>,
     /// Continue after this cursor (the previous page's `cursor`); takes precedence over
     /// `before`.
