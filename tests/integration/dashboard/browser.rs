@@ -458,6 +458,10 @@ async fn timings(c: &Client, url: &str) -> Value {
 /// session cancels.
 async fn logins(c: &Client) {
     let site = Site::with_tokens().await;
+    println!(
+        "token login at {} (off loopback when the machine has a network address)",
+        site.base
+    );
     let run = site.enqueue("slow", json!({ "n": 400 })).await;
     c.goto(&site.url(&format!("/runs/{run}"))).await.unwrap();
     until(c, "document.querySelector('form.login')", "the login form").await;

@@ -267,6 +267,15 @@ impl Drop for TempDir {
 impl Site {
     /// Serves the [`workflows`] (and `extra`) with `api` applied to the default API.
     pub(crate) async fn start(extra: &[Workflow], api: impl FnOnce(Api) -> Api) -> Site {
+        Site::start_on(std::net::IpAddr::from([127, 0, 0, 1]), extra, api).await
+    }
+
+    /// As [`start`](Site::start), listening on `ip`.
+    pub(crate) async fn start_on(
+        ip: std::net::IpAddr,
+        extra: &[Workflow],
+        api: impl FnOnce(Api) -> Api,
+    ) -> Site {
         let dir = std::env::temp_dir().join(format!("dagforge-dashboard-{}", RunId::new()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("runs.db").display());
@@ -280,7 +289,7 @@ impl Site {
             b = b.workflow(wf);
         }
         let engine = b.build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, _) = tokio::sync::watch::channel(false);
         let server = api(Api::new(engine.clone()));
@@ -311,9 +320,10 @@ impl Site {
         }
     }
 
-    /// The server with the operator and read-only tokens.
+    /// The server with the operator and read-only tokens, off loopback: on this
+    /// machine's network address when it has one (else on loopback).
     pub(crate) async fn with_tokens() -> Site {
-        Site::start(&[], |a| {
+        Site::start_on(lan_address().unwrap_or([127, 0, 0, 1].into()), &[], |a| {
             a.token(OPERATOR_TOKEN, Role::Operator)
                 .token(READER_TOKEN, Role::ReadOnly)
         })
@@ -353,6 +363,15 @@ impl Site {
     pub(crate) fn stop(&self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// This machine's address on its network (the source address of its route out), if
+/// it has one: no packet is sent.
+pub(crate) fn lan_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("10.254.254.254:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 impl Drop for Site {
