@@ -77,6 +77,7 @@ impl PostgresStore {
     /// the error names what is missing, without the URL's credentials.
     ///
     /// [`connect`]: PostgresStore::connect
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
     pub(crate) fn check_url(url: &str) -> Result<(), String> {
         connect::check_url(url)
     }
