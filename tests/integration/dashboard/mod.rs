@@ -8,6 +8,7 @@
 //! installs them); they fail, not skip, without them.
 
 mod browser;
+mod driver;
 mod pages;
 
 use std::sync::Arc;

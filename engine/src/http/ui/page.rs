@@ -181,19 +181,52 @@ pub(super) fn duration(ms: Option<u64>) -> String {
     }
 }
 
-/// A JSON value, pretty-printed and cut to `max` bytes, in a collapsed block.
+/// A JSON value, pretty-printed and cut to `max` bytes, in a collapsed block (a
+/// large value is written only up to the cut).
 pub(super) fn json_block(summary: &str, v: &Value, max: usize) -> Markup {
-    let text = serde_json::to_string_pretty(v).unwrap_or_default();
-    let cut = text.len() > max;
-    let mut end = max.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    let mut out = Capped {
+        bytes: Vec::new(),
+        max,
+        full: false,
+    };
+    let complete = serde_json::to_writer_pretty(&mut out, v).is_ok() && !out.full;
+    let mut text = String::from_utf8_lossy(&out.bytes).into_owned();
+    if !complete {
+        // Cut on a character boundary (the lossy decoding marks a split one).
+        text = text.trim_end_matches('\u{FFFD}').to_owned();
     }
     html! {
         details.json {
-            summary { (summary) " " span.dim { "(" (text.len()) " bytes)" } }
-            pre { (&text[..end]) @if cut { "\n… cut" } }
+            summary {
+                (summary) " "
+                span.dim { "(" @if !complete { "over " } (out.bytes.len()) " bytes)" }
+            }
+            pre { (text) @if !complete { "\n… cut" } }
         }
+    }
+}
+
+/// A writer that takes up to `max` bytes, then refuses (so serialization stops).
+struct Capped {
+    bytes: Vec<u8>,
+    max: usize,
+    full: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.max.saturating_sub(self.bytes.len());
+        if room == 0 {
+            self.full = true;
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "cut"));
+        }
+        let n = room.min(buf.len());
+        self.bytes.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
