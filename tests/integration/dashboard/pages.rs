@@ -280,3 +280,45 @@ async fn a_fan_out_opens_with_its_item_counters() {
         body.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_table_pages_by_cursor_and_filters() {
+    let site = Site::start(&[], |a| a).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(
+            site.enqueue("parrot", json!({ "text": format!("run {i}") }))
+                .await,
+        );
+    }
+    let rows = |body: &str| -> Vec<String> {
+        body.split("<tr data-run=\"")
+            .skip(1)
+            .map(|r| r[..36].to_owned())
+            .collect()
+    };
+    let (status, _, first) = page(&site, "/?limit=5&workflow=parrot", None).await;
+    assert_eq!(status, 200, "{first}");
+    let first_rows = rows(&first);
+    assert_eq!(first_rows.len(), 5, "{first}");
+    let newest: Vec<String> = ids.iter().rev().take(5).map(ToString::to_string).collect();
+    assert_eq!(first_rows, newest, "newest first");
+    let next = first
+        .split("id=\"next\" href=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("an `older` link")
+        .replace("&amp;", "&");
+    assert!(next.contains("cursor="), "{next}");
+    assert!(next.contains("limit=5"), "the page size is kept: {next}");
+    let (status, _, second) = page(&site, &next, None).await;
+    assert_eq!(status, 200, "{second}");
+    let second_rows = rows(&second);
+    let oldest: Vec<String> = ids.iter().rev().skip(5).map(ToString::to_string).collect();
+    assert_eq!(second_rows, oldest, "the rest, no repeat");
+    assert!(!second.contains("id=\"next\""), "the last page");
+    let (_, _, none) = page(&site, "/?workflow=slow", None).await;
+    assert!(rows(&none).is_empty() && none.contains("No runs match."));
+    let (status, _, bad) = page(&site, "/?cursor=nonsense", None).await;
+    assert_eq!(status, 400, "{bad}");
+}

@@ -103,6 +103,13 @@ pub(super) async fn page(
         Ok(page) => {
             let v = serde_json::to_value(&page.0).unwrap_or(Value::Null);
             let filter_query = filter_query(&filters_only);
+            // The pager keeps the filters and the page size.
+            let paging: Vec<(String, String)> = kept
+                .iter()
+                .filter(|(k, _)| FILTERS.contains(&k.as_str()) || k == "limit")
+                .cloned()
+                .collect();
+            let paging = self::filter_query(&paging);
             let tally = match counts_of(&st, &filters_only).await {
                 Some(c) => tally(&c),
                 None => html! {},
@@ -126,9 +133,9 @@ pub(super) async fn page(
                 }
                 @if rows.is_empty() { p.dim #no-runs { "No runs match." } }
                 nav.pager {
-                    @if paged { a href={ "/?" (filter_query) } { "← newest" } }
+                    @if paged { a href={ "/?" (paging) } { "← newest" } }
                     @if let Some(c) = v.get("next_cursor").and_then(Value::as_str) {
-                        a #next href={ "/?" (filter_query) @if !filter_query.is_empty() { "&" } "cursor=" (enc(c)) } { "older →" }
+                        a #next href={ "/?" (paging) @if !paging.is_empty() { "&" } "cursor=" (enc(c)) } { "older →" }
                     }
                 }
             }
