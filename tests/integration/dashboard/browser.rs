@@ -141,12 +141,28 @@ async fn scenarios(c: &Client) {
 
     // Hostile strings are text: in the form, the run page, the node panel and console.
     c.goto(&site.url("/workflows/parrot")).await.unwrap();
-    c.find(Locator::Css("#param-text"))
+    // A value of the wrong type: the API's problem is shown next to its field.
+    let field = c.find(Locator::Css("#param-text")).await.unwrap();
+    field.send_keys("42").await.unwrap();
+    c.find(Locator::Id("start"))
         .await
         .unwrap()
-        .send_keys(HOSTILE)
+        .click()
         .await
         .unwrap();
+    let said = until(
+        &c,
+        "document.querySelector('.field[data-param=\"text\"] .field-error').textContent",
+        "the field's error",
+    )
+    .await;
+    println!("start form, `text` = 42: {said}");
+    assert_eq!(
+        js(&c, "location.pathname").await,
+        json!("/workflows/parrot")
+    );
+    field.clear().await.unwrap();
+    field.send_keys(HOSTILE).await.unwrap();
     c.find(Locator::Id("start"))
         .await
         .unwrap()
