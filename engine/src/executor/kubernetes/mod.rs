@@ -22,8 +22,9 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 use tokio::sync::Semaphore;
 
+use super::process::{attempt_span, cancelled_waiting, wait_for_slot};
 use super::{Execution, ExecutionHandle, Executor};
-use crate::error::{ErrorInfo, ErrorKind};
+use crate::error::ErrorInfo;
 use crate::store::Store;
 
 pub use adopt::Reaped;
@@ -193,30 +194,13 @@ impl Executor for KubernetesExecutor {
     fn start(&self, execution: Execution) -> ExecutionHandle {
         use tracing::Instrument;
         let inner = Arc::clone(&self.inner);
-        let ctx = execution.context();
-        let span = tracing::info_span!(
-            "node",
-            run_id = %ctx.run_id(),
-            node = ctx.node_id(),
-            item = ctx.item(),
-            attempt = ctx.attempt(),
-            executor = "kubernetes",
-        );
+        let span = attempt_span(&execution, "kubernetes");
         // The task owns the attempt's Job (a `JobGuard`): aborting it deletes the Job.
         let task = tokio::spawn(
             async move {
-                let slot = match &inner.limit {
-                    None => None,
-                    Some(limit) => tokio::select! {
-                        slot = Arc::clone(limit).acquire_owned() => slot.ok(),
-                        () = execution.context().cancelled() => {
-                            execution.complete(Err(ErrorInfo::new(
-                                ErrorKind::Cancelled,
-                                "run cancelled before a Job slot was free",
-                            )));
-                            return;
-                        }
-                    },
+                let Ok(slot) = wait_for_slot(inner.limit.as_ref(), &execution).await else {
+                    execution.complete(Err(cancelled_waiting("a Job slot")));
+                    return;
                 };
                 let outcome = Box::pin(supervise::supervise(&inner, &execution)).await;
                 drop(slot);

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Execution, ExecutionHandle, Executor};
 use crate::error::{ErrorInfo, ErrorKind};
@@ -348,31 +348,14 @@ impl Executor for ProcessExecutor {
     fn start(&self, execution: Execution) -> ExecutionHandle {
         use tracing::Instrument;
         let inner = Arc::clone(&self.inner);
-        let ctx = execution.context();
-        let span = tracing::info_span!(
-            "node",
-            run_id = %ctx.run_id(),
-            node = ctx.node_id(),
-            item = ctx.item(),
-            attempt = ctx.attempt(),
-            executor = "process",
-        );
+        let span = attempt_span(&execution, "process");
         // The task owns the child (a `Worker`): aborting it kills the worker's process
         // group, and tokio reaps the killed child in the background.
         let task = tokio::spawn(
             async move {
-                let slot = match &inner.limit {
-                    None => None,
-                    Some(limit) => tokio::select! {
-                        slot = Arc::clone(limit).acquire_owned() => slot.ok(),
-                        () = execution.context().cancelled() => {
-                            execution.complete(Err(ErrorInfo::new(
-                                ErrorKind::Cancelled,
-                                "run cancelled before a worker slot was free",
-                            )));
-                            return;
-                        }
-                    },
+                let Ok(slot) = wait_for_slot(inner.limit.as_ref(), &execution).await else {
+                    execution.complete(Err(cancelled_waiting("a worker slot")));
+                    return;
                 };
                 let outcome = Box::pin(supervise::supervise(&inner, &execution)).await;
                 drop(slot);
@@ -382,4 +365,38 @@ impl Executor for ProcessExecutor {
         );
         ExecutionHandle::from_task(task.abort_handle())
     }
+}
+
+/// The `node` span of an attempt run outside this process (by `executor`).
+pub(crate) fn attempt_span(execution: &Execution, executor: &'static str) -> tracing::Span {
+    let ctx = execution.context();
+    tracing::info_span!(
+        "node",
+        run_id = %ctx.run_id(),
+        node = ctx.node_id(),
+        item = ctx.item(),
+        attempt = ctx.attempt(),
+        executor,
+    )
+}
+
+/// Waits for a slot under the executor's concurrency cap (at once without a cap);
+/// `Err` when the run is cancelled first.
+pub(crate) async fn wait_for_slot(
+    limit: Option<&Arc<Semaphore>>,
+    execution: &Execution,
+) -> Result<Option<OwnedSemaphorePermit>, ()> {
+    let Some(limit) = limit else { return Ok(None) };
+    tokio::select! {
+        slot = Arc::clone(limit).acquire_owned() => Ok(slot.ok()),
+        () = execution.context().cancelled() => Err(()),
+    }
+}
+
+/// The outcome of an attempt whose run was cancelled while it waited for `slot`.
+pub(crate) fn cancelled_waiting(slot: &str) -> ErrorInfo {
+    ErrorInfo::new(
+        ErrorKind::Cancelled,
+        format!("run cancelled before {slot} was free"),
+    )
 }
