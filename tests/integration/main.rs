@@ -9,12 +9,14 @@ mod common;
 mod concurrency;
 mod crash;
 mod dag;
+mod data_dags;
 #[cfg(feature = "http")]
 mod dashboard;
 mod events;
 mod executor_contract;
 mod fanout;
 mod faults;
+mod fleet;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "http")]
@@ -23,12 +25,14 @@ mod hygiene;
 #[cfg(feature = "kubernetes")]
 mod kubernetes;
 mod macros;
+mod ops;
 mod outage;
 #[cfg(unix)]
 mod process;
 mod property;
 mod queries;
 mod recurring;
+mod resources;
 mod resume;
 mod retries;
 mod retry_run;
@@ -36,4 +40,5 @@ mod serve;
 mod spans;
 mod store;
 mod triggers;
+mod usability;
 mod validation;

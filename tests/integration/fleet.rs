@@ -1,0 +1,1 @@
+//! Remote workers: attempts through the store's execution queue to `work` processes (issue 16).

@@ -1,0 +1,1 @@
+//! Operations: traces, metrics, health checks, retention (issue 17).

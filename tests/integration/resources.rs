@@ -1,0 +1,1 @@
+//! Shared resources injected into jobs, in every executor (issue 19).
