@@ -130,10 +130,13 @@ async fn cancelling_a_queued_run_runs_no_job() {
     );
 }
 
-/// Before: a delayed run whose cancel was requested was claimed when it came due,
-/// its root job started, and only then did the serving engine cancel it.
+/// Before: a delayed run whose cancel was requested was claimed when it came due, its
+/// root job started, and only then did the serving engine cancel it. Then (issue 11)
+/// it was cancelled without running, but only once due. Now the canceller takes it at
+/// once and ends it: no start, no body, and a serving engine has nothing left to do
+/// when it comes due.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_delayed_run_is_cancelled_when_due_without_running() {
+async fn a_cancelled_delayed_run_is_cancelled_at_once_without_running() {
     let c = Counted::default();
     let wf = workflow(&c);
     let store = sqlite().await;
@@ -142,11 +145,58 @@ async fn a_cancelled_delayed_run_is_cancelled_when_due_without_running() {
         .workflow(&wf)
         .build();
     let id = asker
-        .enqueue_with(&wf, (), Enqueue::new().delay(Duration::from_millis(400)))
+        .enqueue_with(&wf, (), Enqueue::new().delay(Duration::from_secs(3600)))
         .await
         .unwrap();
-    // Not claimable yet: recorded, to be honoured when it comes due.
-    assert_eq!(asker.cancel_recorded(id).await.unwrap(), RunState::Pending);
+    let asked = std::time::Instant::now();
+    assert_eq!(
+        asker.cancel_recorded(id).await.unwrap(),
+        RunState::Cancelled
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "ended at once, not when due: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        store.get_run(id).await.unwrap().unwrap().state,
+        RunState::Cancelled
+    );
+    assert_eq!(c.bodies(id), 0, "a job body ran");
+    assert_eq!(starts(&*store, id).await, Vec::<String>::new());
+    // A serving engine finds nothing to claim: the run is over.
+    let server = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .workflow(&wf)
+        .build();
+    let (stop, task) = serve(server);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(c.bodies(id), 0, "a job body ran after the cancel");
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+/// A delayed run cancelled from a process that does not know its workflow (the
+/// request is recorded, the run given back) ends cancelled without running once an
+/// engine that knows it serves, before its start time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_run_cancelled_by_a_stranger_ends_before_it_is_due() {
+    let c = Counted::default();
+    let wf = workflow(&c);
+    let store = sqlite().await;
+    let producer = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .workflow(&wf)
+        .build();
+    let id = producer
+        .enqueue_with(&wf, (), Enqueue::new().delay(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let stranger = Engine::builder().shared_store(Arc::clone(&store)).build();
+    assert!(
+        stranger.cancel_recorded(id).await.is_err(),
+        "it cannot drive the run"
+    );
     let server = Engine::builder()
         .shared_store(Arc::clone(&store))
         .workflow(&wf)

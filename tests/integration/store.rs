@@ -350,6 +350,13 @@ macro_rules! conformance {
                 dagforge::store::conformance::delayed_runs_wait(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cancelled_delayed_runs_are_claimable_by_id() {
+                dagforge::store::conformance::cancelled_delayed_runs_are_claimable_by_id(
+                    make().await,
+                )
+                .await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn capped_lanes_hold_their_cap_at_the_store() {
                 dagforge::store::conformance::capped_lanes_hold_their_cap(make().await).await;
             }

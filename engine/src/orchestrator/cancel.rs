@@ -18,12 +18,11 @@ impl Engine {
     /// it for a run known by its id only (the CLI's `runs cancel`): enqueued, delayed,
     /// driven by this engine, by another engine or process, or orphaned by an engine
     /// that stopped. For a run this engine drives it does what [`cancel`](Engine::cancel)
-    /// does (`Cancelled`); a run no engine drives (enqueued and due, or its engine
-    /// stopped) is claimed and cancelled here (its final state); a finished run is left
-    /// as it is (its state). Otherwise the request is recorded in the store and the
-    /// run's current (unfinished) state is returned: a run enqueued for later
-    /// (`Pending`) is cancelled by the engine that claims it when it comes due, before
-    /// any of its attempts starts; a run another live engine drives (`Running`) is
+    /// does (`Cancelled`); a run no engine drives (enqueued, due or for later, or its
+    /// engine stopped) is claimed and cancelled here at once (its final state); a
+    /// finished run is left as it is (its state). Otherwise the request is recorded in
+    /// the store and the run's current (unfinished) state is returned: a run another
+    /// live engine drives (`Running`) is
     /// cancelled by that engine when it next looks — at once on PostgreSQL (a
     /// notification wakes it), within 20 ms on a SQLite file, within its poll interval
     /// otherwise — provided it [serves](Engine::serve) the store or
@@ -89,8 +88,8 @@ impl Engine {
             .claim_run(run, &self.sh.owner, self.sh.lease_ttl)
             .await?;
         let Some(c) = target else {
-            // Another live engine drives it, or it waits for its start time: whoever
-            // drives it sees the request. A run that was queued is looked at again:
+            // Another live engine drives it (a run queued for later is taken above,
+            // its cancel being recorded): whoever drives it sees the request. A run that was queued is looked at again:
             // still `Pending` now means no attempt of it will start (a driver looks for
             // the request after recording the run's start, and before starting
             // anything); an engine may have started it since the first look.

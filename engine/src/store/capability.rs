@@ -74,7 +74,11 @@ pub trait RunLog: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Claims run `run` if its lease expired (it is queued, or its engine died),
-    /// whatever its lane's cap: for acting on that run alone (cancelling it).
+    /// whatever its lane's cap: for acting on that run alone (cancelling it). A run
+    /// queued for later (`not_before` still ahead) is taken only once its cancellation
+    /// was requested ([`request_cancel`](RunLog::request_cancel)), so that it ends at
+    /// once rather than when due; a run an engine holds is never taken before its
+    /// lease expires.
     async fn claim_run(
         &self,
         run: RunId,

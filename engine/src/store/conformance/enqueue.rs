@@ -166,6 +166,45 @@ pub async fn delayed_runs_wait(store: Arc<dyn Store>) {
     );
 }
 
+/// A run queued for later whose cancellation was requested is taken by id at once
+/// (so the canceller ends it then, not when it comes due), but by no other claim; a
+/// run an engine holds is not taken early, cancelled or not.
+pub async fn cancelled_delayed_runs_are_claimable_by_id(store: Arc<dyn Store>) {
+    let mut rec = record("later-cancelled");
+    rec.not_before = Some(SystemTime::now() + Duration::from_secs(60));
+    enqueue(&*store, &rec, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_run(rec.id, "engine-c", TTL)
+            .await
+            .unwrap()
+            .is_none(),
+        "not due and not cancelled: left in the queue"
+    );
+    assert!(store.request_cancel(rec.id).await.unwrap());
+    assert!(
+        store.claim("engine-c", TTL, 10).await.unwrap().is_empty(),
+        "a plain claim still waits for the start time"
+    );
+    let c = store
+        .claim_run(rec.id, "engine-c", TTL)
+        .await
+        .unwrap()
+        .expect("cancelled: taken by id before its time");
+    assert_eq!(c.run.id, rec.id);
+    assert_eq!(c.run.state, RunState::Pending);
+    assert!(
+        store
+            .claim_run(rec.id, "engine-x", TTL)
+            .await
+            .unwrap()
+            .is_none(),
+        "held by the canceller now, cancelled or not"
+    );
+}
+
 /// Claimers racing take at most a capped lane's cap; a run of the lane finishing
 /// makes room for exactly one more; lifting the cap lets the rest go.
 pub async fn capped_lanes_hold_their_cap(store: Arc<dyn Store>) {

@@ -46,8 +46,8 @@ pub use claims::{
     stalled_claims_count_claims_without_progress,
 };
 pub use enqueue::{
-    capped_lanes_hold_their_cap, claims_follow_priority, delayed_runs_wait,
-    idempotency_keys_hold_one_run,
+    cancelled_delayed_runs_are_claimable_by_id, capped_lanes_hold_their_cap,
+    claims_follow_priority, delayed_runs_wait, idempotency_keys_hold_one_run,
 };
 pub use feed::{
     engines_beat_list_and_forget, the_feed_has_every_event_once,
@@ -78,6 +78,7 @@ where
     idempotency_keys_hold_one_run(make().await).await;
     claims_follow_priority(make().await).await;
     delayed_runs_wait(make().await).await;
+    cancelled_delayed_runs_are_claimable_by_id(make().await).await;
     capped_lanes_hold_their_cap(make().await).await;
     run_queries_filter_page_and_count(make().await).await;
     executions_page_and_count(make().await).await;

@@ -283,7 +283,12 @@ impl super::RunLog for MemoryStore {
         let Some(entry) = runs.get_mut(&run) else {
             return Ok(None);
         };
-        let expired = matches!(&entry.lease, Some((_, until)) if *until <= now);
+        let expired = match &entry.lease {
+            Some((_, until)) if *until <= now => true,
+            // Queued for later, and cancelled: taken at once, to end it.
+            Some((holder, _)) => &**holder == "queue" && entry.cancel_requested,
+            None => false,
+        };
         if entry.record.state.is_terminal() || !expired {
             return Ok(None);
         }

@@ -159,7 +159,9 @@ pub(super) async fn claim_rows<'e, E: sqlx::PgExecutor<'e>>(
              AND e.state = ANY(x.done)) > r.settled THEN 1 ELSE r.stalls + 1 END, \
          settled = (SELECT count(*) FROM executions e WHERE e.run_pk = r.pk \
              AND e.state = ANY(x.done)) \
-         FROM s, x, (SELECT pk FROM runs WHERE lease_owner IS NOT NULL AND lease_until <= now() \
+         FROM s, x, (SELECT pk FROM runs WHERE lease_owner IS NOT NULL \
+         AND (lease_until <= now() OR ($6::text IS NOT NULL AND lease_owner = 'queue' \
+              AND cancel_requested IS NOT NULL)) \
          AND (CASE WHEN $6::text IS NOT NULL THEN id = $6::uuid \
               WHEN $4::text IS NULL \
               THEN queue IS NULL OR queue NOT IN (SELECT name FROM queues) \

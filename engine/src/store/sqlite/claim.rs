@@ -151,7 +151,8 @@ pub(super) async fn claim_rows<'e, E: sqlx::SqliteExecutor<'e>>(
          settled = (SELECT count(*) FROM executions x WHERE x.run_pk = runs.pk \
              AND x.state IN ('succeeded', 'failed', 'timed_out', 'skipped', 'cancelled')) \
          WHERE pk IN (SELECT pk FROM runs WHERE lease_owner IS NOT NULL \
-         AND lease_until <= ?3 AND (CASE WHEN ?7 IS NOT NULL THEN id = ?7 WHEN ?5 IS NULL \
+         AND (lease_until <= ?3 OR (?7 IS NOT NULL AND lease_owner = 'queue' \
+             AND cancel_requested IS NOT NULL)) AND (CASE WHEN ?7 IS NOT NULL THEN id = ?7 WHEN ?5 IS NULL \
              THEN queue IS NULL OR queue NOT IN (SELECT name FROM queues) \
              ELSE queue = ?5 END) \
          AND (?6 IS NULL OR workflow IN (SELECT value FROM json_each(?6))) \
