@@ -275,6 +275,11 @@ pub enum ErrorKind {
     /// timeout (retryable). The job's own code may never have failed: look at the
     /// message (exit status, last console lines) before blaming it.
     Crashed,
+    /// The remote worker holding the attempt (see `dagforge::QueueExecutor`) stopped
+    /// renewing its claim: it died, stalled or lost touch with the store, and its lease
+    /// lapsed. The attempt's outcome is unknown; whatever that worker reports later is
+    /// refused (retryable).
+    WorkerLost,
 }
 
 impl ErrorKind {
@@ -288,6 +293,7 @@ impl ErrorKind {
                 | ErrorKind::Executor
                 | ErrorKind::Interrupted
                 | ErrorKind::Crashed
+                | ErrorKind::WorkerLost
         )
     }
 }

@@ -17,6 +17,7 @@
 //! `Arc<dyn Store>`.
 
 mod capability;
+mod capacity;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod combine;
 #[cfg(feature = "test-util")]
@@ -28,6 +29,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod query;
+mod queue;
 mod schedules;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -55,6 +57,10 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{Notification, NotificationKind, Notifications, PostgresOptions, PostgresStore};
 pub use query::{DEFAULT_PAGE, IdText, MAX_PAGE, Page, RunCounts, RunCursor, RunQuery};
+pub use queue::{
+    Cancelled, Capacity, CapacityError, ClaimedAttempt, DEFAULT_LANE, ExecutionQueue, OwnerReport,
+    QueueId, QueueTopic, QueuedAttempt, Renewed, Report, WorkerOffer, WorkerRecord, WorkerReport,
+};
 pub use schedules::{ScheduleAdvance, ScheduleRecord};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};

@@ -39,6 +39,7 @@ mod claims;
 mod enqueue;
 mod feed;
 mod queries;
+mod queue;
 
 pub use claims::{
     appends_in_batches, concurrent_claims_take_each_run_once, list_runs_filters_and_pages,
@@ -55,6 +56,11 @@ pub use feed::{
 };
 pub use queries::{
     executions_page_and_count, logs_filter_page_and_tail, run_queries_filter_page_and_count,
+};
+pub use queue::{
+    queue_cancel_withdraws_or_asks, queue_claims_route_and_fit,
+    queue_concurrent_claims_take_each_once, queue_fences_lost_and_released_claims,
+    queue_round_trip, queue_watch_wakes, queue_workers_beat_and_list, queued, run_queue_all,
 };
 
 /// Runs every guarantee of the suite, each on a fresh store from `make`, in order;

@@ -18,6 +18,7 @@ use super::{ScheduleAdvance, ScheduleRecord};
 mod entry;
 mod feed;
 mod queries;
+mod queue;
 
 use entry::Entry;
 use feed::Batch;
@@ -50,6 +51,8 @@ pub struct MemoryStore {
     feed: Mutex<Vec<Batch>>,
     /// Engine heartbeats, by id.
     engines: Mutex<BTreeMap<String, EngineRecord>>,
+    /// The execution queue of remote workers (`store/queue.rs`).
+    queue: queue::MemoryQueue,
 }
 
 impl MemoryStore {

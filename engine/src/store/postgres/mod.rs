@@ -21,6 +21,7 @@ use super::{Lease, RunRecord, StoreError};
 mod claim;
 mod connect;
 mod notify;
+mod queue;
 mod write;
 
 pub use connect::PostgresOptions;

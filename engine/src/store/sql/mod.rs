@@ -19,6 +19,7 @@ mod detail;
 mod dialect;
 mod feed;
 mod queries;
+pub(super) mod queue;
 mod runs;
 mod schedules;
 mod shared;
@@ -30,7 +31,7 @@ pub(super) use shared::sql_store;
 use super::{BadRow, Claimed, ExecutionRecord, Lease, RunRecord, Sequence, StoreError};
 
 /// The schema version this build reads and writes (the `dagforge_schema` row).
-pub(super) const SCHEMA_VERSION: i64 = 7;
+pub(super) const SCHEMA_VERSION: i64 = 8;
 
 /// Whether a database whose schema is at version `found` (`None`: no schema yet)
 /// must be migrated, with migrations allowed (`migrate`) or not: a newer schema is

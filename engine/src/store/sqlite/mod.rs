@@ -20,6 +20,7 @@ use super::{Lease, RunRecord, StoreError};
 
 mod claim;
 mod open;
+mod queue;
 mod write;
 
 pub use open::SqliteOptions;

@@ -1,1 +1,4 @@
 //! Remote workers: attempts through the store's execution queue to `work` processes (issue 16).
+
+mod conformance;
+mod stores;
