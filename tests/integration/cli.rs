@@ -268,8 +268,13 @@ fn settings_precedence_flags_env_file_default() {
     );
     assert!(dir.join("flag.db").exists());
     assert!(!dir.join("env2.db").exists());
-    // A bad value from the environment is named, with exit code 2.
-    let (code, _, err, _) = app_bin(&dir, &list, &[("DAGFORGE_CONCURRENCY", "lots")]);
+    // A bad value from the environment is named, with exit code 2 (the engine's
+    // settings are read by the commands that run jobs).
+    let (code, _, err, _) = app_bin(
+        &dir,
+        &["run", "cli-echo", "--wait"],
+        &[("DAGFORGE_CONCURRENCY", "lots")],
+    );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("lots"), "{err}");
     // A broken config file too.

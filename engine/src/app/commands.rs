@@ -5,7 +5,9 @@ use std::io::Write;
 use serde_json::{Map, Value};
 
 use super::App;
-use super::cli::{Cli, Command, ExecutorKind, GraphArgs, GraphFormat, JobsArgs, RunArgs};
+use super::cli::{
+    Cli, Command, ExecutorKind, GraphArgs, GraphFormat, JobsArgs, JobsCommand, RunArgs,
+};
 use super::config::Settings;
 use super::error::CliError;
 use super::{inputs, progress, runs, schedules, table};
@@ -20,15 +22,18 @@ pub(super) async fn dispatch(
     live: bool,
 ) -> Result<(), CliError> {
     let Some(command) = cli.command else {
-        let mut help = <Cli as clap::CommandFactory>::command();
-        if let Some(name) = &app.name {
-            help = help.name(name.clone()).bin_name(name.clone());
-        }
-        write!(err, "{}", help.render_help())?;
+        // `App::execute` prints the help for no command before dispatching.
         return Err(CliError::usage("no command given"));
     };
     match command {
         Command::Graph(a) => graph(app, &a, out),
+        Command::Jobs(JobsArgs {
+            command: Some(JobsCommand::Run(a)),
+            ..
+        }) => {
+            let settings = Settings::resolve(&cli.global)?;
+            super::job_run::run(app, &settings, &a, out, err).await
+        }
         Command::Jobs(a) => jobs(app, &a, out),
         Command::Worker => worker(app).await,
         #[cfg(feature = "kubernetes")]
@@ -56,6 +61,9 @@ async fn settings_command(
         Command::Serve(a) => {
             let poll = settings.poll(a.poll_secs)?;
             let engine = engine(app, settings).await?;
+            if a.check_resources {
+                engine.check_resources().await.map_err(crate::Error::from)?;
+            }
             #[cfg(feature = "kubernetes")]
             super::kubernetes::reap_at_serve(app, settings, &engine, err).await?;
             #[cfg(feature = "http")]
@@ -94,15 +102,17 @@ async fn settings_command(
                  resumed by an engine serving the store once their leases expire",
                 std::time::Duration::ZERO,
             );
-            let served = engine
-                .serve(poll, async move {
-                    interrupts.next().await;
-                })
-                .await;
+            let serving = engine.serve(poll, async move {
+                interrupts.next().await;
+            });
+            let served =
+                super::serve_log::serve_with_lines(&engine, serving, a.quiet, a.log_format, err)
+                    .await;
             #[cfg(feature = "http")]
             if let Some(server) = server {
                 server.stop().await?;
             }
+            engine.close_resources().await;
             served?;
             writeln!(err, "stopped")?;
             Ok(())
@@ -130,6 +140,7 @@ fn executor_name(kind: ExecutorKind) -> &'static str {
 pub(super) async fn engine(app: &App, settings: &Settings) -> Result<Engine, CliError> {
     let store = settings.open_store().await?;
     let mut b = Engine::builder()
+        .resources(app.resource_set(settings.app_settings.as_ref())?)
         .artifacts(settings.artifact_store()?)
         .shared_store(store)
         .concurrency(settings.concurrency);
@@ -140,11 +151,11 @@ pub(super) async fn engine(app: &App, settings: &Settings) -> Result<Engine, Cli
         ExecutorKind::InProcess => {}
         #[cfg(all(feature = "process", unix))]
         ExecutorKind::Process => {
-            b = b.executor(
-                crate::ProcessExecutor::builder()
-                    .concurrency(settings.concurrency)
-                    .build(),
-            );
+            let mut process = crate::ProcessExecutor::builder().concurrency(settings.concurrency);
+            for (k, v) in super::resources::worker_env(settings.config_path.as_deref()) {
+                process = process.env(k, v);
+            }
+            b = b.executor(process.build());
         }
         #[cfg(not(all(feature = "process", unix)))]
         ExecutorKind::Process => {
@@ -220,8 +231,9 @@ async fn run(
     if a.wait {
         let events = engine.subscribe();
         let handle = engine.start(wf, &inputs).await?;
-        let result = progress::watch(&engine, events, handle, wf, &inputs, out, live).await?;
-        finish(&result, out)
+        let result = progress::watch(&engine, events, handle, wf, &inputs, out, live).await;
+        engine.close_resources().await;
+        finish(&result?, out)
     } else {
         let id = engine.enqueue(wf, inputs).await?;
         writeln!(out, "{id}")?;

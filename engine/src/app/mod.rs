@@ -43,11 +43,16 @@ mod error;
 mod http;
 mod inputs;
 mod interrupt;
+mod job_run;
 #[cfg(feature = "kubernetes")]
 mod kubernetes;
 mod progress;
+mod run_follow;
+mod run_show;
+mod runid;
 mod runs;
 mod schedules;
+mod serve_log;
 mod table;
 #[cfg(feature = "kubernetes")]
 mod yaml;
@@ -217,16 +222,19 @@ impl App {
             args.extend(default.iter().cloned());
         }
         let mut command = Cli::command();
-        if let Some(name) = &self.name {
-            command = command.name(name.clone()).bin_name(name.clone());
-        }
+        let bin = self.bin_name(&args);
+        command = command
+            .name(bin.clone())
+            .bin_name(bin.clone())
+            .after_help(cli::after_help(&bin, self.example_workflow()));
         if let Some(about) = &self.about {
             command = command.about(about.clone());
         }
         let parsed = command
+            .clone()
             .try_get_matches_from(&args)
             .and_then(|m| Cli::from_arg_matches(&m));
-        let cli = match parsed {
+        let mut cli = match parsed {
             Ok(cli) => cli,
             Err(e) => {
                 let code = e.exit_code();
@@ -239,6 +247,12 @@ impl App {
                 return u8::try_from(code).unwrap_or(2);
             }
         };
+        cli.merge_engine_flags();
+        if cli.command.is_none() {
+            let _ = write!(err, "{}", command.render_help());
+            let _ = writeln!(err, "error: no command given");
+            return 2;
+        }
         if !self.problems.is_empty() && !matches!(cli.command, Some(Command::Worker)) {
             for p in &self.problems {
                 let _ = writeln!(err, "error: {}", table::escape_lines(p));
@@ -256,6 +270,31 @@ impl App {
                 e.exit_code()
             }
         }
+    }
+
+    /// The program's name in help and examples: [`App::name`], else the file name the
+    /// program was started as (`args[0]`), else `dagforge`.
+    fn bin_name(&self, args: &[OsString]) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            args.first()
+                .and_then(|a| std::path::Path::new(a).file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "dagforge".to_owned())
+        })
+    }
+
+    /// The workflow the help's examples use: the one the default arguments run, else
+    /// the first by name.
+    fn example_workflow(&self) -> Option<&str> {
+        let from_default = self.default_args.as_ref().and_then(|a| {
+            let mut it = a.iter().map(|s| s.to_str());
+            (it.next() == Some(Some("run")))
+                .then(|| it.next().flatten())
+                .flatten()
+                .filter(|w| self.workflows.contains_key(*w))
+        });
+        from_default.or_else(|| self.workflows.keys().next().map(String::as_str))
     }
 
     /// The workflow named `name`.

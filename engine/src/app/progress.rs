@@ -107,6 +107,74 @@ async fn leave(engine: &Engine, id: crate::RunId) -> ! {
     interrupt::exit(Some(&message), interrupt::INTERRUPTED)
 }
 
+/// How often `runs watch` reads the store's new events.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+/// Follows run `id` in `store` (at `url`, for messages) from the store's events, with
+/// the display of [`watch`] (`runs watch`: a run any engine drives), until the run has
+/// finished and every event of it is shown. Its times count from the run's start.
+/// Returns the run's final state. Ctrl-C ends the process (the run is not touched).
+pub(super) async fn watch_store(
+    store: &dyn crate::store::Store,
+    url: &str,
+    run: &crate::store::RunRecord,
+    wf: &Workflow,
+    out: &mut (dyn Write + Send),
+    live: bool,
+) -> Result<crate::RunState, CliError> {
+    let id = run.id;
+    if !live {
+        writeln!(out, "run {id} of {} v{}", wf.name(), wf.version())?;
+    }
+    let mut view = View::new(wf, live).with_inputs(&run.inputs);
+    let mut after = 0;
+    let mut start = run.started_at;
+    let mut state = run.state;
+    loop {
+        // Whether the run had finished before its events were read: then all are there.
+        let finished = state.is_terminal();
+        loop {
+            let page = store
+                .events(id, after, 10_000)
+                .await
+                .map_err(|e| CliError::store(url, e))?;
+            for e in &page {
+                after = e.seq;
+                if start.is_none() && matches!(e.kind, EventKind::Run { .. }) {
+                    start = Some(e.at);
+                }
+                let at = start
+                    .and_then(|s| e.at.duration_since(s).ok())
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                view.on_at(e.kind.clone(), at, out)?;
+            }
+            out.flush()?;
+            if page.len() < 10_000 {
+                break;
+            }
+        }
+        if finished || view.ended {
+            break;
+        }
+        tokio::time::sleep(WATCH_EVERY).await;
+        let now = store
+            .get_run(id)
+            .await
+            .map_err(|e| CliError::store(url, e))?
+            .ok_or(CliError::Engine(crate::Error::RunNotFound(id)))?;
+        state = now.state;
+        start = start.or(now.started_at);
+    }
+    view.clear();
+    let last = store
+        .get_run(id)
+        .await
+        .map_err(|e| CliError::store(url, e))?
+        .map_or(state, |r| r.state);
+    Ok(last)
+}
+
 /// What the display knows about the run.
 struct View<'w> {
     wf: &'w Workflow,
@@ -153,6 +221,16 @@ impl<'w> View<'w> {
 
     fn on(&mut self, kind: EventKind, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
         let at = self.t0.elapsed().as_secs_f64();
+        self.on_at(kind, at, out)
+    }
+
+    /// Shows an event that happened `at` seconds into the run.
+    fn on_at(
+        &mut self,
+        kind: EventKind,
+        at: f64,
+        out: &mut (dyn Write + Send),
+    ) -> std::io::Result<()> {
         match kind {
             EventKind::Node(n) => self.on_node(&n, at, out)?,
             EventKind::Progress {

@@ -19,11 +19,18 @@ use crate::{Recurring, RecurringSchedule};
 #[derive(Debug, Subcommand)]
 pub(crate) enum SchedulesCommand {
     /// The recurring schedules: next and last fire, last run, why a fire was skipped.
-    List,
+    List {
+        /// Print them as a JSON array (the shape is in the CLI guide).
+        #[arg(long)]
+        json: bool,
+    },
     /// One schedule in full: policies, inputs, state.
     Show {
         /// The schedule's id.
         id: String,
+        /// Print it as JSON (the shape is in the CLI guide).
+        #[arg(long)]
+        json: bool,
     },
     /// Register (or update) a recurring schedule of a workflow.
     Add(AddArgs),
@@ -89,8 +96,14 @@ pub(super) async fn dispatch(
 ) -> Result<(), CliError> {
     let engine = engine(app, settings).await?;
     match command {
-        SchedulesCommand::List => {
+        SchedulesCommand::List { json } => {
             let all = engine.schedules().list().await?;
+            if json {
+                let items: Vec<Value> = all.iter().map(schedule_json).collect();
+                let text = serde_json::to_string_pretty(&items).unwrap_or_default();
+                writeln!(out, "{text}")?;
+                return Ok(());
+            }
             let mut rows = vec![
                 [
                     "schedule",
@@ -124,9 +137,14 @@ pub(super) async fn dispatch(
                 writeln!(out, "(no schedules)")?;
             }
         }
-        SchedulesCommand::Show { id } => {
+        SchedulesCommand::Show { id, json } => {
             let s = engine.schedules().get(&id).await?;
-            show(&s, out)?;
+            if json {
+                let text = serde_json::to_string_pretty(&schedule_json(&s)).unwrap_or_default();
+                writeln!(out, "{text}")?;
+            } else {
+                show(&s, out)?;
+            }
         }
         SchedulesCommand::Add(a) => {
             let wf = app.find(&a.workflow)?;
@@ -188,17 +206,51 @@ pub(super) async fn dispatch(
     Ok(())
 }
 
-fn show(s: &RecurringSchedule, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
-    let missed = match s.missed {
+/// `skip`, `once` or `catch-up=N`, as `--missed` takes it.
+fn missed_text(m: MissedFirePolicy) -> String {
+    match m {
         MissedFirePolicy::Skip => "skip".to_owned(),
         MissedFirePolicy::FireOnce => "once".to_owned(),
         MissedFirePolicy::CatchUp { max } => format!("catch-up={max}"),
-    };
-    let overlap = match s.overlap {
+    }
+}
+
+/// `skip`, `queue` or `allow`, as `--overlap` takes it.
+fn overlap_text(o: OverlapPolicy) -> &'static str {
+    match o {
         OverlapPolicy::Skip => "skip",
         OverlapPolicy::Queue => "queue",
         OverlapPolicy::Allow => "allow",
+    }
+}
+
+/// A schedule as JSON: the stable shape of `schedules list --json` (one per item) and
+/// `schedules show --json`, documented in the CLI guide.
+fn schedule_json(s: &RecurringSchedule) -> Value {
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
     };
+    serde_json::json!({
+        "id": s.id,
+        "workflow": s.workflow,
+        "cron": s.cron,
+        "time_zone": s.time_zone,
+        "enabled": s.enabled,
+        "next_fire": time(s.next_fire),
+        "last_fire": time(s.last_fire),
+        "last_run": s.last_run.map(|r| r.to_string()),
+        "overlap": overlap_text(s.overlap),
+        "missed": missed_text(s.missed),
+        "jitter_ms": s.jitter.max().as_millis() as u64,
+        "priority": s.priority,
+        "inputs": s.inputs,
+        "note": s.note,
+    })
+}
+
+fn show(s: &RecurringSchedule, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let missed = missed_text(s.missed);
+    let overlap = overlap_text(s.overlap);
     let inputs = match &s.inputs {
         Value::Null => "-".to_owned(),
         v => v.to_string(),
@@ -273,6 +325,18 @@ fn parse_missed(s: &str) -> Result<MissedFirePolicy, CliError> {
 /// `500ms`, `30s`, `10m`, `2h`, `1d`, or a bare number of seconds.
 pub(super) fn parse_duration(flag: &str, s: &str) -> Result<Duration, CliError> {
     let t = s.trim();
+    if let Some(rest) = t.strip_prefix('-') {
+        return Err(CliError::usage(format!(
+            "{flag} `{s}`: a duration cannot be negative{}",
+            if flag == "--delay" {
+                format!(
+                    " (to start at once, leave --delay out; `--delay {rest}` starts {rest} from now)"
+                )
+            } else {
+                String::new()
+            }
+        )));
+    }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
