@@ -211,9 +211,6 @@ mod tests {
             level: LogLevel::Warn,
             message: "slow\u{1b}".to_owned(),
         };
-        assert_eq!(
-            line(&log, None, false).unwrap(),
-            "f #2  warn: slow\\u{1b}"
-        );
+        assert_eq!(line(&log, None, false).unwrap(), "f #2  warn: slow\\u{1b}");
     }
 }

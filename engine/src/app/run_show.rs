@@ -11,8 +11,8 @@ use super::cli::ShowArgs;
 use super::config::Settings;
 use super::error::CliError;
 use super::{runid, table};
-use crate::store::{ExecutionRecord, RunRecord};
 use crate::NodeState;
+use crate::store::{ExecutionRecord, RunRecord};
 
 /// How many characters of an output the text view shows.
 const SHOWN_OUTPUT_CHARS: usize = 80;
@@ -98,8 +98,7 @@ impl<'a> RunView<'a> {
             .nodes
             .iter()
             .map(|n| {
-                let mine: Vec<&ExecutionRecord> =
-                    execs.iter().filter(|e| e.node == n.id).collect();
+                let mine: Vec<&ExecutionRecord> = execs.iter().filter(|e| e.node == n.id).collect();
                 let own = mine
                     .iter()
                     .filter(|e| e.item.is_none())
@@ -201,8 +200,16 @@ impl<'a> RunView<'a> {
             .collect();
         if !outputs.is_empty() {
             writeln!(out)?;
-            writeln!(out, "outputs (`runs show {} --output NODE` prints one whole):", run.id)?;
-            let width = outputs.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
+            writeln!(
+                out,
+                "outputs (`runs show {} --output NODE` prints one whole):",
+                run.id
+            )?;
+            let width = outputs
+                .iter()
+                .map(|(n, _)| n.chars().count())
+                .max()
+                .unwrap_or(0);
             for (node, value) in outputs {
                 writeln!(
                     out,
@@ -256,7 +263,8 @@ impl<'a> RunView<'a> {
             m.insert("inputs".into(), run.inputs.clone());
             m.insert(
                 "retry_of".into(),
-                self.retry_of.map_or(Value::Null, |s| Value::String(s.to_owned())),
+                self.retry_of
+                    .map_or(Value::Null, |s| Value::String(s.to_owned())),
             );
             m.insert("nodes".into(), Value::Array(nodes));
         }

@@ -65,8 +65,12 @@ async fn on_run(
         known.insert(
             run,
             Known {
-                workflow: record.as_ref().map_or_else(String::new, |r| r.workflow.clone()),
-                version: record.as_ref().map_or_else(String::new, |r| r.version.clone()),
+                workflow: record
+                    .as_ref()
+                    .map_or_else(String::new, |r| r.workflow.clone()),
+                version: record
+                    .as_ref()
+                    .map_or_else(String::new, |r| r.version.clone()),
                 since: None,
                 started_at: record.and_then(|r| r.started_at),
             },

@@ -60,8 +60,15 @@ impl Serving {
                 return found;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out; serve printed:\n{}", self.seen.join("\n"));
-            if let Ok(line) = self.lines.recv_timeout(left.min(Duration::from_millis(200))) {
+            assert!(
+                !left.is_zero(),
+                "timed out; serve printed:\n{}",
+                self.seen.join("\n")
+            );
+            if let Ok(line) = self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
                 self.seen.push(line);
             }
         }
@@ -140,7 +147,15 @@ fn serve_prints_a_line_per_run_started_and_finished() {
     let first = out.trim().to_owned();
     let mut s = Serving::start(
         &dir,
-        &["serve", "--store", store, "--poll-secs", "0.2", "--log-format", "json"],
+        &[
+            "serve",
+            "--store",
+            store,
+            "--poll-secs",
+            "0.2",
+            "--log-format",
+            "json",
+        ],
     );
     let finished = s.wait_for(1, |l| l.contains("\"run_finished\""));
     let lines = s.stop();
@@ -164,12 +179,16 @@ fn serve_prints_a_line_per_run_started_and_finished() {
     let done = s.wait_for(1, |l| l.contains(" succeeded in "));
     s.stop();
     assert!(
-        done[0].starts_with(&format!("run {second} succeeded in ")) && done[0].ends_with(": cli-echo v1"),
+        done[0].starts_with(&format!("run {second} succeeded in "))
+            && done[0].ends_with(": cli-echo v1"),
         "{done:?}"
     );
     let (_, out, _, _) = app_bin(&dir, &["run", "cli-echo", "--store", store], &[]);
     let third = out.trim().to_owned();
-    let s = Serving::start(&dir, &["serve", "-q", "--store", store, "--poll-secs", "0.2"]);
+    let s = Serving::start(
+        &dir,
+        &["serve", "-q", "--store", store, "--poll-secs", "0.2"],
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, shown, _, _) = app_bin(&dir, &["runs", "show", &third, "--store", store], &[]);
@@ -201,10 +220,20 @@ fn runs_watch_follows_a_run_served_elsewhere() {
     let out = watch.wait_with_output().unwrap();
     s.stop();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with(&format!("run {id} of cli-echo v1")), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
-        stdout.lines().any(|l| l.contains(" pid ") && l.contains("ready → running")),
+        stdout.starts_with(&format!("run {id} of cli-echo v1")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(" pid ") && l.contains("ready → running")),
         "{stdout}"
     );
     assert!(stdout.contains("info: pid "), "{stdout}");
@@ -222,13 +251,24 @@ fn jobs_run_runs_one_job_by_itself() {
     assert_eq!(out.trim(), pid.to_string());
     assert!(err.contains(&format!("info: pid {pid}")), "{err}");
     std::fs::write(dir.join("seven.json"), "7").unwrap();
-    let (code, out, err, _) = app_bin(&dir, &["jobs", "run", "square", "--input-json", "seven.json"], &[]);
+    let (code, out, err, _) = app_bin(
+        &dir,
+        &["jobs", "run", "square", "--input-json", "seven.json"],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "49");
     std::fs::write(dir.join("hi.json"), "\"hi\"").unwrap();
-    let (code, out, err, _) = app_bin(&dir, &["jobs", "run", "say", "--input-json", "hi.json"], &[]);
+    let (code, out, err, _) = app_bin(
+        &dir,
+        &["jobs", "run", "say", "--input-json", "hi.json"],
+        &[],
+    );
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("info: said hi") && err.contains("refused hi"), "{err}");
+    assert!(
+        err.contains("info: said hi") && err.contains("refused hi"),
+        "{err}"
+    );
     // -i builds an object input: a job taking a number refuses it, naming why.
     let (code, _, err, _) = app_bin(&dir, &["jobs", "run", "square", "-i", "n=3"], &[]);
     assert_eq!(code, 1, "{err}");

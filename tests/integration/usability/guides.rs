@@ -130,11 +130,9 @@ fn same(shown: &str, actual: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_guide_console_examples_hold() {
-    let guide = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/guide/cli.md"
-    ))
-    .unwrap();
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/guide/cli.md"))
+            .unwrap();
     let app = App::new()
         .name("catalog")
         .workflow(examples::catalog::macros::catalog().unwrap());
@@ -215,9 +213,18 @@ fn normalising_puts_ids_times_and_durations_aside() {
         normal("run 01a2293d-cced-72ff-b60e-699b30700a60 succeeded in 822.8ms"),
         "run <ID> succeeded in <N>"
     );
-    assert_eq!(normal("2026-11-29 21:37:25Z  publish #1"), "<DATE> <N> publish #1");
-    assert_eq!(normal("  0.313s  integration[1]  2m05s"), "<N> integration[1] <N>");
+    assert_eq!(
+        normal("2026-11-29 21:37:25Z  publish #1"),
+        "<DATE> <N> publish #1"
+    );
+    assert_eq!(
+        normal("  0.313s  integration[1]  2m05s"),
+        "<N> integration[1] <N>"
+    );
     assert_eq!(normal("markets  1  v1"), "markets 1 v1");
-    assert!(same("integrating it from datasets/…/catalog.parquet", "integrating it from datasets/x/catalog.parquet"));
+    assert!(same(
+        "integrating it from datasets/…/catalog.parquet",
+        "integrating it from datasets/x/catalog.parquet"
+    ));
     assert!(!same("a … b", "a c"));
 }

@@ -57,11 +57,19 @@ async fn run_ids_by_unique_prefix_and_latest() {
     for latest in ["@latest", "@latest:retry-demo"] {
         let out = cli.run(&["runs", "show", latest]).await;
         assert_eq!(out.code, 0, "{out:?}");
-        assert!(out.stdout.starts_with(&format!("run       {second}")), "{}", out.stdout);
+        assert!(
+            out.stdout.starts_with(&format!("run       {second}")),
+            "{}",
+            out.stdout
+        );
     }
     let out = cli.run(&["runs", "show", "@latest:nope"]).await;
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("no run of workflow `nope`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no run of workflow `nope`"),
+        "{}",
+        out.stderr
+    );
 
     // The shortest prefix that tells them apart works in every command taking an id;
     // the prefix they share is ambiguous and names both.
@@ -81,17 +89,19 @@ async fn run_ids_by_unique_prefix_and_latest() {
     ] {
         let out = cli.run(&args).await;
         assert_eq!(out.code, 0, "{args:?}: {out:?}");
-        assert!(
-            out.stdout.contains(&first),
-            "{args:?}: {}",
-            out.stdout
-        );
+        assert!(out.stdout.contains(&first), "{args:?}: {}", out.stdout);
     }
     let out = cli.run(&["runs", "retry", unique]).await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains(&format!("a retry of run {first}")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("a retry of run {first}")),
+        "{}",
+        out.stderr
+    );
     let retry = out.stdout.trim().to_owned();
-    let out = cli.run(&["runs", "cancel", &retry[..retry.len() - 4]]).await;
+    let out = cli
+        .run(&["runs", "cancel", &retry[..retry.len() - 4]])
+        .await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("cancelled"), "{}", out.stdout);
     if common < 30 {
@@ -106,11 +116,19 @@ async fn run_ids_by_unique_prefix_and_latest() {
     for bad in ["zz", "@earliest", "@latest:"] {
         let out = cli.run(&["runs", "show", bad]).await;
         assert_eq!(out.code, 2, "{bad}: {out:?}");
-        assert!(out.stderr.contains("@latest:WORKFLOW"), "{bad}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("@latest:WORKFLOW"),
+            "{bad}: {}",
+            out.stderr
+        );
     }
     let out = cli.run(&["runs", "show", "ffff"]).await;
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("no run id starts with `ffff`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no run id starts with `ffff`"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +194,9 @@ async fn show_prints_outputs_and_errors_and_one_whole_output() {
         panic!("no outputs section: {}", show.stdout);
     });
     assert!(
-        outputs.lines().any(|l| l.trim_start().starts_with("source") && l.contains("[1,2,3]")),
+        outputs
+            .lines()
+            .any(|l| l.trim_start().starts_with("source") && l.contains("[1,2,3]")),
         "{outputs}"
     );
     assert!(
@@ -194,7 +214,11 @@ async fn show_prints_outputs_and_errors_and_one_whole_output() {
     );
     let none = cli.run(&["runs", "show", &id, "--output", "flaky"]).await;
     assert_eq!(none.code, 2, "{none:?}");
-    assert!(none.stderr.contains("has no output: it is failed"), "{}", none.stderr);
+    assert!(
+        none.stderr.contains("has no output: it is failed"),
+        "{}",
+        none.stderr
+    );
     let unknown = cli.run(&["runs", "show", &id, "--output", "nope"]).await;
     assert_eq!(unknown.code, 2, "{unknown:?}");
 
@@ -213,10 +237,22 @@ async fn show_prints_outputs_and_errors_and_one_whole_output() {
     );
     assert!(!logs.stdout.contains(" → "), "{}", logs.stdout);
     let follow = cli.run(&["runs", "logs", &id, "--follow"]).await;
-    assert!(follow.stdout.contains("source #1  ready → running"), "{}", follow.stdout);
-    assert!(follow.stdout.contains("run running → failed"), "{}", follow.stdout);
+    assert!(
+        follow.stdout.contains("source #1  ready → running"),
+        "{}",
+        follow.stdout
+    );
+    assert!(
+        follow.stdout.contains("run running → failed"),
+        "{}",
+        follow.stdout
+    );
     let one = cli.run(&["runs", "logs", &id, "items", "--follow"]).await;
-    assert!(one.stdout.lines().all(|l| l.contains("items")), "{}", one.stdout);
+    assert!(
+        one.stdout.lines().all(|l| l.contains("items")),
+        "{}",
+        one.stdout
+    );
 }
 
 /// A fan-out retried from its failures: each item's attempts with their real states
@@ -263,8 +299,14 @@ async fn fan_out_retry_rows_have_real_states_and_the_original_run() {
         .filter(|r| r.split_whitespace().nth(1) == Some("1"))
         .collect();
     assert_eq!(item1.len(), 2, "{items:#?}");
-    assert!(item1[0].contains(" 1* ") && item1[0].contains("failed"), "{item1:?}");
-    assert!(item1[1].contains(" 2 ") && item1[1].contains("succeeded"), "{item1:?}");
+    assert!(
+        item1[0].contains(" 1* ") && item1[0].contains("failed"),
+        "{item1:?}"
+    );
+    assert!(
+        item1[1].contains(" 2 ") && item1[1].contains("succeeded"),
+        "{item1:?}"
+    );
     let doc = json(&cli.run(&["runs", "show", "@latest", "--json"]).await);
     assert_eq!(doc["retry_of"], old.as_str());
     let attempts = doc["nodes"]
@@ -276,7 +318,10 @@ async fn fan_out_retry_rows_have_real_states_and_the_original_run() {
         .as_array()
         .unwrap()
         .clone();
-    assert!(attempts.iter().all(|a| a["state"] != "ready"), "{attempts:?}");
+    assert!(
+        attempts.iter().all(|a| a["state"] != "ready"),
+        "{attempts:?}"
+    );
     assert!(
         attempts
             .iter()
@@ -292,7 +337,8 @@ async fn negative_delay_and_read_only_flags() {
     let out = cli.run(&["run", "retry-demo", "--delay", "-5m"]).await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
-        out.stderr.contains("--delay `-5m`: a duration cannot be negative"),
+        out.stderr
+            .contains("--delay `-5m`: a duration cannot be negative"),
         "{}",
         out.stderr
     );
@@ -316,7 +362,11 @@ async fn negative_delay_and_read_only_flags() {
     }
     let out = cli.run(&["runs", "list", "--concurrency", "3"]).await;
     assert_eq!(out.code, 2, "{out:?}");
-    for args in [&["serve", "--help"][..], &["run", "--help"], &["runs", "retry", "--help"]] {
+    for args in [
+        &["serve", "--help"][..],
+        &["run", "--help"],
+        &["runs", "retry", "--help"],
+    ] {
         let out = cli.run(args).await;
         assert!(
             out.stdout.contains("--executor") && out.stdout.contains("--concurrency"),
