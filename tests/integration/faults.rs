@@ -3,6 +3,8 @@
 //! a database cut off through a proxy and frozen engines in `faults/procs.rs`.
 
 mod capture;
+#[cfg(feature = "postgres")]
+mod pgcrash;
 mod procs;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

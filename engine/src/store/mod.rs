@@ -55,7 +55,10 @@ pub use engines::{EngineRecord, EngineRegistry};
 pub use feed::{EventFeed, FeedCursor, FeedEvent, FeedPage};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
-pub use postgres::{Notification, NotificationKind, Notifications, PostgresOptions, PostgresStore};
+pub use postgres::{
+    Durability, Notification, NotificationKind, Notifications, PostgresOptions, PostgresStore,
+    UnknownDurability,
+};
 pub use query::{DEFAULT_PAGE, IdText, MAX_PAGE, Page, RunCounts, RunCursor, RunQuery};
 pub use queue::{
     Cancelled, Capacity, CapacityError, ClaimedAttempt, DEFAULT_LANE, ExecutionQueue, OwnerReport,

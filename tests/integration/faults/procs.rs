@@ -18,17 +18,17 @@ use dagforge::store::Store;
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_dagforge-crash-engine");
 
-fn scratch(name: &str) -> PathBuf {
+pub(super) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dagforge-{name}-{}", RunId::new()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// An engine process; killed when dropped.
-struct Proc(Child);
+pub(super) struct Proc(Child);
 
 impl Proc {
-    fn spawn(url: &str, journal: &Path, mode: &str, nodes: usize, width: usize) -> Proc {
+    pub(super) fn spawn(url: &str, journal: &Path, mode: &str, nodes: usize, width: usize) -> Proc {
         Proc(
             Command::new(ENGINE)
                 .args([url, journal.to_str().unwrap(), mode, &nodes.to_string()])
@@ -42,7 +42,13 @@ impl Proc {
     }
 
     /// Runs `mode` (`enqueue`, `poison`) to its end; the run id it printed.
-    fn enqueue(url: &str, journal: &Path, mode: &str, nodes: usize, width: usize) -> RunId {
+    pub(super) fn enqueue(
+        url: &str,
+        journal: &Path,
+        mode: &str,
+        nodes: usize,
+        width: usize,
+    ) -> RunId {
         let mut p = Proc::spawn(url, journal, mode, nodes, width);
         let mut line = String::new();
         BufReader::new(p.0.stdout.take().unwrap())
@@ -118,7 +124,12 @@ async fn succeeded(store: &dyn Store, run: RunId) -> usize {
         .count()
 }
 
-async fn wait_succeeded(store: &dyn Store, run: RunId, at_least: usize, limit: Duration) {
+pub(super) async fn wait_succeeded(
+    store: &dyn Store,
+    run: RunId,
+    at_least: usize,
+    limit: Duration,
+) {
     let t = Instant::now();
     loop {
         let n = succeeded(store, run).await;
@@ -130,7 +141,7 @@ async fn wait_succeeded(store: &dyn Store, run: RunId, at_least: usize, limit: D
     }
 }
 
-async fn wait_state(store: &dyn Store, run: RunId, limit: Duration) -> RunState {
+pub(super) async fn wait_state(store: &dyn Store, run: RunId, limit: Duration) -> RunState {
     let t = Instant::now();
     loop {
         let s = store.get_run(run).await.unwrap().unwrap().state;

@@ -10,7 +10,7 @@ use sqlx::{Connection, PgConnection};
 use super::super::StoreError;
 use super::super::combine::Combiner;
 use super::super::sql::{backend, needs_migration};
-use super::{PostgresStore, write};
+use super::{Durability, PostgresStore, UnknownDurability, write};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -26,6 +26,8 @@ pub struct PostgresOptions {
     pub(super) connect_timeout: Duration,
     pub(super) notify_appends: bool,
     pub(super) application_name: String,
+    /// The setting, or the URL's unknown `durability` value (refused at connect).
+    pub(super) durability: Result<Durability, UnknownDurability>,
 }
 
 impl std::fmt::Debug for PostgresOptions {
@@ -38,6 +40,7 @@ impl std::fmt::Debug for PostgresOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("notify_appends", &self.notify_appends)
             .field("application_name", &self.application_name)
+            .field("durability", &self.durability)
             .finish()
     }
 }
@@ -128,8 +131,22 @@ impl PostgresOptions {
         self
     }
 
+    /// When writes wait for the disk (default [`Durability::Outcomes`]): see
+    /// [`Durability`] for what a database server crash may take under each setting.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = Ok(durability);
+        self
+    }
+
     /// Connects, creates the schema if missing, checks its version and migrates it.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        let durability = self
+            .durability
+            .clone()
+            .map_err(|e| StoreError::Unreachable {
+                message: format!("store `{}`: {e}", crate::redact::url(&self.url)),
+                source: None,
+            })?;
         let schema = &self.schema;
         let valid = !schema.is_empty()
             && schema.len() <= 48
@@ -234,6 +251,7 @@ impl PostgresOptions {
                 pool: pool.clone(),
                 channel: Arc::clone(&channel),
                 notify_appends: self.notify_appends,
+                durability,
             })),
             pool,
             channel,

@@ -20,11 +20,13 @@ use super::{Lease, RunRecord, StoreError};
 
 mod claim;
 mod connect;
+mod durability;
 mod notify;
 mod queue;
 mod write;
 
 pub use connect::PostgresOptions;
+pub use durability::{Durability, UnknownDurability};
 pub use notify::{Notification, NotificationKind, Notifications};
 
 /// Keeps runs, executions and events in a PostgreSQL database, in a schema of its own
@@ -85,9 +87,17 @@ impl PostgresStore {
 
     /// Options for connecting to `url`; finish with
     /// [`connect`](PostgresOptions::connect).
+    ///
+    /// A `durability` query parameter in `url` (`?durability=relaxed`) is taken out of
+    /// it and sets [`durability`](PostgresOptions::durability); an unknown value is
+    /// refused when connecting.
     pub fn options(url: &str) -> PostgresOptions {
+        let (url, durability) = durability::take_param(url);
         PostgresOptions {
-            url: url.to_owned(),
+            durability: durability
+                .map(|d| d.parse())
+                .unwrap_or(Ok(Durability::Outcomes)),
+            url,
             schema: "dagforge".to_owned(),
             migrate: true,
             max_connections: 10,

@@ -102,13 +102,16 @@ pub(super) struct Writer {
     pub(super) channel: Arc<str>,
     /// Whether to notify every append.
     pub(super) notify_appends: bool,
+    /// When groups wait for their WAL flush.
+    pub(super) durability: super::Durability,
 }
 
 impl Writer {
     /// Writes `appends` in one statement; `Ok` holds, per append, whether its lease
     /// held (and so it was written).
     ///
-    /// A group that records only starts, logs and progress (no outcome) commits without
+    /// A group that records only starts, logs and progress (no outcome), or any group
+    /// under [`Durability::Relaxed`](super::Durability::Relaxed), commits without
     /// waiting for its WAL flush (`synchronous_commit = off` for this transaction): it
     /// takes a disk flush off the start of every attempt, the pickup of every run
     /// included. Outcomes stay synchronous, and since the WAL is written in order, an
@@ -220,7 +223,7 @@ impl Writer {
             .bind(updates)
             .bind(firsts_run)
             .bind(&*self.channel)
-            .bind(if settles { "on" } else { "off" })
+            .bind(self.durability.synchronous_commit(settles))
             .bind(l_pos)
             .bind(l_node)
             .bind(l_item)
