@@ -3,8 +3,9 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ItemFn;
+use syn::spanned::Spanned;
 
-use super::model::JobModel;
+use super::model::{CallArg, JobModel};
 
 /// The original function followed by the generated items.
 pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
@@ -17,6 +18,8 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
         name,
         has_ctx,
         args,
+        resources,
+        call,
         output,
         ret_span,
         spec,
@@ -89,6 +92,44 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
     let convert = quote_spanned!(*ret_span=> #k::__private::into_job_result);
     let args_fn = syn::Ident::new("__args", fn_ident.span());
     let k = krate.at(fn_ident.span());
+    let res_idents: Vec<_> = (0..resources.len())
+        .map(|i| format_ident!("__resource_{}", i))
+        .collect();
+    // Each resource type is checked (`Send + Sync + 'static`) where the user wrote it.
+    let res_take: Vec<_> = resources
+        .iter()
+        .zip(&res_idents)
+        .map(|(r, i)| {
+            let ty = &r.ty;
+            let kt = krate.at(ty.span());
+            quote_spanned!(ty.span()=> let #i = #kt::__private::resource::<#ty>(__ctx).await?;)
+        })
+        .collect();
+    let call_args: Vec<TokenStream> = call
+        .iter()
+        .map(|c| match c {
+            CallArg::Input(n) => {
+                let i = idents[*n];
+                quote!(__input.#i)
+            }
+            CallArg::Resource(n) => {
+                let i = &res_idents[*n];
+                quote!(#i)
+            }
+        })
+        .collect();
+    let uses = if resources.is_empty() {
+        TokenStream::new()
+    } else {
+        let keys = resources.iter().map(|r| {
+            let ty = &r.ty;
+            let kt = krate.at(ty.span());
+            quote_spanned!(ty.span()=> #kt::resource::ResourceKey::of::<#ty>())
+        });
+        quote! {
+            const USES: &'static [#krate::resource::ResourceKey] = &[#(#keys),*];
+        }
+    };
     let run = quote_spanned! {fn_ident.span()=>
         #[allow(unused_variables)]
         async fn run(
@@ -96,7 +137,8 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
             __ctx: &#k::JobContext,
             __input: Self::Input,
         ) -> ::core::result::Result<Self::Output, #k::JobError> {
-            #convert(#fn_ident(#ctx_arg #(__input.#idents),*).await)
+            #(#res_take)*
+            #convert(#fn_ident(#ctx_arg #(#call_args),*).await)
         }
     };
 
@@ -151,6 +193,7 @@ pub(crate) fn expand(func: &ItemFn, m: &JobModel) -> TokenStream {
             type Input = #input_ident;
             type Output = #output;
             const NAME: &'static str = #name;
+            #uses
             #spec_fn
             #run
         }

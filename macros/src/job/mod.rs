@@ -3,6 +3,7 @@
 mod expand;
 mod model;
 mod parse;
+mod resource;
 mod validate;
 
 use proc_macro2::TokenStream;
@@ -26,7 +27,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             return errors.to_compile_errors();
         }
     };
-    match validate::validate(&func, attrs, krate, &mut errors) {
+    let model = validate::validate(&func, attrs, krate, &mut errors);
+    // The `#[resource]` markers are `#[job]`'s: the emitted function goes without them.
+    let func = resource::strip(&func);
+    match model {
         Some(model) if errors.is_empty() => expand::expand(&func, &model),
         _ => {
             let errs = errors.to_compile_errors();

@@ -14,7 +14,12 @@ pub(crate) struct JobModel {
     pub(crate) input_ident: Ident,
     pub(crate) name: String,
     pub(crate) has_ctx: bool,
+    /// The input arguments (each an input field), in order.
     pub(crate) args: Vec<ArgModel>,
+    /// The `#[resource]` arguments, in order.
+    pub(crate) resources: Vec<ResourceArg>,
+    /// The function's arguments after the context, in order: what the job passes.
+    pub(crate) call: Vec<CallArg>,
     pub(crate) output: Type,
     /// The return type's span, where an error type that does not convert is reported.
     pub(crate) ret_span: Span,
@@ -28,4 +33,18 @@ pub(crate) struct JobModel {
 pub(crate) struct ArgModel {
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
+}
+
+/// A `#[resource] name: &T` argument.
+pub(crate) struct ResourceArg {
+    /// The resource type `T`.
+    pub(crate) ty: Type,
+}
+
+/// One argument of the call the generated job makes, after the context.
+pub(crate) enum CallArg {
+    /// Input argument number `n` (a field of the input).
+    Input(usize),
+    /// Resource argument number `n`.
+    Resource(usize),
 }

@@ -9,8 +9,9 @@ use syn::{
     ReturnType, Type, UnOp,
 };
 
-use super::model::{ArgModel, JobModel};
+use super::model::{ArgModel, CallArg, JobModel, ResourceArg};
 use super::parse::{JobAttr, Resource};
+use super::resource;
 use crate::crate_path::CratePath;
 use crate::diag::{Errors, once};
 use crate::naming::{pascal_case, unraw};
@@ -74,6 +75,8 @@ pub(crate) fn validate(
 
     let mut has_ctx = false;
     let mut args = Vec::new();
+    let mut resource_args = Vec::new();
+    let mut call = Vec::new();
     for (i, input) in sig.inputs.iter().enumerate() {
         let pat_type = match input {
             FnArg::Receiver(r) => {
@@ -85,7 +88,14 @@ pub(crate) fn validate(
             }
             FnArg::Typed(t) => t,
         };
+        let marked = resource::marker(pat_type, errors);
         if is_context(&pat_type.ty) {
+            if let Some(span) = marked {
+                errors.at(
+                    span,
+                    "the job context is not a resource: remove `#[resource]` (it is passed as `ctx: &JobContext`)",
+                );
+            }
             if i == 0 {
                 has_ctx = true;
             } else {
@@ -107,11 +117,24 @@ pub(crate) fn validate(
                 continue;
             }
         };
+        if marked.is_some() {
+            if let Some(ty) = resource::resource_type(&pat_type.ty, errors) {
+                call.push(CallArg::Resource(resource_args.len()));
+                resource_args.push(ResourceArg { ty });
+            }
+            continue;
+        }
         match &*pat_type.ty {
-            Type::Reference(r) => errors.spanned(
+            Type::Reference(r) if is_plain_borrow(&r.elem) => errors.spanned(
                 r,
                 "job arguments are decoded from JSON and must be owned: \
                  use `String` instead of `&str`, `Vec<T>` instead of `&[T]`",
+            ),
+            Type::Reference(r) => errors.spanned(
+                r,
+                "job arguments are decoded from JSON and must be owned; \
+                 a client or pool shared by every attempt is a resource: \
+                 mark the argument `#[resource]`",
             ),
             Type::ImplTrait(t) => errors.spanned(
                 t,
@@ -119,6 +142,7 @@ pub(crate) fn validate(
             ),
             _ => {}
         }
+        call.push(CallArg::Input(args.len()));
         args.push(ArgModel {
             ident,
             ty: (*pat_type.ty).clone(),
@@ -215,6 +239,8 @@ pub(crate) fn validate(
         input_ident,
         has_ctx,
         args,
+        resources: resource_args,
+        call,
         output,
         spec,
         krate,
@@ -359,4 +385,13 @@ fn is_context(ty: &Type) -> bool {
         .segments
         .last()
         .is_some_and(|s| s.ident == "JobContext" && s.arguments.is_none())
+}
+
+/// `str` or a slice: a borrowed form of a string or a list (`&str`, `&[T]`).
+fn is_plain_borrow(ty: &Type) -> bool {
+    match ty {
+        Type::Slice(_) => true,
+        Type::Path(p) => p.qself.is_none() && p.path.is_ident("str"),
+        _ => false,
+    }
 }
