@@ -4,6 +4,9 @@
 #[doc = include_str!("../../docs/guide/writing-jobs-and-workflows.md")]
 pub mod writing_jobs_and_workflows {}
 
+#[doc = include_str!("../../docs/guide/building-workflows-from-data.md")]
+pub mod building_workflows_from_data {}
+
 #[doc = include_str!("../../docs/guide/running-workflows.md")]
 pub mod running_workflows {}
 

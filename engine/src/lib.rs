@@ -58,6 +58,7 @@ mod events;
 mod executor;
 #[cfg(feature = "test-util")]
 pub mod executor_conformance;
+pub mod fleet;
 pub mod guide;
 #[cfg(feature = "http")]
 pub mod http;
@@ -68,10 +69,12 @@ mod log_level;
 mod orchestrator;
 pub mod redact;
 mod registry;
+pub mod resource;
 pub mod schedule;
 mod signal;
 mod state;
 pub mod store;
+pub mod telemetry;
 #[cfg(all(feature = "process", unix))]
 pub mod worker;
 pub mod workflow;
@@ -83,6 +86,7 @@ pub use context::JobContext;
 pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
 pub use events::{Event, EventKind, EventStream, NodeEvent};
 pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
+pub use executor::{QueueExecutor, QueueExecutorBuilder, Route};
 #[cfg(feature = "kubernetes")]
 pub use executor::{
     KubernetesConfig, KubernetesConfigError, KubernetesExecutor, KubernetesExecutorBuilder,
@@ -99,7 +103,10 @@ pub use orchestrator::{
 pub use orchestrator::{Fire, FireOutcome, Recurring, RecurringSchedule, Schedules};
 pub use registry::{DynJob, Registry};
 pub use state::{InvalidTransition, NodeState, RunState};
-pub use workflow::{Field, Items, NodeRef, Source, TriggerRule, Workflow, WorkflowBuilder};
+pub use workflow::{
+    DagError, DagLimits, DagSpec, DynNode, Field, Items, NodeRef, Source, TriggerRule, Workflow,
+    WorkflowBuilder,
+};
 
 #[doc(inline)]
 pub use dagforge_macros::{job, workflow};
@@ -113,8 +120,8 @@ mod readme {}
 pub mod prelude {
     pub use crate::store::MemoryStore;
     pub use crate::{
-        Backoff, Engine, Event, EventKind, Field, Job, JobContext, JobError, JobSpec, LogLevel,
-        NodeRef, NodeState, Registry, RunResult, RunState, Source, TriggerRule, Workflow, job,
-        workflow,
+        Backoff, DagLimits, DagSpec, DynJob, Engine, Event, EventKind, Field, Job, JobContext,
+        JobError, JobSpec, LogLevel, NodeRef, NodeState, Registry, RunResult, RunState, Source,
+        TriggerRule, Workflow, job, workflow,
     };
 }

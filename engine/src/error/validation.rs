@@ -111,6 +111,50 @@ pub enum ValidationError {
     /// The workflow has no nodes.
     #[error("the workflow has no nodes")]
     Empty,
+    /// A node names a job that the registry it was built with does not hold.
+    #[error("node `{node}` runs unknown job `{job}`")]
+    UnknownJob {
+        /// The node.
+        node: String,
+        /// The job name.
+        job: String,
+    },
+    /// An edge added by node ids names a node that does not exist.
+    #[error("edge `{from}` → `{to}`: there is no node `{missing}`")]
+    DanglingEdge {
+        /// The upstream end.
+        from: String,
+        /// The downstream end.
+        to: String,
+        /// The end that names no node.
+        missing: String,
+    },
+    /// Two sources write the same input field of a node (see the merge rules in
+    /// [`WorkflowBuilder`](crate::WorkflowBuilder)).
+    #[error("node `{node}`: input field `{field}` is set by both {first} and {second}")]
+    InputCollision {
+        /// The node.
+        node: String,
+        /// The field written twice.
+        field: String,
+        /// What wrote it first (for example `the constant input`).
+        first: String,
+        /// What wrote it again.
+        second: String,
+    },
+    /// A node's constant input is not an object (nor `null`) but fields are bound into
+    /// it.
+    #[error(
+        "node `{node}`: the constant input is a {kind}, so input field `{field}` cannot be bound into it"
+    )]
+    InputNotObject {
+        /// The node.
+        node: String,
+        /// The constant's JSON type (`number`, `array`, …).
+        kind: &'static str,
+        /// The first field bound into it.
+        field: String,
+    },
 }
 
 /// Every problem found in a workflow definition.

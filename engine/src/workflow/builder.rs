@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::draft::{
-    CondDef, CronSpec, Draft, FanOutDef, NodeDef, ParamDef, SelDef, SourceDef, Target,
+    CondDef, CronSpec, Draft, EdgeDef, FanOutDef, NodeDef, ParamDef, SelDef, SourceDef, Target,
 };
 use super::validate::compile;
 use super::{TriggerRule, Workflow};
@@ -248,6 +248,7 @@ pub struct WorkflowBuilder {
     pub(crate) name: String,
     pub(crate) version: String,
     pub(crate) nodes: Vec<NodeDef>,
+    pub(crate) edges: Vec<EdgeDef>,
     pub(crate) params: Vec<ParamDef>,
     pub(crate) errors: Vec<ValidationError>,
     /// The recurring schedule the workflow declares (cron, time zone).
@@ -261,6 +262,7 @@ impl WorkflowBuilder {
             name: name.into(),
             version: "1".to_owned(),
             nodes: Vec::new(),
+            edges: Vec::new(),
             params: Vec::new(),
             errors: Vec::new(),
             cron: None,
@@ -322,22 +324,7 @@ impl WorkflowBuilder {
 
     /// Adds a node running `job`; configure it with the returned [`Node`].
     pub fn add<J: Job>(&mut self, id: impl Into<String>, job: J) -> Node<'_, J> {
-        let job = DynJob::new(job);
-        self.nodes.push(NodeDef {
-            id: id.into(),
-            job,
-            whole: None,
-            fields: Vec::new(),
-            fan_outs: Vec::new(),
-            after: Vec::new(),
-            conditions: Vec::new(),
-            trigger: TriggerRule::default(),
-            retries: None,
-            backoff: None,
-            timeout: None,
-            priority: None,
-            concurrency: None,
-        });
+        self.nodes.push(NodeDef::new(id.into(), DynJob::new(job)));
         let idx = (self.nodes.len() - 1) as u32;
         Node {
             wf: self,
@@ -353,6 +340,7 @@ impl WorkflowBuilder {
             name: self.name,
             version: self.version,
             nodes: self.nodes,
+            edges: self.edges,
             params: self.params,
             errors: self.errors,
             cron: self.cron,
@@ -523,6 +511,12 @@ impl<'w, J: Job, O> Node<'w, J, O> {
             on: None,
             expr: predicate.to_owned(),
         });
+        self
+    }
+
+    /// What drawings (DOT, Mermaid, SVG, JSON) show for this node instead of its id.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.def().label = Some(label.into());
         self
     }
 

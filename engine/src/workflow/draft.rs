@@ -32,9 +32,14 @@ pub(crate) enum SelDef {
 
 #[derive(Clone, Debug)]
 pub(crate) enum SourceDef {
-    Output { node: Target, sel: SelDef },
+    Output {
+        node: Target,
+        sel: SelDef,
+    },
     Param(String),
     Const(Result<Value, String>),
+    /// The outputs of all the node's upstream nodes, keyed by node id.
+    Parents,
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +58,8 @@ pub(crate) struct FanOutDef {
 pub(crate) struct NodeDef {
     pub(crate) id: String,
     pub(crate) job: DynJob,
+    /// What drawings show for the node instead of its id.
+    pub(crate) label: Option<String>,
     pub(crate) whole: Option<SourceDef>,
     pub(crate) fields: Vec<(String, SourceDef)>,
     pub(crate) fan_outs: Vec<FanOutDef>,
@@ -64,6 +71,35 @@ pub(crate) struct NodeDef {
     pub(crate) timeout: Option<Option<Duration>>,
     pub(crate) priority: Option<i32>,
     pub(crate) concurrency: Option<u32>,
+}
+
+impl NodeDef {
+    /// A node running `job`, with nothing bound and the job's defaults.
+    pub(crate) fn new(id: String, job: DynJob) -> Self {
+        NodeDef {
+            id,
+            job,
+            label: None,
+            whole: None,
+            fields: Vec::new(),
+            fan_outs: Vec::new(),
+            after: Vec::new(),
+            conditions: Vec::new(),
+            trigger: TriggerRule::default(),
+            retries: None,
+            backoff: None,
+            timeout: None,
+            priority: None,
+            concurrency: None,
+        }
+    }
+}
+
+/// An order-only edge added by node ids ([`WorkflowBuilder::edge`](super::WorkflowBuilder::edge)).
+#[derive(Clone, Debug)]
+pub(crate) struct EdgeDef {
+    pub(crate) from: String,
+    pub(crate) to: String,
 }
 
 #[derive(Clone, Debug)]
@@ -79,6 +115,7 @@ pub(crate) struct Draft {
     pub(crate) name: String,
     pub(crate) version: String,
     pub(crate) nodes: Vec<NodeDef>,
+    pub(crate) edges: Vec<EdgeDef>,
     pub(crate) params: Vec<ParamDef>,
     pub(crate) errors: Vec<ValidationError>,
     pub(crate) cron: Option<CronSpec>,

@@ -56,7 +56,10 @@ impl Workflow {
             if let Some(fan) = &node.fan_out {
                 sources.push(&fan.items);
             }
-            if sources.iter().any(|s| matches!(s, Src::Output { .. })) {
+            if sources
+                .iter()
+                .any(|s| matches!(s, Src::Output { .. } | Src::Parents(_)))
+            {
                 continue;
             }
             // The parameters of this node the user gave (defaults are the workflow's own).

@@ -1,8 +1,11 @@
 //! Workflows: the typed builder, validation, and the compiled DAG.
 
 mod builder;
+mod data;
 mod draft;
+mod dyn_node;
 mod inputs;
+mod merge;
 mod path;
 pub(crate) mod plan;
 mod preview;
@@ -16,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::error::validation::{ValidationError, ValidationErrors};
 pub use builder::{Field, Items, Node, NodeRef, Source, WorkflowBuilder};
+pub use data::{DagEdge, DagError, DagLimits, DagNode, DagParam, DagProblem, DagSpec, DataItem};
+pub use dyn_node::DynNode;
 pub use spec::{
     BindingSpec, ConditionSpec, FanOutSpec, NodeSpec, ParamSpec, WorkflowSnapshot, WorkflowSpec,
 };

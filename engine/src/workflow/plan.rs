@@ -22,9 +22,14 @@ pub(crate) enum Sel {
 /// A resolved value source.
 #[derive(Clone, Debug)]
 pub(crate) enum Src {
-    Output { node: u32, sel: Sel },
+    Output {
+        node: u32,
+        sel: Sel,
+    },
     Param(u32),
     Const(Value),
+    /// The outputs of the node's upstream nodes, keyed by their ids.
+    Parents(Box<[(Arc<str>, u32)]>),
 }
 
 #[derive(Clone, Debug)]
@@ -83,6 +88,16 @@ impl Src {
         match self {
             Src::Const(c) => c.clone(),
             Src::Param(i) => v.param(*i).clone(),
+            Src::Parents(ps) => Value::Object(
+                ps.iter()
+                    .map(|(id, p)| {
+                        (
+                            String::from(&**id),
+                            v.output(*p).cloned().unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            ),
             Src::Output { node, sel } => match v.output(*node) {
                 None => Value::Null,
                 Some(out) => match sel {
@@ -99,6 +114,7 @@ impl Src {
         match self {
             Src::Const(_) => "a constant".to_owned(),
             Src::Param(i) => format!("parameter `{}`", plan.params[*i as usize].name),
+            Src::Parents(_) => "the upstream outputs".to_owned(),
             Src::Output { node, sel } => {
                 let id = &plan.nodes[*node as usize].id;
                 match sel {
@@ -223,6 +239,8 @@ pub(crate) struct Plan {
     parent_off: Vec<u32>,
     parent: Vec<u32>,
     pub(crate) roots: Vec<u32>,
+    /// Node labels by node index; empty when no node has one.
+    pub(crate) labels: Vec<Option<Box<str>>>,
     /// The serializable snapshot, built on first use.
     pub(crate) spec: std::sync::OnceLock<Arc<super::WorkflowSpec>>,
 }
@@ -275,6 +293,7 @@ impl Plan {
             parent_off,
             parent,
             roots,
+            labels: Vec::new(),
             spec: std::sync::OnceLock::new(),
         }
     }
@@ -301,6 +320,11 @@ impl Plan {
             }
         }
         g
+    }
+
+    /// The label of node `n`, if it has one.
+    pub(crate) fn label(&self, n: usize) -> Option<&str> {
+        self.labels.get(n).and_then(|l| l.as_deref())
     }
 
     pub(crate) fn edge_count(&self) -> usize {

@@ -40,6 +40,9 @@ pub struct ParamSpec {
 pub struct NodeSpec {
     /// Node id.
     pub id: String,
+    /// What drawings show for the node instead of its id, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// Registered job name.
     pub job: String,
     /// Ids of all upstream nodes (data and order-only edges).
@@ -90,6 +93,9 @@ pub enum BindingSpec {
         /// The value.
         value: Value,
     },
+    /// The outputs of all the node's upstream nodes, as an object keyed by node id
+    /// ([`Source::parents`](super::Source::parents)).
+    Parents,
 }
 
 /// A fan-out.
@@ -184,6 +190,7 @@ impl WorkflowSpec {
         let id = |n: u32| String::from(&*plan.nodes[n as usize].id);
         let binding = |s: &Src| match s {
             Src::Const(v) => BindingSpec::Const { value: v.clone() },
+            Src::Parents(_) => BindingSpec::Parents,
             Src::Param(i) => BindingSpec::Param {
                 name: String::from(&*plan.params[*i as usize].name),
             },
@@ -216,6 +223,7 @@ impl WorkflowSpec {
                 .enumerate()
                 .map(|(i, n)| NodeSpec {
                     id: String::from(&*n.id),
+                    label: plan.label(i).map(str::to_owned),
                     job: n.job.name().to_owned(),
                     depends_on: plan.parents(i as u32).iter().map(|&p| id(p)).collect(),
                     input: n.input.whole.as_deref().map(binding),

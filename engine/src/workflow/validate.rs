@@ -101,6 +101,8 @@ impl Ctx<'_> {
                 });
                 None
             }
+            // Filled in with the node's upstream nodes once they are all known.
+            SourceDef::Parents => Some(Src::Parents(Box::default())),
             SourceDef::Param(name) => {
                 if let Some(i) = self.params.iter().position(|p| &*p.name == name.as_str()) {
                     Some(Src::Param(i as u32))
@@ -136,6 +138,7 @@ pub(crate) fn compile(b: Draft) -> Result<Workflow, ValidationErrors> {
         name,
         version,
         nodes,
+        edges,
         params,
         errors,
         cron,
@@ -175,6 +178,35 @@ pub(crate) fn compile(b: Draft) -> Result<Workflow, ValidationErrors> {
         ids.push(id);
     }
 
+    // Order-only edges added by ids, as parents of their downstream nodes.
+    let mut edge_parents: Vec<Vec<u32>> = Vec::new();
+    if !edges.is_empty() {
+        edge_parents.resize(nodes.len(), Vec::new());
+    }
+    for e in &edges {
+        let from = index.get(e.from.as_str());
+        let to = index.get(e.to.as_str());
+        for (end, found) in [(&e.from, from), (&e.to, to)] {
+            if found.is_none() {
+                errs.push(ValidationError::DanglingEdge {
+                    from: e.from.clone(),
+                    to: e.to.clone(),
+                    missing: end.clone(),
+                });
+            }
+        }
+        if let (Some(&f), Some(&t)) = (from, to) {
+            edge_parents[t as usize].push(f);
+        }
+    }
+    let mut labels: Vec<Option<Box<str>>> = Vec::new();
+    if nodes.iter().any(|n| n.label.is_some()) {
+        labels = nodes
+            .iter()
+            .map(|n| n.label.as_deref().map(Box::from))
+            .collect();
+    }
+
     let mut cx = Ctx {
         wf,
         index: &index,
@@ -187,7 +219,11 @@ pub(crate) fn compile(b: Draft) -> Result<Workflow, ValidationErrors> {
     let mut all_parents: Vec<Vec<u32>> = Vec::with_capacity(nodes.len());
     for (i, n) in nodes.into_iter().enumerate() {
         let node = n.id.as_str();
-        let mut parents = Vec::new();
+        let mut parents = edge_parents
+            .get_mut(i)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        super::merge::check(&n, &ids, &mut cx.errors);
         for t in &n.after {
             if let Some(p) = cx.target(node, "dependency", t, true) {
                 parents.push(p);
@@ -211,6 +247,15 @@ pub(crate) fn compile(b: Draft) -> Result<Workflow, ValidationErrors> {
             });
         }
         let fan_out = n.fan_outs.first().and_then(|f| {
+            if matches!(f.items, SourceDef::Parents) {
+                cx.errors.push(ValidationError::InvalidValue {
+                    node: n.id.clone(),
+                    what: "fan-out".to_owned(),
+                    reason: "the upstream outputs are an object keyed by node id, not a list"
+                        .to_owned(),
+                });
+                return None;
+            }
             let items = cx.source(node, "fan-out", &f.items, &mut parents)?;
             Some(Box::new(FanOut {
                 field: f.field.as_deref().map(Arc::from),
@@ -244,6 +289,21 @@ pub(crate) fn compile(b: Draft) -> Result<Workflow, ValidationErrors> {
         }
         parents.sort_unstable();
         parents.dedup();
+        let mut whole = whole;
+        let by_id = || -> Box<[(Arc<str>, u32)]> {
+            parents
+                .iter()
+                .map(|&p| (ids[p as usize].clone(), p))
+                .collect()
+        };
+        if let Some(Src::Parents(ps)) = &mut whole {
+            *ps = by_id();
+        }
+        for (_, s) in &mut fields {
+            if let Src::Parents(ps) = s {
+                *ps = by_id();
+            }
+        }
         let spec = n.job.spec();
         let job_name = Arc::clone(
             job_names
@@ -293,14 +353,9 @@ pub(crate) fn compile(b: Draft) -> Result<Workflow, ValidationErrors> {
             errors: cx.errors,
         });
     }
-    let mut workflow = Workflow::from_plan(Plan::new(
-        name,
-        version,
-        plan_nodes,
-        &all_parents,
-        params,
-        index,
-    ));
+    let mut plan = Plan::new(name, version, plan_nodes, &all_parents, params, index);
+    plan.labels = labels;
+    let mut workflow = Workflow::from_plan(plan);
     workflow.cron = cron.map(Arc::new);
     Ok(workflow)
 }

@@ -24,7 +24,7 @@ impl Graph {
         s.push_str("  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n");
         s.push_str("  edge [fontname=\"Helvetica\", fontsize=10];\n");
         for n in &self.nodes {
-            let mut label = format!("{}\n{}", n.id, n.job);
+            let mut label = format!("{}\n{}", n.label.as_deref().unwrap_or(&n.id), n.job);
             for note in node_notes(n) {
                 label.push('\n');
                 label.push_str(&note);

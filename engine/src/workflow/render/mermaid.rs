@@ -23,7 +23,8 @@ impl Graph {
             .map(|(i, n)| (n.id.as_str(), i))
             .collect();
         for (i, n) in self.nodes.iter().enumerate() {
-            let mut label = format!("<b>{}</b><br/>{}", escape(&n.id), escape(&n.job));
+            let shown = n.label.as_deref().unwrap_or(&n.id);
+            let mut label = format!("<b>{}</b><br/>{}", escape(shown), escape(&n.job));
             for note in node_notes(n) {
                 let _ = write!(label, "<br/><i>{}</i>", escape(&note));
             }

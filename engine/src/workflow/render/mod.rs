@@ -34,6 +34,7 @@
 //! ```
 
 mod dot;
+pub(crate) mod grouped;
 mod layout;
 mod mermaid;
 mod svg;
@@ -69,6 +70,8 @@ pub struct Graph {
 pub struct GraphNode {
     /// Node id.
     pub id: String,
+    /// What drawings show instead of the id, if set ([`NodeSpec::label`](super::NodeSpec::label)).
+    pub label: Option<String>,
     /// The job it runs.
     pub job: String,
     /// Its layer: 0 for nodes without dependencies, otherwise one more than its
@@ -122,6 +125,7 @@ impl Graph {
             .iter()
             .map(|n| GraphNode {
                 id: n.id.clone(),
+                label: n.label.clone(),
                 job: n.job.clone(),
                 layer: 0,
                 order: 0,
@@ -203,7 +207,13 @@ fn edge(n: &super::NodeSpec, dep: &str) -> GraphEdge {
         data = true;
         labels.extend(narrow(field, path));
     }
+    // Every upstream output flows into a binding of all of them.
+    data |= matches!(n.input, Some(BindingSpec::Parents));
     for (name, b) in &n.fields {
+        if matches!(b, BindingSpec::Parents) {
+            data = true;
+            labels.push(format!("→ {name}"));
+        }
         if let BindingSpec::Output { node, field, path } = b
             && node == dep
         {
