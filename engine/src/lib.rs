@@ -58,7 +58,6 @@ mod events;
 mod executor;
 #[cfg(feature = "test-util")]
 pub mod executor_conformance;
-pub mod fleet;
 pub mod guide;
 #[cfg(feature = "http")]
 pub mod http;
@@ -69,12 +68,10 @@ mod log_level;
 mod orchestrator;
 pub mod redact;
 mod registry;
-pub mod resource;
 pub mod schedule;
 mod signal;
 mod state;
 pub mod store;
-pub mod telemetry;
 #[cfg(all(feature = "process", unix))]
 pub mod worker;
 pub mod workflow;
@@ -86,7 +83,6 @@ pub use context::JobContext;
 pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
 pub use events::{Event, EventKind, EventStream, NodeEvent};
 pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
-pub use executor::{QueueExecutor, QueueExecutorBuilder, Route};
 #[cfg(feature = "kubernetes")]
 pub use executor::{
     KubernetesConfig, KubernetesConfigError, KubernetesExecutor, KubernetesExecutorBuilder,

@@ -34,7 +34,6 @@
 //! ```
 
 mod dot;
-pub(crate) mod grouped;
 mod layout;
 mod mermaid;
 mod svg;
