@@ -3,6 +3,8 @@
 #
 #   scripts/moto.sh start   install moto[server] into target/moto-venv if missing, start it
 #                           (idempotent: a server already answering on the port is reused)
+#   scripts/moto.sh install install moto[server] into target/moto-venv if missing (the
+#                           S3 tests run it before starting a server of their own)
 #   scripts/moto.sh stop    stop the server this script started
 #   scripts/moto.sh env     print the variables the tests read (eval "$(scripts/moto.sh env)")
 #
@@ -60,7 +62,8 @@ env_vars() {
 
 case "${1:-start}" in
   start) start ;;
+  install) install ;;
   stop) stop ;;
   env) env_vars ;;
-  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|install|stop|env" >&2; exit 2 ;;
 esac

@@ -72,6 +72,7 @@ pub mod schedule;
 mod signal;
 mod state;
 pub mod store;
+pub mod telemetry;
 #[cfg(all(feature = "process", unix))]
 pub mod worker;
 pub mod workflow;

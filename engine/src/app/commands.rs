@@ -91,6 +91,11 @@ async fn settings_command(
                 }
                 None => None,
             };
+            #[cfg(feature = "http")]
+            let ops = match &a.http.metrics {
+                Some(addr) => Some(super::http::spawn_ops(&engine, addr, err).await?),
+                None => None,
+            };
             // Ctrl-C stops serving; a second one ends the process at once, even if jobs
             // block threads the runtime would wait for on the way out.
             let mut interrupts = super::interrupt::Interrupts::listen();
@@ -108,6 +113,10 @@ async fn settings_command(
             #[cfg(feature = "http")]
             if let Some(server) = server {
                 server.stop().await?;
+            }
+            #[cfg(feature = "http")]
+            if let Some(ops) = ops {
+                ops.stop().await?;
             }
             served?;
             writeln!(err, "stopped")?;

@@ -32,6 +32,11 @@ pub(crate) struct HttpFlags {
     /// Serve the HTTP API to anyone who can reach it, without a token.
     #[arg(long, env = "DAGFORGE_HTTP_INSECURE_NO_AUTH")]
     pub(crate) insecure_no_auth: bool,
+    /// Serve only /healthz, /readyz and /metrics (Prometheus) on this address (e.g.
+    /// 0.0.0.0:9464), without a token, for probes and scrapers; --http serves them
+    /// too. They show states, counts and names, never inputs, outputs or run ids.
+    #[arg(long = "metrics", env = "DAGFORGE_METRICS", value_name = "ADDR")]
+    pub(crate) metrics: Option<String>,
 }
 
 /// `http`: the API alone.
@@ -153,6 +158,55 @@ impl Server {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(CliError::usage(e.to_string())),
             Err(e) => Err(CliError::usage(format!("HTTP server: {e}"))),
+        }
+    }
+}
+
+/// The operations endpoints (`--metrics ADDR`) served in a task of their own.
+pub(super) struct OpsServer {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `addr` and serves `/healthz`, `/readyz` and `/metrics` of `engine` there
+/// until [`OpsServer::stop`]; says where on `err`.
+pub(super) async fn spawn_ops(
+    engine: &Engine,
+    addr: &str,
+    err: &mut (dyn Write + Send),
+) -> Result<OpsServer, CliError> {
+    let parsed: SocketAddr = addr.trim().parse().map_err(|_| {
+        CliError::usage(format!(
+            "metrics address `{}` is not IP:PORT (e.g. 127.0.0.1:9464)",
+            super::table::escape(addr)
+        ))
+    })?;
+    let listener = TcpListener::bind(parsed)
+        .await
+        .map_err(|e| CliError::usage(format!("cannot listen on {parsed}: {e}")))?;
+    let local = listener.local_addr()?;
+    writeln!(
+        err,
+        "metrics on http://{local}/metrics; probes at http://{local}/healthz and /readyz"
+    )?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let until = stop.clone();
+    let task = tokio::spawn(crate::http::serve_ops(
+        engine.clone(),
+        listener,
+        async move { until.cancelled().await },
+    ));
+    Ok(OpsServer { stop, task })
+}
+
+impl OpsServer {
+    /// Stops serving; the requests in flight finish.
+    pub(super) async fn stop(self) -> Result<(), CliError> {
+        self.stop.cancel();
+        match self.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CliError::usage(format!("metrics server: {e}"))),
+            Err(e) => Err(CliError::usage(format!("metrics server: {e}"))),
         }
     }
 }

@@ -30,6 +30,7 @@ mod extract;
 mod history;
 mod nodes;
 mod openapi;
+mod ops;
 mod problem;
 mod runs;
 mod schedules;
@@ -52,6 +53,7 @@ use axum::routing::get;
 use crate::Engine;
 
 pub use auth::Role;
+pub use ops::{ops_router, serve_ops};
 pub use problem::{PROBLEM_JSON, Problem, ProblemKind};
 pub use serve::ServeError;
 
@@ -173,7 +175,8 @@ impl Api {
             ));
         let open = Router::new()
             .route("/api/v1/openapi.json", get(openapi::document))
-            .merge(session::open_routes());
+            .merge(session::open_routes())
+            .merge(ops::routes());
         Router::new()
             .merge(guarded)
             .merge(open)

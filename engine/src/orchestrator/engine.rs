@@ -234,6 +234,7 @@ impl EngineBuilder {
                     .unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
                 capacity: self.concurrency,
                 max_stalled: self.max_stalled,
+                telemetry: crate::telemetry::Telemetry::new(),
                 active: Mutex::new(HashMap::new()),
             }),
         }

@@ -6,6 +6,7 @@ mod catalog;
 mod driver;
 mod engine;
 mod enqueue;
+mod ops;
 mod recurring;
 mod result;
 mod retry;

@@ -140,7 +140,12 @@ struct Heartbeat {
 
 impl Heartbeat {
     /// Beats once, then every `every` on a task.
-    async fn start(store: Arc<dyn Store>, id: Arc<str>, every: Duration) -> Heartbeat {
+    async fn start(
+        store: Arc<dyn Store>,
+        id: Arc<str>,
+        every: Duration,
+        telemetry: Arc<crate::telemetry::Telemetry>,
+    ) -> Heartbeat {
         let record = EngineRecord::new(
             &*id,
             host_name(),
@@ -160,6 +165,9 @@ impl Heartbeat {
                 }
                 let record = record.clone().beat_at(std::time::SystemTime::now());
                 beat(&*beats, &record, &mut failing).await;
+                if !failing {
+                    telemetry.liveness.renewed();
+                }
             }
         });
         Heartbeat {
@@ -247,8 +255,10 @@ impl Engine {
             Arc::clone(&self.sh.store),
             Arc::clone(&self.sh.owner),
             self.sh.lease_ttl / 3,
+            Arc::clone(&self.sh.telemetry),
         )
         .await;
+        self.sh.telemetry.liveness.serving(poll, self.sh.lease_ttl / 3);
         let mut served = Served::default();
         let mut health = Health {
             failing_since: None,
@@ -269,6 +279,7 @@ impl Engine {
             let sleep = match self.serve_turn(poll, &mut turns, &mut served).await {
                 Ok(sleep) => {
                     health.ok();
+                    self.sh.telemetry.liveness.turned();
                     sleep
                 }
                 Err(e) => health.failed(&e),
@@ -291,6 +302,7 @@ impl Engine {
                 () = tokio::time::sleep(sleep) => {}
             }
         }
+        self.sh.telemetry.liveness.stopped();
         self.stop_serving(served).await;
         heartbeat.stop().await;
         Ok(())

@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub(super) capacity: usize,
     /// Claims without progress past which a claimed run is failed (0: never).
     pub(super) max_stalled: u32,
+    /// Metrics and health marks (`telemetry`).
+    pub(crate) telemetry: Arc<crate::telemetry::Telemetry>,
     /// The runs this engine drives now, by id: where to send their signals.
     pub(super) active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
 }

@@ -18,12 +18,14 @@ pub(crate) struct Env {
     pub(crate) _dir: Option<TempDir>,
 }
 
-/// Generates one `#[tokio::test]` per case for a provider; `$setup` is an async fn
-/// returning `Option<Env>` (`None`: provider unavailable, skipped with a notice).
+/// Generates one `#[tokio::test]` per case for a provider, each with the attributes
+/// given after `$setup` (the S3 suite's `ignore` unless a server is configured);
+/// `$setup` is an async fn returning `Option<Env>` (`None` ends the case: only for a
+/// provider that is always there, which never returns it).
 macro_rules! conformance_suite {
-    ($provider:ident, $setup:path) => {
+    ($provider:ident, $setup:path $(, #[$attr:meta])*) => {
         mod $provider {
-            $crate::artifacts::conformance::conformance_suite!(@cases $setup;
+            $crate::artifacts::conformance::conformance_suite!(@cases [$(#[$attr])*] $setup;
                 bytes_round_trip,
                 json_round_trip,
                 decode_error_names_artifact_and_type,
@@ -41,14 +43,18 @@ macro_rules! conformance_suite {
             );
         }
     };
-    (@cases $setup:path; $($case:ident),*) => {
+    (@cases $attrs:tt $setup:path; $($case:ident),*) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let Some(env) = $setup().await else { return };
-                $crate::artifacts::conformance::cases::$case(&env.store).await;
-            }
+            $crate::artifacts::conformance::conformance_suite!(@case $attrs $setup; $case);
         )*
+    };
+    (@case [$($attr:tt)*] $setup:path; $case:ident) => {
+        $($attr)*
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let Some(env) = $setup().await else { return };
+            $crate::artifacts::conformance::cases::$case(&env.store).await;
+        }
     };
 }
 #[cfg_attr(not(feature = "s3"), allow(unused_imports))]

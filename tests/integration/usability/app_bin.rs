@@ -102,6 +102,8 @@ fn help_examples_run_as_shown() {
         .lines()
         .skip(1)
         .take_while(|l| !l.trim().is_empty())
+        // An example's description may wrap onto a line of its own.
+        .filter(|l| l.trim_start().starts_with("cli-app "))
         .map(|l| {
             let l = l.trim_start();
             // The command, then two spaces or more, then what it does.

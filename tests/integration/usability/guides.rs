@@ -166,11 +166,12 @@ async fn cli_guide_console_examples_hold() {
         args.extend(["--store".to_owned(), store.clone()]);
         let out = app.run_from(&args).await;
         ran += 1;
+        // The guide's store is the default one, in the current directory.
         let printed: Vec<String> = out
             .stdout
             .lines()
             .chain(out.stderr.lines())
-            .map(normal)
+            .map(|l| normal(&l.replace(&store, "sqlite://dagforge.db")))
             .collect();
         let shows_error = ex.shown.iter().any(|l| l.starts_with("error:"));
         assert_eq!(
@@ -227,4 +228,42 @@ fn normalising_puts_ids_times_and_durations_aside() {
         "integrating it from datasets/x/catalog.parquet"
     ));
     assert!(!same("a … b", "a c"));
+}
+
+/// The guides are read on GitHub, in a local Markdown reader and, the pages that
+/// `dagforge::guide` includes, in rustdoc: a link must work in all of them, so no
+/// rustdoc-only paths (`crate::guide::…`) anywhere, and no links relative to the file
+/// in the pages rustdoc shows (it moves the page).
+#[test]
+fn guide_links_work_outside_rustdoc_too() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/guide");
+    let in_rustdoc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../engine/src/guide.rs"
+    ))
+    .unwrap();
+    let mut bad = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let rustdoc = in_rustdoc.contains(&format!("guide/{name}\""));
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for link in line.split("](").skip(1) {
+                let target = link.split(')').next().unwrap_or_default();
+                let relative = rustdoc && !target.contains("://") && !target.starts_with('#');
+                if target.starts_with("crate::") || target.starts_with("super::") || relative {
+                    bad.push(format!("{}:{}: {target}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "links that break outside rustdoc or inside it:\n{}",
+        bad.join("\n")
+    );
 }

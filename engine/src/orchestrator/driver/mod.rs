@@ -43,6 +43,7 @@ use crate::limit::Permit;
 use crate::signal::{CONTROL, Signal, SignalSender};
 use crate::state::RunState;
 use crate::store::{Lease, StoreError};
+use crate::telemetry::observe::RunObserver;
 use crate::workflow::plan::Plan;
 
 type Acquire = Pin<Box<dyn Future<Output = Permit> + Send + 'static>>;
@@ -94,6 +95,8 @@ pub(crate) struct Driver {
     claimed: bool,
     started: Instant,
     signals: Vec<(u32, Signal)>,
+    /// Counts the run's written events into the engine's metrics.
+    observer: RunObserver,
 }
 
 impl Drop for Driver {
@@ -126,6 +129,7 @@ impl Driver {
             SystemTime::now(),
             now,
         );
+        let observer = RunObserver::new(Arc::clone(&sh.telemetry), Arc::clone(&plan));
         Driver {
             run,
             plan,
@@ -148,6 +152,7 @@ impl Driver {
             claimed: false,
             started: now,
             signals: Vec::with_capacity(256),
+            observer,
         }
     }
 

@@ -14,7 +14,7 @@ impl Driver {
             .as_mut()
             .reset(tokio::time::Instant::now() + ttl / 3);
         match self.sh.store.renew(self.run, &self.lease, ttl).await {
-            Ok(()) => {}
+            Ok(()) => self.sh.telemetry.liveness.renewed(),
             Err(e @ (StoreError::Fenced { .. } | StoreError::UnknownRun(_))) => self.lost = Some(e),
             Err(e) => {
                 tracing::warn!(run_id = %self.run, error = %e, "lease renewal failed; retrying at the next tick");
@@ -36,6 +36,9 @@ impl Driver {
             self.core.events().clear();
             return;
         }
+        // Counted as they go to the store (which may take them).
+        self.observer.observe(self.core.events());
+        let began = std::time::Instant::now();
         let written = match self
             .sh
             .store
@@ -86,6 +89,7 @@ impl Driver {
                 }
             }
         }
+        self.observer.wrote(began.elapsed());
         self.core.events().clear();
         for e in publish {
             let _ = self.sh.events.send(e);

@@ -259,6 +259,7 @@ impl Schedules<'_> {
                         for at in plan.to_fire {
                             tracing::info!(schedule = %id, fire = %rfc3339(at), run_id = %prev,
                                 "fire skipped: previous run still running");
+                            self.engine.sh.telemetry.metrics.skipped(id);
                             fires.push(Fire {
                                 schedule: id.to_owned(),
                                 at,
@@ -316,6 +317,7 @@ impl Schedules<'_> {
                 if let FireOutcome::Enqueued { run, start } = &f.outcome {
                     tracing::info!(schedule = %id, fire = %rfc3339(f.at), start = %rfc3339(*start),
                         run_id = %run, "schedule fired");
+                    self.engine.sh.telemetry.metrics.fired(id);
                 }
             }
             fires.extend(handled);
