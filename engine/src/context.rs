@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::artifact::{ArtifactStore, Artifacts, Scope};
 use crate::ids::RunId;
 use crate::log_level::LogLevel;
+use crate::resource::{Live, ResourceError, ResourceSet};
 use crate::signal::{Signal, SignalSender};
 
 /// What a job knows about the attempt it runs in, and how it talks back.
@@ -25,6 +26,8 @@ pub struct JobContext {
     cancel: Arc<CancellationToken>,
     sink: Option<SignalSender>,
     artifacts: Option<ArtifactStore>,
+    /// The process's shared resources; `None` when none are registered.
+    resources: Option<Live>,
 }
 
 impl JobContext {
@@ -44,6 +47,7 @@ impl JobContext {
             cancel: cancel.into(),
             sink,
             artifacts: None,
+            resources: None,
         }
     }
 
@@ -74,6 +78,102 @@ impl JobContext {
     pub fn with_artifacts(mut self, store: ArtifactStore) -> Self {
         self.artifacts = Some(store);
         self
+    }
+
+    /// Gives this context the resources of `set` (for a detached context, say in a unit
+    /// test; an engine's contexts get the engine's). The resources are built anew for
+    /// this context and its clones: factories run again.
+    ///
+    /// ```
+    /// # use dagforge::prelude::*;
+    /// use dagforge::resource::ResourceSet;
+    ///
+    /// #[derive(Debug)]
+    /// struct Greeting(&'static str);
+    ///
+    /// #[job]
+    /// async fn greet(#[resource] g: &Greeting, who: String) -> Result<String, JobError> {
+    ///     Ok(format!("{} {who}", g.0))
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), JobError> {
+    /// let ctx = JobContext::detached("test").with_resources(&ResourceSet::new().value(Greeting("hello")));
+    /// let out = Greet.run(&ctx, GreetInput { who: "you".into() }).await?;
+    /// assert_eq!(out, "hello you");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_resources(mut self, set: &ResourceSet) -> Self {
+        self.resources = set.start();
+        self
+    }
+
+    /// Uses the process's live resources (the engine's, the worker's).
+    pub(crate) fn with_live(mut self, live: Option<Live>) -> Self {
+        self.resources = live;
+        self
+    }
+
+    /// The shared resource of type `T`, registered with
+    /// [`EngineBuilder::resource`](crate::EngineBuilder::resource) or
+    /// [`resource_with`](crate::EngineBuilder::resource_with) (or on the app or the
+    /// worker): built on first use in this process if it has a factory, then the same
+    /// value for every attempt. `#[job]` functions take it as an argument instead:
+    /// `#[resource] db: &Pool`.
+    ///
+    /// With `?` in a job, [`ResourceError::Missing`] fails the attempt for good
+    /// (terminal: nothing registers it in the meantime) and a failed factory is
+    /// retryable. A hand-written job lists the types it takes in
+    /// [`Job::USES`](crate::Job::USES), so that a missing one is reported before any
+    /// run starts.
+    ///
+    /// ```
+    /// # use dagforge::prelude::*;
+    /// use dagforge::resource::{ResourceKey, ResourceSet};
+    ///
+    /// #[derive(Debug)]
+    /// struct Rates { eur_usd: f64 }
+    ///
+    /// struct Convert;
+    /// impl Job for Convert {
+    ///     type Input = f64;
+    ///     type Output = f64;
+    ///     const NAME: &'static str = "convert";
+    ///     const USES: &'static [ResourceKey] = &[ResourceKey::of::<Rates>()];
+    ///     async fn run(&self, ctx: &JobContext, eur: f64) -> Result<f64, JobError> {
+    ///         let rates = ctx.resource::<Rates>().await?;
+    ///         Ok(eur * rates.eur_usd)
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), JobError> {
+    /// let set = ResourceSet::new().value(Rates { eur_usd: 1.5 });
+    /// let ctx = JobContext::detached("convert").with_resources(&set);
+    /// assert_eq!(Convert.run(&ctx, 2.0).await?, 3.0);
+    ///
+    /// let bare = JobContext::detached("convert");
+    /// let e = Convert.run(&bare, 2.0).await.unwrap_err();
+    /// assert!(!e.is_retryable());
+    /// assert!(e.message().contains("Rates"), "{e}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn resource<T: Send + Sync + 'static>(&self) -> Result<&T, ResourceError> {
+        self.resource_any::<T>().await
+    }
+
+    /// [`resource`](Self::resource) without the `Send + Sync` bound (no such type can
+    /// be registered: it is then missing).
+    pub(crate) async fn resource_any<T: 'static>(&self) -> Result<&T, ResourceError> {
+        match &self.resources {
+            Some(live) => live.get::<T>().await,
+            None => Err(ResourceError::Missing {
+                type_name: std::any::type_name::<T>(),
+                job: None,
+            }),
+        }
     }
 
     /// The artifact store as this attempt sees it: saves go under

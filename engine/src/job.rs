@@ -38,6 +38,11 @@ pub trait Job: Send + Sync + 'static {
     type Output: Serialize + DeserializeOwned + Send + 'static;
     /// The stable name of the job.
     const NAME: &'static str;
+    /// The shared resources the job takes ([`JobContext::resource`]): an engine that
+    /// runs jobs in process refuses to start a run whose jobs take a resource it does
+    /// not have, and a worker refuses the attempt, naming the type. `#[job]` fills it
+    /// from its `#[resource]` arguments; default: none.
+    const USES: &'static [crate::resource::ResourceKey] = &[];
 
     /// Default retries, backoff, timeout and placement. Workflow nodes can override them.
     fn spec(&self) -> JobSpec {

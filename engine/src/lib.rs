@@ -68,6 +68,7 @@ mod log_level;
 mod orchestrator;
 pub mod redact;
 mod registry;
+pub mod resource;
 pub mod schedule;
 mod signal;
 mod state;

@@ -9,6 +9,7 @@ use std::fmt;
 
 pub use serde;
 
+use crate::context::JobContext;
 use crate::error::JobError;
 use crate::job::Job;
 use crate::workflow::{Field, Items, NodeRef, Source};
@@ -29,6 +30,12 @@ pub trait Arg<const N: usize>: Job {
 /// One argument of a job call, for the generated argument-count check.
 #[derive(Clone, Copy, Debug)]
 pub struct ArgSlot;
+
+/// The resource a `#[resource]` argument takes (its `Send + Sync + 'static` bound is
+/// checked by the job's `USES`, once, where the user wrote the type).
+pub async fn resource<T: 'static>(ctx: &JobContext) -> Result<&T, JobError> {
+    Ok(ctx.resource_any::<T>().await?)
+}
 
 /// Converts the job function's error.
 pub fn into_job_result<T, E: Into<JobError>>(r: Result<T, E>) -> Result<T, JobError> {

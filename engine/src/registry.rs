@@ -25,6 +25,7 @@ trait ErasedJob: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     fn spec(&self) -> JobSpec;
     fn type_id(&self) -> TypeId;
+    fn uses(&self) -> &'static [crate::resource::ResourceKey];
     fn call(self: Arc<Self>, ctx: JobContext, input: Value) -> BoxFuture<Result<Value, ErrorInfo>>;
     fn spawn(self: Arc<Self>, attempt: Attempt) -> tokio::task::JoinHandle<()>;
     fn check_input(&self, input: Value) -> Result<(), String>;
@@ -102,6 +103,10 @@ impl<J: Job> ErasedJob for Erased<J> {
 
     fn type_id(&self) -> TypeId {
         TypeId::of::<J>()
+    }
+
+    fn uses(&self) -> &'static [crate::resource::ResourceKey] {
+        J::USES
     }
 
     fn call(self: Arc<Self>, ctx: JobContext, input: Value) -> BoxFuture<Result<Value, ErrorInfo>> {
@@ -226,6 +231,11 @@ impl DynJob {
 
     pub(crate) fn type_id(&self) -> TypeId {
         self.0.type_id()
+    }
+
+    /// The shared resources the job takes ([`Job::USES`]).
+    pub fn uses(&self) -> &'static [crate::resource::ResourceKey] {
+        self.0.uses()
     }
 
     /// Spawns one attempt as a tokio task running the job's concrete future (no extra

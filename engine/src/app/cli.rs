@@ -197,6 +197,11 @@ pub(crate) struct ServeArgs {
     /// arrives [default: 5].
     #[arg(long, env = "DAGFORGE_POLL_SECS", value_name = "SECS")]
     pub(crate) poll_secs: Option<f64>,
+    /// Build every shared resource (`App::resource_with`) before serving, and stop
+    /// with the error naming the one whose factory failed (otherwise each is built on
+    /// first use).
+    #[arg(long)]
+    pub(crate) check_resources: bool,
     /// The HTTP API served beside the engine.
     #[cfg(feature = "http")]
     #[command(flatten)]

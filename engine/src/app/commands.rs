@@ -61,6 +61,9 @@ async fn settings_command(
         Command::Serve(a) => {
             let poll = settings.poll(a.poll_secs)?;
             let engine = engine(app, settings).await?;
+            if a.check_resources {
+                engine.check_resources().await.map_err(crate::Error::from)?;
+            }
             #[cfg(feature = "kubernetes")]
             super::kubernetes::reap_at_serve(app, settings, &engine, err).await?;
             #[cfg(feature = "http")]
@@ -118,6 +121,7 @@ async fn settings_command(
             if let Some(ops) = ops {
                 ops.stop().await?;
             }
+            engine.close_resources().await;
             served?;
             writeln!(err, "stopped")?;
             Ok(())
@@ -236,8 +240,9 @@ async fn run(
     if a.wait {
         let events = engine.subscribe();
         let handle = engine.start(wf, &inputs).await?;
-        let result = progress::watch(&engine, events, handle, wf, &inputs, out, live).await?;
-        finish(&result, out)
+        let result = progress::watch(&engine, events, handle, wf, &inputs, out, live).await;
+        engine.close_resources().await;
+        finish(&result?, out)
     } else {
         let id = engine.enqueue(wf, inputs).await?;
         writeln!(out, "{id}")?;

@@ -30,6 +30,8 @@ struct FileConfig {
     kubernetes: Option<toml::Table>,
     /// `[jobs.<name>]`: per-job settings (`resources`, read by `kubernetes.rs`).
     jobs: Option<toml::Table>,
+    /// `[settings]`: the app's typed settings (`App::settings`, read by `resources.rs`).
+    settings: Option<toml::Table>,
 }
 
 /// The most a config file may hold: it is a handful of keys.
@@ -59,6 +61,10 @@ pub(crate) struct Settings {
     /// `[jobs]` of the file.
     #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
     pub(crate) jobs: Option<toml::Table>,
+    /// `[settings]` of the file: the app's typed settings (`App::settings`).
+    pub(crate) app_settings: Option<toml::Table>,
+    /// The config file read, if any (passed on to process workers).
+    pub(crate) config_path: Option<PathBuf>,
     /// The SQLite stores opened, checkpointed and closed by [`Settings::close`].
     #[cfg(feature = "sqlite")]
     opened: std::sync::Mutex<Vec<crate::store::SqliteStore>>,
@@ -80,9 +86,12 @@ impl Settings {
     /// Applies the precedence. `global` already merges flags over environment (clap's
     /// `env`); the file fills what both left unset.
     pub(crate) fn resolve(global: &Global) -> Result<Self, CliError> {
-        let file = match &global.config {
+        let config_path = match &global.config {
+            Some(path) => Some(path.clone()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file()),
+        };
+        let file = match &config_path {
             Some(path) => read(path)?,
-            None if Path::new(DEFAULT_CONFIG).is_file() => read(Path::new(DEFAULT_CONFIG))?,
             None => FileConfig::default(),
         };
         let concurrency = global
@@ -118,6 +127,8 @@ impl Settings {
             http: file.http,
             kubernetes: file.kubernetes,
             jobs: file.jobs,
+            app_settings: file.settings,
+            config_path,
             #[cfg(feature = "sqlite")]
             opened: std::sync::Mutex::default(),
         })

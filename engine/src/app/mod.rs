@@ -47,6 +47,7 @@ mod job_run;
 #[cfg(feature = "kubernetes")]
 mod kubernetes;
 mod progress;
+mod resources;
 mod run_follow;
 mod run_show;
 mod runid;
@@ -91,6 +92,10 @@ pub struct App {
     default_args: Option<Vec<OsString>>,
     name: Option<String>,
     about: Option<String>,
+    /// Shared resources for the jobs (`resources.rs`).
+    resources: crate::resource::ResourceSet,
+    /// How to read the typed settings, if the app has any (`resources.rs`).
+    settings_loader: Option<resources::SettingsLoader>,
 }
 
 /// What [`App::run_from`] captured: the exit code and everything printed.
@@ -172,7 +177,10 @@ impl App {
             || std::env::args_os().nth(1).is_some_and(|a| a == "worker")
         {
             // A child of the process executor: run the one execution it was given.
-            return crate::worker::run(&self.registry).await;
+            let check = std::env::args_os()
+                .skip(1)
+                .any(|a| a == "--check-resources");
+            return crate::worker::run_with(&self.registry, &self.worker_resources(), check).await;
         }
         let mut out = std::io::stdout();
         let mut err = std::io::stderr();
@@ -253,8 +261,11 @@ impl App {
             let _ = writeln!(err, "error: no command given");
             return 2;
         }
-        if !self.problems.is_empty() && !matches!(cli.command, Some(Command::Worker)) {
-            for p in &self.problems {
+        let missing = self.missing_resources();
+        if !(self.problems.is_empty() && missing.is_empty())
+            && !matches!(cli.command, Some(Command::Worker))
+        {
+            for p in self.problems.iter().chain(&missing) {
                 let _ = writeln!(err, "error: {}", table::escape_lines(p));
             }
             return 2;

@@ -102,6 +102,10 @@ pub enum Error {
     /// No recurring schedule has this id.
     #[error("no recurring schedule `{0}`")]
     UnknownSchedule(String),
+    /// A shared resource is missing (a job of the run takes a type nobody
+    /// registered) or its factory failed (see [`resource`](crate::resource)).
+    #[error(transparent)]
+    Resource(#[from] crate::resource::ResourceError),
 }
 
 /// `store: ` and `e`'s message, without doubling a `store: ` it begins with.
@@ -235,9 +239,18 @@ impl fmt::Display for JobError {
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    /// A retryable error, except for a [`ResourceError`](crate::resource::ResourceError)
+    /// that is not ([`Missing`](crate::resource::ResourceError::Missing)): terminal.
     fn from(err: E) -> Self {
+        let terminal = (&err as &dyn std::any::Any)
+            .downcast_ref::<crate::resource::ResourceError>()
+            .is_some_and(|e| !e.is_retryable());
         JobError {
-            kind: ErrorKind::Failed,
+            kind: if terminal {
+                ErrorKind::Terminal
+            } else {
+                ErrorKind::Failed
+            },
             message: err.to_string(),
             source: Some(Box::new(err)),
         }

@@ -74,6 +74,8 @@ pub struct EngineBuilder {
     max_input: usize,
     clock: Option<Arc<dyn crate::clock::Clock>>,
     max_stalled: u32,
+    /// Shared resources for jobs (see `resources.rs`).
+    pub(super) resources: crate::resource::ResourceSet,
 }
 
 impl Default for EngineBuilder {
@@ -92,6 +94,7 @@ impl Default for EngineBuilder {
             max_input: crate::bounds::DEFAULT_MAX_INPUT_BYTES,
             clock: None,
             max_stalled: Engine::DEFAULT_MAX_STALLED_CLAIMS,
+            resources: crate::resource::ResourceSet::new(),
         }
     }
 }
@@ -234,6 +237,7 @@ impl EngineBuilder {
                     .unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
                 capacity: self.concurrency,
                 max_stalled: self.max_stalled,
+                resources: self.resources.start(),
                 telemetry: crate::telemetry::Telemetry::new(),
                 active: Mutex::new(HashMap::new()),
             }),
@@ -283,6 +287,7 @@ impl Engine {
     /// Starts a run of `workflow` with `inputs` (an object of parameter values, or `()`
     /// when the workflow has no parameters) and returns at once.
     pub async fn start(&self, workflow: &Workflow, inputs: impl Serialize) -> Result<RunHandle> {
+        self.check_uses(workflow)?;
         let plan = Arc::clone(&workflow.plan);
         let inputs = crate::bounds::run_inputs(&inputs, self.sh.max_input)?;
         let params = bind_params(workflow, &inputs)?;

@@ -8,6 +8,7 @@ mod engine;
 mod enqueue;
 mod ops;
 mod recurring;
+mod resources;
 mod result;
 mod retry;
 mod serve;

@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     pub(super) max_stalled: u32,
     /// Metrics and health marks (`telemetry`).
     pub(crate) telemetry: Arc<crate::telemetry::Telemetry>,
+    /// The shared resources of jobs run in this process; `None` when none are
+    /// registered (contexts then carry nothing).
+    pub(crate) resources: Option<crate::resource::Live>,
     /// The runs this engine drives now, by id: where to send their signals.
     pub(super) active: Mutex<HashMap<RunId, UnboundedSender<(u32, Signal)>>>,
 }

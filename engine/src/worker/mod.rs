@@ -52,6 +52,7 @@ use crate::context::JobContext;
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::log_level::LogLevel;
 use crate::registry::{Registry, guarded};
+use crate::resource::ResourceSet;
 use crate::signal::SignalSender;
 use channel::Channel;
 
@@ -103,6 +104,42 @@ pub fn is_worker_invocation() -> bool {
 /// `#[tokio::main]`); with a multi-thread runtime the heartbeat keeps going while a
 /// job blocks its thread.
 pub async fn run(registry: &Registry) -> ExitCode {
+    run_with(registry, &ResourceSet::new(), false).await
+}
+
+/// [`run`], with the shared resources the jobs take (see [`resource`](crate::resource)):
+/// built in this process on first use (each factory at most once), or all before the
+/// job starts when `check` is set (`worker --check-resources`), and closed before the
+/// worker exits. A job that takes a resource `resources` does not register fails
+/// without running, with a terminal error naming the type; a factory that fails fails
+/// the attempt (retryable) naming it.
+///
+/// ```no_run
+/// use dagforge::prelude::*;
+/// use dagforge::resource::ResourceSet;
+///
+/// #[derive(Debug)]
+/// struct Client;
+///
+/// #[job]
+/// async fn ping(#[resource] client: &Client) -> Result<String, JobError> {
+///     Ok(format!("{client:?}"))
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     // The same registrations as the engine side's, so both run the same jobs.
+///     let resources = ResourceSet::new().factory(|_| async { Ok::<_, std::io::Error>(Client) });
+///     if dagforge::worker::is_worker_invocation() {
+///         let mut registry = Registry::new();
+///         registry.register(Ping).expect("one job per name");
+///         return dagforge::worker::run_with(&registry, &resources, false).await;
+///     }
+///     // … Engine::builder().resources(resources).executor(…) …
+///     std::process::ExitCode::SUCCESS
+/// }
+/// ```
+pub async fn run_with(registry: &Registry, resources: &ResourceSet, check: bool) -> ExitCode {
     // Listen for SIGTERM first thing, so that a cancellation that comes early is not
     // a plain death.
     let sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
@@ -146,6 +183,24 @@ pub async fn run(registry: &Registry) -> ExitCode {
         );
         return refuse(&mut channel, ErrorKind::Executor, message, EXIT_UNKNOWN_JOB).await;
     };
+    let live = resources.start();
+    if let Err(e) = resources.check(&invocation.job, job.uses()) {
+        return refuse(
+            &mut channel,
+            ErrorKind::Terminal,
+            e.to_string(),
+            EXIT_FAILED,
+        )
+        .await;
+    }
+    if check
+        && let Some(live) = &live
+        && let Err(e) = live.build_all().await
+    {
+        let message = format!("job `{}`: {}", invocation.job, error_chain(&e));
+        live.close().await;
+        return refuse(&mut channel, ErrorKind::Failed, message, EXIT_FAILED).await;
+    }
     let artifacts = match std::env::var_os(ENV_URL) {
         Some(_) => match ArtifactStore::from_env() {
             Ok(store) => Some(store),
@@ -181,6 +236,7 @@ pub async fn run(registry: &Registry) -> ExitCode {
     if let Some(store) = artifacts {
         ctx = ctx.with_artifacts(store);
     }
+    ctx = ctx.with_live(live.clone());
 
     let hello = Message::Hello {
         version: VERSION,
@@ -217,6 +273,9 @@ pub async fn run(registry: &Registry) -> ExitCode {
         stdout::close_console();
     }
     let written = writer.await.unwrap_or(false);
+    if let Some(live) = &live {
+        live.close().await;
+    }
     sigterm.abort();
     orphan.end_group();
     if succeeded && written {
@@ -224,6 +283,18 @@ pub async fn run(registry: &Registry) -> ExitCode {
     } else {
         ExitCode::from(EXIT_FAILED)
     }
+}
+
+/// `e` and its sources, joined by `: `.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 /// Writes an error line and returns `code`: the worker cannot run the job at all.

@@ -6,6 +6,7 @@
 //! `finalizer` reads a field of `data-proxy`'s output; `notify-failures` only runs
 //! when some market failed, so here it is skipped.
 
+pub mod api;
 pub mod builder;
 pub mod macros;
 

@@ -427,7 +427,8 @@ impl Driver {
             Arc::clone(&self.job_cancel),
             Some(sink),
         )
-        .with_artifacts(self.sh.artifacts.clone());
+        .with_artifacts(self.sh.artifacts.clone())
+        .with_live(self.sh.resources.clone());
         let exec = Execution::new(node.job.clone(), input, ctx, node.timeout, Some(permit));
         self.to_start.push((key, exec));
     }
