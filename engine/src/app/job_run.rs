@@ -6,7 +6,6 @@
 use std::io::Write;
 
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use super::App;
 use super::cli::JobRunArgs;
@@ -14,8 +13,8 @@ use super::config::{Settings, read_capped, read_capped_from};
 use super::error::CliError;
 use super::inputs::MAX_INPUT_JSON_BYTES;
 use super::table;
-use crate::signal::{Signal, SignalSender};
-use crate::{JobContext, RunId};
+use crate::store::MemoryStore;
+use crate::{Engine, EventKind, NodeState, Workflow};
 
 pub(super) async fn run(
     app: &App,
@@ -32,60 +31,61 @@ pub(super) async fn run(
         )));
     };
     let input = input(a)?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let cancel = CancellationToken::new();
-    let ctx = JobContext::new(
-        RunId::new(),
-        a.name.as_str().into(),
-        None,
-        1,
-        cancel.clone(),
-        Some(SignalSender::new(tx, 0)),
-    )
-    .with_artifacts(settings.artifact_store()?);
-    let spec = job.spec();
-    let call = job.call(ctx, input);
-    tokio::pin!(call);
-    let timeout = async {
-        match spec.timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(timeout);
+    // A one-node workflow on a memory store: the job gets what it gets in a run (its
+    // timeout, the app's resources and settings, the artifact store), once.
+    let mut wf = Workflow::builder(format!("jobs-run-{}", a.name));
+    wf.node(a.name.as_str(), job).input(input).retries(0);
+    let wf = wf
+        .build()
+        .map_err(|e| CliError::usage(format!("job `{}`: {e}", a.name)))?;
+    let engine = Engine::builder()
+        .resources(app.resource_set(settings.app_settings.as_ref())?)
+        .artifacts(settings.artifact_store()?)
+        .store(MemoryStore::new())
+        .workflow(&wf)
+        .build();
+    let mut events = engine.subscribe();
+    let handle = engine.start(&wf, serde_json::json!({})).await?;
+    let wait = handle.wait();
+    tokio::pin!(wait);
     let result = loop {
         tokio::select! {
-            r = &mut call => break r,
-            Some((_, signal)) = rx.recv() => show(&signal, err)?,
-            () = &mut timeout => {
-                cancel.cancel();
-                let message = format!(
-                    "job `{}` timed out after {}",
-                    table::escape(&a.name),
-                    table::duration(spec.timeout.unwrap_or_default())
-                );
-                writeln!(err, "error: {message}")?;
-                return Err(CliError::Failed(message));
-            }
+            r = &mut wait => break r,
+            e = events.next() => match e {
+                Some(e) => show(&e.kind, err)?,
+                None => break (&mut wait).await,
+            },
         }
     };
-    // Lines sent just before the job returned.
-    while let Ok((_, signal)) = rx.try_recv() {
-        show(&signal, err)?;
+    // Lines published just before the run returned.
+    while let Ok(Some(e)) =
+        tokio::time::timeout(std::time::Duration::from_millis(50), events.next()).await
+    {
+        show(&e.kind, err)?;
     }
-    match result {
-        Ok(output) => {
+    engine.close_resources().await;
+    let result = result?;
+    let node = result.node(&a.name);
+    match node {
+        Some(n) if n.state == NodeState::Succeeded => {
+            let output = n.output.clone().unwrap_or(Value::Null);
             let text = serde_json::to_string_pretty(&output).unwrap_or_default();
             writeln!(out, "{text}")?;
             Ok(())
         }
-        Err(e) => {
+        _ => {
+            let why = node
+                .and_then(|n| {
+                    n.error
+                        .as_ref()
+                        .map(|e| format!("{:?}: {}", e.kind, e.message))
+                })
+                .unwrap_or_else(|| result.state.to_string());
             writeln!(
                 err,
-                "error: job `{}` failed ({:?}): {}",
+                "error: job `{}` failed ({})",
                 table::escape(&a.name),
-                e.kind,
-                table::escape(&e.message)
+                table::escape(&why)
             )?;
             Err(CliError::Failed(format!("job `{}` failed", a.name)))
         }
@@ -126,12 +126,14 @@ fn input(a: &JobRunArgs) -> Result<Value, CliError> {
 }
 
 /// A log line or progress report of the job, on standard error.
-fn show(signal: &Signal, err: &mut (dyn Write + Send)) -> std::io::Result<()> {
-    match signal {
-        Signal::Log { level, message } => writeln!(err, "{level}: {}", table::escape(message)),
-        Signal::Progress { percent, message } => {
-            writeln!(err, "{percent:>3}% {}", table::escape(message))
+fn show(kind: &EventKind, err: &mut (dyn Write + Send)) -> std::io::Result<()> {
+    match kind {
+        EventKind::Log { level, message, .. } => {
+            writeln!(err, "{level}: {}", table::escape(message))
         }
+        EventKind::Progress {
+            percent, message, ..
+        } => writeln!(err, "{percent:>3}% {}", table::escape(message)),
         _ => Ok(()),
     }
 }

@@ -12,6 +12,13 @@ use super::config::Settings;
 use super::error::CliError;
 use super::{runid, table};
 use crate::NodeState;
+use crate::workflow::render;
+
+/// The reason recorded on the events by which `runs retry --from-failed` puts a node
+/// back (the engine's `RETRY_REASON_PREFIX`, a recorded text of the public records),
+/// followed by the retried run's id. `tests/integration/usability` checks that a
+/// retry's `runs show` names the run it retries, so this stays in step.
+const RETRY_REASON_PREFIX: &str = "re-run by a retry of run ";
 use crate::store::{ExecutionRecord, RunRecord};
 
 /// How many characters of an output the text view shows.
@@ -40,7 +47,7 @@ pub(super) async fn show(
             .iter()
             .filter_map(|n| Some((n.id.as_str(), n.state?)))
             .collect();
-        let doc = crate::workflow::render::svg(&run.spec.spec(), Some(&states));
+        let doc = render::svg(&run.spec.spec(), Some(&states));
         out.write_all(doc.as_bytes())?;
         return Ok(());
     }
@@ -91,7 +98,7 @@ impl<'a> RunView<'a> {
         let retry_of = execs.iter().find_map(|e| {
             e.reason
                 .as_deref()
-                .and_then(|r| r.strip_prefix(crate::orchestrator::RETRY_REASON_PREFIX))
+                .and_then(|r| r.strip_prefix(RETRY_REASON_PREFIX))
         });
         let spec = run.spec.spec();
         let nodes = spec
