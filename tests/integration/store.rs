@@ -373,6 +373,11 @@ macro_rules! conformance {
                 dagforge::store::conformance::logs_filter_page_and_tail(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn node_summaries_sum_up_executions() {
+                dagforge::store::conformance::node_summaries_sum_up_executions(make().await)
+                    .await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn the_feed_has_every_event_once() {
                 dagforge::store::conformance::the_feed_has_every_event_once(make().await).await;
             }
@@ -648,6 +653,14 @@ pub(crate) mod pg {
             query: &dagforge::store::LogQuery,
         ) -> Result<Vec<dagforge::store::LogLine>, StoreError> {
             Store::logs(&self.0, run, query).await
+        }
+
+        async fn node_summaries(
+            &self,
+            run: RunId,
+            query: &dagforge::store::SummaryQuery,
+        ) -> Result<Vec<dagforge::store::NodeSummary>, StoreError> {
+            Store::node_summaries(&self.0, run, query).await
         }
     }
 

@@ -216,11 +216,11 @@ async fn of_run(
         .map_err(crate::Error::from)?
         .filter(|r| workflow.is_none_or(|w| r.workflow == w))
         .ok_or_else(|| Problem::from(crate::Error::RunNotFound(run)).culprit(culprit))?;
-    let executions = store.executions(run).await.map_err(crate::Error::from)?;
     let spec = (*record.spec.spec()).clone();
-    let states = super::nodes::latest(&spec, &executions)
+    let sums = super::nodes::summaries(st, run, None, false).await?;
+    let states = super::nodes::summed(&spec, sums)
         .iter()
-        .map(|g| (g.id.to_owned(), g.state))
+        .map(|n| (n.id.to_owned(), n.state()))
         .collect();
     Ok((spec, Some(states)))
 }

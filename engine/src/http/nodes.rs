@@ -1,5 +1,7 @@
-//! A run's nodes, from its executions: the list (paged in the workflow's order), one
-//! node with its attempts, and a fan-out node's items (paged).
+//! A run's nodes, from the store's per-node summaries
+//! ([`node_summaries`](crate::store::RunQueries::node_summaries)): the list (paged in
+//! the workflow's order), one node with its attempts, and a fan-out node's items
+//! (paged). No handler reads every execution of a run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -16,7 +18,9 @@ use super::extract::{Query, page_size, run_id};
 use super::problem::{Problem, ProblemDoc, ProblemKind};
 use super::views::{AttemptView, Counts, ErrorView, OutputView, time};
 use crate::NodeState;
-use crate::store::{ExecutionCursor, ExecutionQuery, ExecutionRecord, RunRecord};
+use crate::store::{
+    ExecutionCursor, ExecutionQuery, ExecutionRecord, NodeSummary, RunRecord, SummaryQuery,
+};
 use crate::workflow::WorkflowSpec;
 
 pub(crate) fn routes() -> Router<Shared> {
@@ -26,11 +30,11 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/api/v1/runs/{id}/nodes/{node}/items", get(items))
 }
 
-/// One node's latest records, gathered from a run's executions.
+/// One node's latest records, gathered from a run's executions (all of them: for
+/// small runs; the API's handlers use [`summed`] instead).
 #[derive(Debug)]
 pub(crate) struct Gathered<'a> {
     pub(crate) id: &'a str,
-    pub(crate) job: &'a str,
     pub(crate) fan_out: bool,
     pub(crate) state: NodeState,
     /// The node's own latest record (not an item's).
@@ -59,7 +63,6 @@ pub(crate) fn latest<'a>(
         .iter()
         .map(|n| Gathered {
             id: &n.id,
-            job: &n.job,
             fan_out: n.fan_out.is_some(),
             state: NodeState::Pending,
             latest: None,
@@ -101,6 +104,99 @@ pub(crate) fn latest<'a>(
     out
 }
 
+/// A node of a workflow with the store's summary of its executions (`None`: not
+/// reached yet).
+#[derive(Debug)]
+pub(crate) struct Summed<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) job: &'a str,
+    pub(crate) fan_out: bool,
+    pub(crate) summary: Option<NodeSummary>,
+}
+
+impl Summed<'_> {
+    /// The node's latest state (Pending when not reached yet).
+    pub(crate) fn state(&self) -> NodeState {
+        self.summary
+            .as_ref()
+            .and_then(|s| s.state)
+            .unwrap_or(NodeState::Pending)
+    }
+}
+
+/// Every node of `spec`, in its order, with its summary from `sums`.
+pub(crate) fn summed(spec: &WorkflowSpec, sums: Vec<NodeSummary>) -> Vec<Summed<'_>> {
+    let mut sums: HashMap<String, NodeSummary> =
+        sums.into_iter().map(|s| (s.node.clone(), s)).collect();
+    spec.nodes
+        .iter()
+        .map(|n| Summed {
+            id: &n.id,
+            job: &n.job,
+            fan_out: n.fan_out.is_some(),
+            summary: sums.remove(n.id.as_str()),
+        })
+        .collect()
+}
+
+/// The summaries of a run's nodes (`node` alone if given; each node's own latest
+/// execution when `latest`).
+pub(crate) async fn summaries(
+    st: &Shared,
+    run: crate::RunId,
+    node: Option<&str>,
+    latest: bool,
+) -> Result<Vec<NodeSummary>, Problem> {
+    let mut q = SummaryQuery::new();
+    if let Some(n) = node {
+        q = q.node(n);
+    }
+    if latest {
+        q = q.with_latest();
+    }
+    Ok(st
+        .engine
+        .store()
+        .node_summaries(run, &q)
+        .await
+        .map_err(crate::Error::from)?)
+}
+
+/// A run's nodes counted by state (nodes not reached yet count as `pending`), and its
+/// fan-out items counted by the state of their latest attempt: from the store's
+/// summaries, without the nodes' outputs. For the run detail and the runs list.
+#[derive(Debug, Default)]
+pub(crate) struct StateCounts {
+    /// How many nodes the workflow has.
+    pub(crate) nodes_total: u64,
+    /// The nodes by state.
+    pub(crate) nodes: Counts,
+    /// How many fan-out items started, over every fan-out node.
+    pub(crate) items_total: u64,
+    /// Those items by the state of their latest attempt.
+    pub(crate) items: Counts,
+}
+
+/// [`StateCounts`] of run `record`.
+pub(crate) async fn state_counts(st: &Shared, record: &RunRecord) -> Result<StateCounts, Problem> {
+    let spec = record.spec.spec();
+    let nodes = summed(&spec, summaries(st, record.id, None, false).await?);
+    let mut out = StateCounts {
+        nodes_total: nodes.len() as u64,
+        ..StateCounts::default()
+    };
+    for n in &nodes {
+        *out.nodes.entry(n.state().to_string()).or_default() += 1;
+        if let Some(s) = &n.summary {
+            for (state, c) in &s.item_states {
+                *out.items.entry(state.to_string()).or_default() += c;
+                out.items_total += c;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A node of a run.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct NodeView {
@@ -114,10 +210,20 @@ pub(crate) struct NodeView {
     attempts: u32,
     /// Whether it fans out.
     fan_out: bool,
-    /// A fan-out node's items by state (only the items that started so far).
+    /// A fan-out node's items by the state of their latest attempt (only the items
+    /// that started so far).
     #[serde(skip_serializing_if = "Option::is_none")]
     items: Option<Counts>,
-    /// When its first attempt started.
+    /// A fan-out node's items that started so far (the sum of `items`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items_total: Option<u64>,
+    /// A fan-out node's item executions: every attempt of every item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item_executions: Option<u64>,
+    /// The highest attempt any item of a fan-out node reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_item_attempt: Option<u32>,
+    /// When its first attempt (or its first item) started.
     started_at: Option<DateTime<Utc>>,
     /// When it reached its latest state.
     updated_at: Option<DateTime<Utc>>,
@@ -133,34 +239,45 @@ pub(crate) struct NodeView {
 }
 
 impl NodeView {
-    fn of(g: &Gathered<'_>) -> Self {
-        let items = g.fan_out.then(|| {
-            let mut c = Counts::new();
-            for r in g.items.values() {
-                *c.entry(r.state.to_string()).or_default() += 1;
-            }
-            c
+    /// The view of `n`, from its summary (with its own latest execution, for the
+    /// error, reason, output and last change).
+    fn of(n: &Summed<'_>) -> Self {
+        let sum = n.summary.as_ref();
+        let latest = sum.and_then(|s| s.latest.as_ref());
+        let fan = |f: &dyn Fn(&NodeSummary) -> u64| n.fan_out.then(|| sum.map_or(0, f));
+        let items = n.fan_out.then(|| {
+            sum.map(|s| {
+                s.item_states
+                    .iter()
+                    .map(|(state, c)| (state.to_string(), *c))
+                    .collect()
+            })
+            .unwrap_or_default()
         });
-        let updated = g.latest.map(|l| l.updated_at);
+        let started = sum.and_then(|s| s.started_at);
+        let updated = latest.map(|l| l.updated_at);
         NodeView {
-            id: g.id.to_owned(),
-            job: g.job.to_owned(),
-            state: g.state.to_string(),
-            attempts: g.attempts.iter().map(|a| a.attempt).max().unwrap_or(0),
-            fan_out: g.fan_out,
+            id: n.id.to_owned(),
+            job: n.job.to_owned(),
+            state: n.state().to_string(),
+            attempts: sum.map_or(0, |s| s.attempt),
+            fan_out: n.fan_out,
             items,
-            started_at: g.started_at.map(time),
+            items_total: fan(&|s| s.items),
+            item_executions: fan(&|s| s.item_executions),
+            max_item_attempt: n.fan_out.then(|| sum.map_or(0, |s| s.max_item_attempt)),
+            started_at: started.map(time),
             updated_at: updated.map(time),
-            duration_ms: match (g.started_at, updated) {
+            duration_ms: match (started, updated) {
                 (Some(s), Some(u)) => u
                     .duration_since(s)
                     .ok()
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 _ => None,
             },
-            error: g.latest.and_then(|l| l.error.as_ref()).map(ErrorView::of),
-            reason: g.latest.and_then(|l| l.reason.clone()),
-            output: OutputView::of(g.latest.and_then(|l| l.output.as_ref())),
+            error: latest.and_then(|l| l.error.as_ref()).map(ErrorView::of),
+            reason: latest.and_then(|l| l.reason.clone()),
+            output: OutputView::of(latest.and_then(|l| l.output.as_ref())),
         }
     }
 }
@@ -201,16 +318,16 @@ pub(crate) struct NodePage {
     total: u64,
 }
 
-async fn load(st: &Shared, id: &str) -> Result<(RunRecord, Vec<ExecutionRecord>), Problem> {
+/// The run `id`, or a problem (a bad id, no such run).
+pub(crate) async fn load_run(st: &Shared, id: &str) -> Result<RunRecord, Problem> {
     let run = run_id(id, "path.id")?;
-    let store = st.engine.store();
-    let record = store
+    Ok(st
+        .engine
+        .store()
         .get_run(run)
         .await
         .map_err(crate::Error::from)?
-        .ok_or(crate::Error::RunNotFound(run))?;
-    let executions = store.executions(run).await.map_err(crate::Error::from)?;
-    Ok((record, executions))
+        .ok_or(crate::Error::RunNotFound(run))?)
 }
 
 /// A run's nodes, in the workflow's order.
@@ -232,9 +349,9 @@ pub(crate) async fn list(
 ) -> Result<Json<NodePage>, Problem> {
     let limit = page_size(p.limit, 1000, 10_000)?;
     let from = position(p.cursor.as_deref())?;
-    let (record, executions) = load(&st, &id).await?;
+    let record = load_run(&st, &id).await?;
     let spec = record.spec.spec();
-    let nodes = latest(&spec, &executions);
+    let nodes = summed(&spec, summaries(&st, record.id, None, true).await?);
     let end = from.saturating_add(limit).min(nodes.len());
     let items = nodes
         .get(from..end)
@@ -259,13 +376,6 @@ pub(crate) struct NodeDetail {
     attempt_list: Vec<AttemptView>,
 }
 
-fn find<'a>(nodes: &'a [Gathered<'a>], node: &str) -> Result<&'a Gathered<'a>, Problem> {
-    nodes
-        .iter()
-        .find(|g| g.id == node)
-        .ok_or_else(|| Problem::from(crate::Error::NodeNotFound(node.to_owned())))
-}
-
 /// One node of a run, with its attempts.
 #[utoipa::path(
     get,
@@ -281,13 +391,43 @@ pub(crate) async fn one(
     State(st): State<Shared>,
     Path((id, node)): Path<(String, String)>,
 ) -> Result<Json<NodeDetail>, Problem> {
-    let (record, executions) = load(&st, &id).await?;
+    let record = load_run(&st, &id).await?;
     let spec = record.spec.spec();
-    let nodes = latest(&spec, &executions);
-    let g = find(&nodes, &node)?;
+    let Some(n) = spec.nodes.iter().find(|n| n.id == node) else {
+        return Err(crate::Error::NodeNotFound(node).into());
+    };
+    let sums = summaries(&st, record.id, Some(&node), true).await?;
+    let own = sums.first().map_or(0, |s| s.own_executions);
+    // The node's own rows come first in the paging order (item -1): one page of
+    // exactly that many rows is its attempts, whatever number of items follows.
+    let mut attempt_list = Vec::new();
+    if own > 0 {
+        let limit = usize::try_from(own).unwrap_or(usize::MAX);
+        let page = st
+            .engine
+            .store()
+            .executions_page(
+                record.id,
+                &ExecutionQuery::new().node(node.clone()).limit(limit),
+            )
+            .await
+            .map_err(crate::Error::from)?;
+        attempt_list = page
+            .items
+            .iter()
+            .filter(|e| e.item.is_none() && e.attempt > 0)
+            .map(AttemptView::of)
+            .collect();
+    }
+    let summed = Summed {
+        id: &n.id,
+        job: &n.job,
+        fan_out: n.fan_out.is_some(),
+        summary: sums.into_iter().next(),
+    };
     Ok(Json(NodeDetail {
-        node: NodeView::of(g),
-        attempt_list: g.attempts.iter().map(|a| AttemptView::of(a)).collect(),
+        node: NodeView::of(&summed),
+        attempt_list,
     }))
 }
 

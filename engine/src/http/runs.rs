@@ -296,6 +296,11 @@ pub(crate) struct RunDetail {
     nodes_total: u64,
     /// The nodes by state (nodes not reached yet count as `pending`).
     nodes_by_state: Counts,
+    /// How many fan-out items started, over every fan-out node of the run.
+    items_total: u64,
+    /// Those items by the state of their latest attempt (states without items left
+    /// out).
+    items_by_state: Counts,
 }
 
 /// One run.
@@ -314,25 +319,15 @@ pub(crate) async fn detail(
     State(st): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<RunDetail>, Problem> {
-    let run = run_id(&id, "path.id")?;
-    let store = st.engine.store();
-    let record = store
-        .get_run(run)
-        .await
-        .map_err(crate::Error::from)?
-        .ok_or(crate::Error::RunNotFound(run))?;
-    let executions = store.executions(run).await.map_err(crate::Error::from)?;
-    let spec = record.spec.spec();
-    let nodes = super::nodes::latest(&spec, &executions);
-    let mut by_state = Counts::new();
-    for n in &nodes {
-        *by_state.entry(n.state.to_string()).or_default() += 1;
-    }
+    let record = super::nodes::load_run(&st, &id).await?;
+    let counts = super::nodes::state_counts(&st, &record).await?;
     Ok(Json(RunDetail {
         run: RunSummary::of(&record),
         inputs: record.inputs.clone(),
-        nodes_total: nodes.len() as u64,
-        nodes_by_state: by_state,
+        nodes_total: counts.nodes_total,
+        nodes_by_state: counts.nodes,
+        items_total: counts.items_total,
+        items_by_state: counts.items,
     }))
 }
 

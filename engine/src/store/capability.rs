@@ -10,8 +10,8 @@ use crate::ids::RunId;
 
 use super::{
     Claimed, ExecutionCursor, ExecutionPage, ExecutionQuery, ExecutionRecord, Lease, LogLine,
-    LogQuery, MAX_PAGE, Page, RunCounts, RunQuery, RunRecord, ScheduleAdvance, ScheduleRecord,
-    StoreError, Wakeups,
+    LogQuery, MAX_PAGE, NodeSummary, Page, RunCounts, RunQuery, RunRecord, ScheduleAdvance,
+    ScheduleRecord, StoreError, SummaryQuery, Wakeups,
 };
 
 /// The run log: creating runs, appending their events under a lease, renewing and
@@ -191,6 +191,36 @@ pub trait RunQueries: Send + Sync + std::fmt::Debug + 'static {
         query.check()?;
         let rows = self.executions(run).await?;
         Ok(rows.iter().filter(|e| query.matches(e)).count() as u64)
+    }
+
+    /// The nodes of a run that have executions, each summed up ([`NodeSummary`]: its
+    /// own latest execution, its fan-out items counted by the state of their latest
+    /// attempt, attempts and times), by node id; only `query.node` if given
+    /// ([`StoreError::UnknownRun`] for no such run). What a run's or a node's detail
+    /// shows, without reading every execution back. The default pages through
+    /// [`executions_page`](RunQueries::executions_page), keeping only the sums; the
+    /// crate's stores sum up in the database.
+    async fn node_summaries(
+        &self,
+        run: RunId,
+        query: &SummaryQuery,
+    ) -> Result<Vec<NodeSummary>, StoreError> {
+        query.check()?;
+        let mut q = ExecutionQuery::new().limit(MAX_PAGE);
+        if let Some(n) = &query.node {
+            q = q.node(n.clone());
+        }
+        let mut sums = super::summary::Summer::new(query);
+        loop {
+            let page = self.executions_page(run, &q).await?;
+            for e in &page.items {
+                sums.add(e);
+            }
+            match page.next {
+                Some(c) => q = q.after(c),
+                None => return Ok(sums.finish()),
+            }
+        }
     }
 
     /// A run's log lines passing `query`'s filters, in sequence order: the first

@@ -35,6 +35,7 @@ mod schedules;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod summary;
 mod union;
 
 use std::sync::Arc;
@@ -67,6 +68,7 @@ pub use queue::{
 pub use schedules::{ScheduleAdvance, ScheduleRecord};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use summary::{NodeSummary, SummaryQuery};
 pub use union::Store;
 
 /// A run as stored.

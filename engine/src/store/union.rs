@@ -9,9 +9,9 @@ use crate::ids::RunId;
 
 use super::{
     Claimed, EngineRecord, EngineRegistry, EventFeed, ExecutionPage, ExecutionQuery,
-    ExecutionRecord, FeedCursor, FeedPage, Lease, LogLine, LogQuery, Page, QueueAdmin, RunCounts,
-    RunLog, RunQueries, RunQuery, RunRecord, ScheduleAdvance, ScheduleRecord, ScheduleStore,
-    StoreError, Wakeups, Watch,
+    ExecutionRecord, FeedCursor, FeedPage, Lease, LogLine, LogQuery, NodeSummary, Page,
+    QueueAdmin, RunCounts, RunLog, RunQueries, RunQuery, RunRecord, ScheduleAdvance,
+    ScheduleRecord, ScheduleStore, StoreError, SummaryQuery, Wakeups, Watch,
 };
 
 /// Where runs and their events live: the union of the store's capabilities
@@ -165,6 +165,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// [`RunQueries::logs`].
     async fn logs(&self, run: RunId, query: &LogQuery) -> Result<Vec<LogLine>, StoreError>;
+
+    /// [`RunQueries::node_summaries`].
+    async fn node_summaries(
+        &self,
+        run: RunId,
+        query: &SummaryQuery,
+    ) -> Result<Vec<NodeSummary>, StoreError>;
 
     /// [`EngineRegistry::beat`].
     async fn beat(&self, engine: &EngineRecord) -> Result<(), StoreError>;
@@ -386,6 +393,14 @@ where
 
     async fn logs(&self, run: RunId, query: &LogQuery) -> Result<Vec<LogLine>, StoreError> {
         RunQueries::logs(self, run, query).await
+    }
+
+    async fn node_summaries(
+        &self,
+        run: RunId,
+        query: &SummaryQuery,
+    ) -> Result<Vec<NodeSummary>, StoreError> {
+        RunQueries::node_summaries(self, run, query).await
     }
 
     async fn beat(&self, engine: &EngineRecord) -> Result<(), StoreError> {

@@ -40,6 +40,7 @@ mod enqueue;
 mod feed;
 mod queries;
 mod queue;
+mod summaries;
 
 pub use claims::{
     appends_in_batches, concurrent_claims_take_each_run_once, list_runs_filters_and_pages,
@@ -62,6 +63,7 @@ pub use queue::{
     queue_concurrent_claims_take_each_once, queue_fences_lost_and_released_claims,
     queue_round_trip, queue_watch_wakes, queue_workers_beat_and_list, queued, run_queue_all,
 };
+pub use summaries::node_summaries_sum_up_executions;
 
 /// Runs every guarantee of the suite, each on a fresh store from `make`, in order;
 /// panics at the first that does not hold.
@@ -89,6 +91,7 @@ where
     run_queries_filter_page_and_count(make().await).await;
     executions_page_and_count(make().await).await;
     logs_filter_page_and_tail(make().await).await;
+    node_summaries_sum_up_executions(make().await).await;
     the_feed_has_every_event_once(make().await).await;
     the_feed_keeps_up_with_concurrent_writers(make().await).await;
     engines_beat_list_and_forget(make().await).await;

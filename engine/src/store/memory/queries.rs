@@ -8,8 +8,8 @@ use crate::events::{Event, EventKind};
 use crate::ids::RunId;
 use crate::store::query::page_size;
 use crate::store::{
-    ExecutionCursor, ExecutionPage, ExecutionQuery, ExecutionRecord, LogLine, LogQuery, Page,
-    RunCounts, RunCursor, RunQuery, RunRecord, StoreError,
+    ExecutionCursor, ExecutionPage, ExecutionQuery, ExecutionRecord, LogLine, LogQuery,
+    NodeSummary, Page, RunCounts, RunCursor, RunQuery, RunRecord, StoreError, SummaryQuery,
 };
 
 use super::entry::Entry;
@@ -97,6 +97,24 @@ impl crate::store::RunQueries for MemoryStore {
         query.check()?;
         let rows = folded(&self.lock(), run)?;
         Ok(rows.iter().filter(|e| query.matches(e)).count() as u64)
+    }
+
+    async fn node_summaries(
+        &self,
+        run: RunId,
+        query: &SummaryQuery,
+    ) -> Result<Vec<NodeSummary>, StoreError> {
+        query.check()?;
+        let mut rows = folded(&self.lock(), run)?;
+        if let Some(n) = &query.node {
+            rows.retain(|e| e.node == *n);
+        }
+        rows.sort_by(|a, b| key(a).cmp(&key(b)));
+        let mut sums = crate::store::summary::Summer::new(query);
+        for e in &rows {
+            sums.add(e);
+        }
+        Ok(sums.finish())
     }
 
     async fn logs(&self, run: RunId, query: &LogQuery) -> Result<Vec<LogLine>, StoreError> {

@@ -5,12 +5,20 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::events::EventKind;
 use crate::ids::RunId;
+use crate::state::NodeState;
 use crate::store::detail::level_rank;
-use crate::store::{ExecutionCursor, ExecutionPage, ExecutionQuery, LogLine, LogQuery, StoreError};
+use crate::store::{
+    ExecutionCursor, ExecutionPage, ExecutionQuery, LogLine, LogQuery, NodeSummary, StoreError,
+    SummaryQuery,
+};
 
 use super::dialect::{Dialect, Sql};
 use super::queries::{Arg, Args};
-use super::{ExecOut, backend, bad_row, decode_execution, from_micros};
+use super::{ExecOut, backend, bad_row, decode_execution, from_micros, parse_state};
+
+/// The per-node sums of [`Sql::node_summaries`]: node, own rows, item rows, highest
+/// item attempt, earliest start, latest change.
+type Totals = (String, i64, i64, i64, Option<i64>, Option<i64>);
 
 /// The conditions of an execution query's filters, after `run_pk = $1`.
 fn execution_conditions(query: &ExecutionQuery, args: &mut Args) -> String {
@@ -126,6 +134,107 @@ where
             .await
             .map_err(|e| backend("counting executions", e))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// [`RunQueries::node_summaries`](crate::store::RunQueries::node_summaries): three
+    /// grouped reads of the primary key range `(run_pk, node, …)`: the sums per node,
+    /// the items by the state of their latest attempt (the row no higher attempt of
+    /// the same item follows), and each node's own latest row.
+    pub(in crate::store) async fn node_summaries(
+        &self,
+        run: RunId,
+        query: &SummaryQuery,
+    ) -> Result<Vec<NodeSummary>, StoreError> {
+        query.check()?;
+        let pk = self.run_pk(run).await?;
+        let node = query.node.as_deref();
+        let only = if node.is_some() {
+            " AND e.node = $2"
+        } else {
+            ""
+        };
+        let latest = "NOT EXISTS (SELECT 1 FROM executions l WHERE l.run_pk = e.run_pk \
+                      AND l.node = e.node AND l.item = e.item AND l.attempt > e.attempt)";
+        let sums = format!(
+            "SELECT e.node, SUM(CASE WHEN e.item < 0 THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN e.item >= 0 THEN 1 ELSE 0 END), \
+             MAX(CASE WHEN e.item >= 0 THEN e.attempt ELSE 0 END), MIN(e.started_at), \
+             MAX(e.updated_at) FROM executions e WHERE e.run_pk = $1{only} \
+             GROUP BY e.node ORDER BY e.node"
+        );
+        let totals: Vec<Totals> = {
+            let mut q = sqlx::query_as::<DB, Totals>(&sums).bind(pk);
+            if let Some(n) = node {
+                q = q.bind(n);
+            }
+            q.fetch_all(self.pool)
+                .await
+                .map_err(|e| backend("summing up executions", e))?
+        };
+        let states = format!(
+            "SELECT e.node, e.state, COUNT(*) FROM executions e WHERE e.run_pk = $1{only} \
+             AND e.item >= 0 AND {latest} GROUP BY e.node, e.state"
+        );
+        let item_states: Vec<(String, String, i64)> = {
+            let mut q = sqlx::query_as(&states).bind(pk);
+            if let Some(n) = node {
+                q = q.bind(n);
+            }
+            q.fetch_all(self.pool)
+                .await
+                .map_err(|e| backend("counting items by state", e))?
+        };
+        let t = DB::TEXT;
+        let detail = if query.latest {
+            format!("e.output{t}, e.error{t}, e.reason")
+        } else {
+            "CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)".to_owned()
+        };
+        let own = format!(
+            "SELECT e.node, e.item, e.attempt, e.state, {detail}, e.started_at, e.updated_at \
+             FROM executions e WHERE e.run_pk = $1{only} AND e.item = -1 AND {latest}"
+        );
+        let own_rows: Vec<ExecOut> = {
+            let mut q = sqlx::query_as::<DB, ExecOut>(&own).bind(pk);
+            if let Some(n) = node {
+                q = q.bind(n);
+            }
+            q.fetch_all(self.pool)
+                .await
+                .map_err(|e| backend("reading nodes' latest executions", e))?
+        };
+        let mut out: Vec<NodeSummary> = Vec::with_capacity(totals.len());
+        for (node, own, items, max_attempt, started, updated) in totals {
+            let mut s = NodeSummary::new(node);
+            s.own_executions = u64::try_from(own).unwrap_or(0);
+            s.item_executions = u64::try_from(items).unwrap_or(0);
+            s.max_item_attempt = u32::try_from(max_attempt).unwrap_or(0);
+            s.started_at = started.map(from_micros);
+            s.updated_at = updated.map(from_micros);
+            out.push(s);
+        }
+        let at = |out: &[NodeSummary], node: &str| {
+            out.binary_search_by(|s| s.node.as_str().cmp(node)).ok()
+        };
+        for (node, state, n) in item_states {
+            let state: NodeState =
+                parse_state("execution state", &state).map_err(|e| e.in_run(run))?;
+            if let Some(i) = at(&out, &node) {
+                out[i].count_items(state, u64::try_from(n).unwrap_or(0));
+            }
+        }
+        for row in own_rows {
+            let e = decode_execution(row).map_err(|e| e.in_run(run))?;
+            if let Some(i) = at(&out, &e.node) {
+                let s = &mut out[i];
+                s.state = Some(e.state);
+                s.attempt = e.attempt;
+                if query.latest {
+                    s.latest = Some(e);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// [`RunQueries::logs`](crate::store::RunQueries::logs): the log rows of `events`

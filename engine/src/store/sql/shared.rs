@@ -102,6 +102,10 @@ macro_rules! sql_store {
             async fn logs(&self, run: $crate::ids::RunId, query: &$crate::store::LogQuery) -> Result<Vec<$crate::store::LogLine>, $crate::store::StoreError> {
                 self.sql().logs(run, query).await
             }
+
+            async fn node_summaries(&self, run: $crate::ids::RunId, query: &$crate::store::SummaryQuery) -> Result<Vec<$crate::store::NodeSummary>, $crate::store::StoreError> {
+                self.sql().node_summaries(run, query).await
+            }
         }
 
         #[async_trait::async_trait]
