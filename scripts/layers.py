@@ -32,7 +32,7 @@ LAYERS = [
                "log_level", "clock"]),
     ("jobs and workflows", ["job", "context", "registry", "artifact", "workflow", "schedule",
                             "private"]),
-    ("stores, executors, worker", ["store", "executor", "worker", "telemetry"]),
+    ("stores, executors, worker", ["store", "executor", "worker", "telemetry", "fleet"]),
     ("runtime", ["orchestrator"]),
     ("faces", ["app", "http", "guide", "executor_conformance", "store_conformance"]),
 ]

@@ -58,6 +58,7 @@ mod events;
 mod executor;
 #[cfg(feature = "test-util")]
 pub mod executor_conformance;
+pub mod fleet;
 pub mod guide;
 #[cfg(feature = "http")]
 pub mod http;
@@ -85,6 +86,7 @@ pub use context::JobContext;
 pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
 pub use events::{Event, EventKind, EventStream, NodeEvent};
 pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
+pub use executor::{QueueExecutor, QueueExecutorBuilder, Route};
 #[cfg(feature = "kubernetes")]
 pub use executor::{
     KubernetesConfig, KubernetesConfigError, KubernetesExecutor, KubernetesExecutorBuilder,

@@ -150,6 +150,9 @@ pub(crate) enum ExecutorKind {
     /// Each attempt as a Kubernetes Job running this binary's image in worker mode
     /// (`[kubernetes]` in the config file; feature `kubernetes`).
     Kubernetes,
+    /// Each attempt through the store's execution queue to a worker of the fleet
+    /// (`work` processes; `[jobs.<name>]` `queue` and `requires` route them).
+    Queue,
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +180,12 @@ pub(crate) enum Command {
     #[cfg(feature = "kubernetes")]
     #[command(subcommand)]
     K8s(super::kubernetes::K8sCommand),
+    /// Work for engines with `--executor queue`: claim their attempts from the store
+    /// and run them, until SIGTERM or Ctrl-C (which drains).
+    Work(super::work::WorkArgs),
+    /// The workers of the fleet.
+    #[command(subcommand)]
+    Workers(super::work::WorkersCommand),
     /// Run one job execution for the process executor (internal).
     #[command(hide = true)]
     Worker,

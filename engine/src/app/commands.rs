@@ -127,6 +127,8 @@ async fn settings_command(
             Ok(())
         }
         Command::Run(a) => run(app, settings, &a, out, err, live).await,
+        Command::Work(a) => super::work::work(app, settings, &a, err).await,
+        Command::Workers(w) => super::work::workers(settings, &w, out).await,
         Command::Runs(r) => runs::dispatch(app, settings, r, out, err, live).await,
         Command::Schedules(s) => schedules::dispatch(app, settings, s, out, err).await,
         #[cfg(feature = "http")]
@@ -142,6 +144,7 @@ fn executor_name(kind: ExecutorKind) -> &'static str {
         ExecutorKind::InProcess => "in-process",
         ExecutorKind::Process => "process",
         ExecutorKind::Kubernetes => "kubernetes",
+        ExecutorKind::Queue => "queue",
     }
 }
 
@@ -158,6 +161,7 @@ pub(super) async fn engine(app: &App, settings: &Settings) -> Result<Engine, Cli
     }
     match settings.executor {
         ExecutorKind::InProcess => {}
+        ExecutorKind::Queue => b = b.executor(super::work::executor(settings).await?),
         #[cfg(all(feature = "process", unix))]
         ExecutorKind::Process => {
             let mut process = crate::ProcessExecutor::builder().concurrency(settings.concurrency);

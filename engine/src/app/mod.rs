@@ -55,6 +55,7 @@ mod runs;
 mod schedules;
 mod serve_log;
 mod table;
+mod work;
 #[cfg(feature = "kubernetes")]
 mod yaml;
 

@@ -14,6 +14,7 @@ mod in_process;
 mod kubernetes;
 #[cfg(all(feature = "process", unix))]
 mod process;
+mod queue;
 #[cfg(all(feature = "process", unix))]
 pub(crate) use process::lines;
 
@@ -28,6 +29,8 @@ use crate::limit::Permit;
 use crate::registry::{Attempt, DynJob, guarded};
 
 pub use in_process::InProcess;
+pub(crate) use queue::host_name;
+pub use queue::{QueueExecutor, QueueExecutorBuilder, Route};
 #[cfg(feature = "kubernetes")]
 pub use kubernetes::{
     ConfigError as KubernetesConfigError, KubernetesConfig, KubernetesExecutor,
