@@ -166,49 +166,6 @@ impl Layers {
         }
         out
     }
-
-    /// Horizontal centres for every vertex, given each vertex's width and the gap
-    /// between neighbours: layers packed left to right, each vertex pulled towards the
-    /// mean centre of its neighbours in the layer above, then in the layer below.
-    pub(super) fn x_centres(&self, width: &[f64], gap: f64) -> Vec<f64> {
-        let mut x = vec![0.0; self.layer.len()];
-        let place = |x: &mut Vec<f64>, row: &[usize], adj: &[Vec<usize>]| {
-            let mut right = f64::NEG_INFINITY;
-            for &v in row {
-                let want = if adj[v].is_empty() {
-                    x[v]
-                } else {
-                    adj[v].iter().map(|&u| x[u]).sum::<f64>() / adj[v].len() as f64
-                };
-                let left_edge = (want - width[v] / 2.0).max(right + gap);
-                x[v] = left_edge + width[v] / 2.0;
-                right = left_edge + width[v];
-            }
-        };
-        for row in &self.rows {
-            // Initial packing.
-            let mut right = 0.0;
-            for &v in row {
-                x[v] = right + width[v] / 2.0;
-                right += width[v] + gap;
-            }
-        }
-        for l in 1..self.rows.len() {
-            place(&mut x, &self.rows[l], &self.preds);
-        }
-        for l in (0..self.rows.len().saturating_sub(1)).rev() {
-            place(&mut x, &self.rows[l], &self.succs);
-        }
-        let min = (0..x.len())
-            .map(|v| x[v] - width[v] / 2.0)
-            .fold(f64::INFINITY, f64::min);
-        if min.is_finite() {
-            for c in &mut x {
-                *c -= min;
-            }
-        }
-        x
-    }
 }
 
 /// Each node's layer: 0 without dependencies, else 1 + its deepest dependency's.

@@ -34,6 +34,7 @@
 //! ```
 
 mod dot;
+pub mod grouped;
 mod layout;
 mod mermaid;
 mod svg;

@@ -288,3 +288,160 @@ fn svg_colours_node_states() {
 fn svg_of_an_empty_graph_is_valid() {
     check_xml(&svg(&spec(vec![]), None));
 }
+
+/// `root` → `width` nodes of job `work` (+ `odd` nodes of a job each) → `sink`.
+fn fan(width: usize, odd: usize) -> WorkflowSpec {
+    let mut nodes = vec![node("root", "start", &[], &json!({}))];
+    let mut mids = Vec::new();
+    for i in 0..width {
+        let id = format!("work-{i}");
+        nodes.push(node(
+            &id,
+            "work",
+            &["root"],
+            &json!({"input": {"from": "output", "node": "root", "field": null, "path": null}}),
+        ));
+        mids.push(id);
+    }
+    for i in 0..odd {
+        // A job of its own: never grouped.
+        let id = format!("odd-{i}");
+        nodes.push(node(&id, &format!("other-{i}"), &["root"], &json!({})));
+        mids.push(id);
+    }
+    let mids: Vec<&str> = mids.iter().map(String::as_str).collect();
+    nodes.push(node("sink", "end", &mids, &json!({})));
+    let mut s = spec(nodes);
+    s.name = format!("fan-{width}-{odd}");
+    s
+}
+
+#[test]
+fn siblings_of_one_job_are_one_group_and_the_rest_stay_apart() {
+    use grouped::GROUP_MIN;
+    let l = grouped::layout(&fan(1000, GROUP_MIN - 1));
+    // root, the group, GROUP_MIN - 1 single nodes, sink.
+    assert_eq!(l.boxes.len(), 2 + 1 + GROUP_MIN - 1);
+    let group = &l.boxes[l.node_box[1]];
+    assert_eq!(group.members.len(), 1000);
+    assert_eq!(group.label, "work-… × 1000");
+    assert!(l.node_box[1..=1000].iter().all(|&b| b == l.node_box[1]));
+    // Edges between boxes, each once: root → each box of the layer → sink.
+    assert_eq!(l.edges.len(), 2 * GROUP_MIN);
+    let into_group = l.edges.iter().find(|e| e.to == l.node_box[1]).unwrap();
+    assert_eq!((into_group.count, into_group.kind), (1000, EdgeKind::Data));
+    let out_of_group = l.edges.iter().find(|e| e.from == l.node_box[1]).unwrap();
+    assert_eq!(
+        (out_of_group.count, out_of_group.kind),
+        (1000, EdgeKind::Order)
+    );
+}
+
+#[test]
+fn wide_layers_wrap_and_layouts_are_cached() {
+    use grouped::WRAP;
+    let s = fan(0, 30);
+    let l = grouped::layout(&s);
+    let rows: std::collections::BTreeSet<u64> = l.boxes[1..31].iter().map(|b| b.y as u64).collect();
+    assert_eq!(
+        rows.len(),
+        30_usize.div_ceil(WRAP),
+        "30 boxes in rows of {WRAP}"
+    );
+    assert!(
+        std::sync::Arc::ptr_eq(&l, &grouped::layout(&s)),
+        "computed once per version"
+    );
+    let other = fan(0, 31);
+    assert!(!std::sync::Arc::ptr_eq(&l, &grouped::layout(&other)));
+}
+
+#[test]
+fn groups_show_the_state_that_matters() {
+    use grouped::{aggregate, common_prefix, counters};
+    assert_eq!(aggregate(["succeeded", "failed"].into_iter()), "failed");
+    assert_eq!(aggregate(["succeeded", "pending"].into_iter()), "running");
+    assert_eq!(aggregate(["pending", "pending"].into_iter()), "pending");
+    assert_eq!(aggregate(["succeeded", "skipped"].into_iter()), "succeeded");
+    assert_eq!(aggregate(["skipped"].into_iter()), "skipped");
+    assert_eq!(
+        aggregate(["cancelled", "succeeded"].into_iter()),
+        "cancelled"
+    );
+    let c = HashMap::from([("succeeded", 3), ("running", 2), ("timed_out", 1)]);
+    assert_eq!(counters(&c), "✓ 3 ✗ 1 ▶ 2 · 6");
+    assert_eq!(common_prefix(["s1-a", "s1-b"].into_iter()), "s1-");
+    assert_eq!(common_prefix(["é1", "é2"].into_iter()), "é");
+}
+
+/// The `width` and `height` attributes of an SVG document.
+fn size(doc: &str) -> (f64, f64) {
+    let attr = |name: &str| -> f64 {
+        let at = doc.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        doc[at..at + doc[at..].find('"').unwrap()].parse().unwrap()
+    };
+    (attr("width"), attr("height"))
+}
+
+#[test]
+fn svg_draws_the_dashboards_layout() {
+    // The boxes of the standalone SVG are the dashboard's: same places, same groups.
+    let s = fan(40, 3);
+    let l = grouped::layout(&s);
+    let out = svg(&s, None);
+    check_xml(&out);
+    let boxes = out.matches("<g class=\"node\"").count() + out.matches("<g class=\"node ").count();
+    assert_eq!(boxes, l.boxes.len());
+    assert_eq!(out.matches("<path class=\"edge").count(), l.edges.len());
+    let group = &l.boxes[l.node_box[1]];
+    assert!(out.contains(&format!(
+        "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"176.0\"",
+        group.x, group.y
+    )));
+    assert!(out.contains("data-group=\"work\" data-nodes=\"40\""));
+    assert!(out.contains("work-… × 40"));
+    // A run's states: the group counts its members by state.
+    let mut states: HashMap<&str, crate::NodeState> = HashMap::new();
+    let ids: Vec<String> = (0..40).map(|i| format!("work-{i}")).collect();
+    states.insert("root", crate::NodeState::Succeeded);
+    for (i, id) in ids.iter().enumerate() {
+        let st = if i < 30 {
+            crate::NodeState::Succeeded
+        } else {
+            crate::NodeState::Running
+        };
+        states.insert(id, st);
+    }
+    let out = svg(&s, Some(&states));
+    check_xml(&out);
+    assert!(out.contains("✓ 30 ✗ 0 ▶ 10 · 40"), "{out}");
+    assert!(out.contains("data-nodes=\"40\" data-state=\"running\""));
+}
+
+#[test]
+fn svg_of_a_large_workflow_stays_readable() {
+    // 2,000 nodes: a 1,000-wide layer of distinct jobs (nothing to group) and 998
+    // siblings of one job. One row per layer would be ~200,000 px wide.
+    let mut nodes = vec![node("src", "load", &[], &json!({}))];
+    let wide: Vec<String> = (0..1000).map(|i| format!("step-<{i}>\"")).collect();
+    for (i, id) in wide.iter().enumerate() {
+        nodes.push(node(id, &format!("job-{i}"), &["src"], &json!({})));
+    }
+    for i in 0..998 {
+        let dep = wide[i % wide.len()].as_str();
+        nodes.push(node(&format!("map-{i}"), "map", &[dep], &json!({})));
+    }
+    nodes.push(node("end", "report", &["map-0", "map-1"], &json!({})));
+    let s = spec(nodes);
+    let out = svg(&s, None);
+    let elements = check_xml(&out);
+    let (w, h) = size(&out);
+    let row = grouped::WRAP as f64 * (grouped::BOX_W + 22.0) + 40.0;
+    assert!(w <= row, "{w} px wide");
+    // 1,000 boxes in rows of 12 (84 rows), one group box, the ends.
+    assert!(h < 90.0 * 68.0 + 400.0, "{h} px tall");
+    assert_eq!(out.matches("<g class=\"node group").count(), 1);
+    assert!(elements < 12_000, "{elements} elements");
+    assert!(out.contains("step-&lt;0&gt;&quot;"));
+    assert!(!out.contains("step-<0>"));
+}
