@@ -19,6 +19,9 @@ use crate::http::{Api, Role};
 const TOKEN_ENV: &str = "DAGFORGE_HTTP_TOKEN";
 /// The read-only token's environment variable.
 const READ_TOKEN_ENV: &str = "DAGFORGE_HTTP_READ_TOKEN";
+/// Set to `1`/`true`/`yes` to mark the session cookie `Secure` (the API is served over
+/// HTTPS); requests through a proxy saying `X-Forwarded-Proto: https` get it anyway.
+const SECURE_COOKIES_ENV: &str = "DAGFORGE_HTTP_SECURE_COOKIES";
 /// Where `http` listens without an address.
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
@@ -64,7 +67,15 @@ pub(super) async fn bind(
             super::table::escape(addr)
         ))
     })?;
-    let mut api = Api::new(engine).insecure_no_auth(insecure);
+    let secure = std::env::var(SECURE_COOKIES_ENV).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    });
+    let mut api = Api::new(engine)
+        .insecure_no_auth(insecure)
+        .secure_cookies(secure);
     for (var, role) in [
         (TOKEN_ENV, Role::Operator),
         (READ_TOKEN_ENV, Role::ReadOnly),
@@ -104,6 +115,7 @@ pub(super) fn announce(
         err,
         "HTTP API on http://{local}/api/v1 ({auth}); OpenAPI at http://{local}/api/v1/openapi.json"
     )?;
+    writeln!(err, "dashboard at http://{local}/")?;
     Ok(())
 }
 

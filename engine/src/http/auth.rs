@@ -321,12 +321,27 @@ pub(crate) async fn authenticate(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    match caller(&state, request.method(), request.headers(), peer) {
+    // Bad bearer tokens count as failed logins: checked before the token is, so a
+    // client guessing tokens is refused whatever it sends next.
+    let guessing =
+        state.access.has_tokens() && request.headers().contains_key(header::AUTHORIZATION);
+    let now = std::time::Instant::now();
+    let client = peer.map(|p| p.ip().to_canonical());
+    if guessing && let Err(refused) = state.logins.check(client, now) {
+        return refused.into_response();
+    }
+    let logout = request.method() == Method::DELETE && request.uri().path() == "/api/v1/session";
+    match caller(&state, request.method(), request.headers(), peer, logout) {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(problem) => problem.into_response(),
+        Err(problem) => {
+            if guessing && problem.kind() == ProblemKind::Unauthorized {
+                state.logins.failed(client, now);
+            }
+            problem.into_response()
+        }
     }
 }
 
@@ -335,6 +350,7 @@ fn caller(
     method: &Method,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
+    logout: bool,
 ) -> Result<Caller, Problem> {
     let unsafe_method = is_unsafe(method);
     if !state.access.has_tokens() {
@@ -394,7 +410,8 @@ fn caller(
         )
         .culprit("header.authorization"));
     };
-    if unsafe_method && caller.role < Role::Operator {
+    // Any role may end its own session (still with its CSRF token, checked above).
+    if unsafe_method && caller.role < Role::Operator && !logout {
         return Err(Problem::new(
             ProblemKind::Forbidden,
             format!("the {} role may not change anything", caller.role.as_str()),

@@ -28,6 +28,7 @@ mod catalog;
 mod engines;
 mod extract;
 mod history;
+mod limit;
 mod nodes;
 mod openapi;
 mod ops;
@@ -65,6 +66,10 @@ pub(crate) struct ApiState {
     pub(crate) access: auth::Access,
     pub(crate) sessions: auth::Sessions,
     pub(crate) body_limit: usize,
+    /// Failed logins (bad tokens), limited per client address and overall.
+    pub(crate) logins: limit::Limiter,
+    /// Session cookies carry `Secure` (also when a proxy says `X-Forwarded-Proto: https`).
+    pub(crate) secure_cookies: bool,
     /// Cancelled when the server shuts down: live streams end.
     pub(crate) closing: tokio_util::sync::CancellationToken,
 }
@@ -91,6 +96,7 @@ pub struct Api {
     access: auth::Access,
     body_limit: usize,
     session_ttl: Duration,
+    secure_cookies: bool,
     closing: tokio_util::sync::CancellationToken,
 }
 
@@ -107,6 +113,7 @@ impl Api {
             access: auth::Access::default(),
             body_limit: Self::DEFAULT_BODY_LIMIT,
             session_ttl: Self::DEFAULT_SESSION_TTL,
+            secure_cookies: false,
             closing: tokio_util::sync::CancellationToken::new(),
         }
     }
@@ -142,6 +149,14 @@ impl Api {
         self
     }
 
+    /// Marks the session cookie `Secure` (browsers send it over HTTPS only): for an API
+    /// served over HTTPS. Off by default; a request that came through a TLS-terminating
+    /// proxy (`X-Forwarded-Proto: https`) gets a `Secure` cookie anyway.
+    pub fn secure_cookies(mut self, yes: bool) -> Self {
+        self.secure_cookies = yes;
+        self
+    }
+
     /// Whether a token is configured.
     pub fn has_tokens(&self) -> bool {
         self.access.has_tokens()
@@ -157,6 +172,8 @@ impl Api {
             access: self.access,
             sessions: auth::Sessions::new(self.session_ttl),
             body_limit: self.body_limit,
+            logins: limit::Limiter::new(limit::Limits::default()),
+            secure_cookies: self.secure_cookies,
             closing: self.closing,
         });
         let guarded = Router::new()

@@ -62,6 +62,11 @@ pub enum ProblemKind {
     /// A request this server refuses for where it comes from: a non-loopback client
     /// or `Host` while the API runs without a token, or a cross-site browser request.
     OriginRejected,
+    /// No artifact of the run has this key.
+    ArtifactNotFound,
+    /// Too many failed logins (bad tokens) from this client, or from everyone: wait
+    /// for `Retry-After` seconds.
+    TooManyRequests,
     /// The store failed (unreachable, locked, …).
     StoreUnavailable,
     /// The store does not have the capability this endpoint needs (a store of your
@@ -96,6 +101,8 @@ impl ProblemKind {
             ProblemKind::Forbidden => "forbidden",
             ProblemKind::CsrfRejected => "csrf-rejected",
             ProblemKind::OriginRejected => "origin-rejected",
+            ProblemKind::ArtifactNotFound => "artifact-not-found",
+            ProblemKind::TooManyRequests => "too-many-requests",
             ProblemKind::StoreUnavailable => "store-unavailable",
             ProblemKind::Unsupported => "unsupported",
             ProblemKind::Internal => "internal",
@@ -109,7 +116,9 @@ impl ProblemKind {
             | ProblemKind::RunNotFound
             | ProblemKind::NodeNotFound
             | ProblemKind::WorkflowNotFound
-            | ProblemKind::ScheduleNotFound => StatusCode::NOT_FOUND,
+            | ProblemKind::ScheduleNotFound
+            | ProblemKind::ArtifactNotFound => StatusCode::NOT_FOUND,
+            ProblemKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProblemKind::BadRunId
             | ProblemKind::BadCursor
@@ -157,6 +166,8 @@ impl ProblemKind {
             ProblemKind::Forbidden => "Not allowed for this role",
             ProblemKind::CsrfRejected => "Missing or wrong CSRF token",
             ProblemKind::OriginRejected => "Request refused for its origin",
+            ProblemKind::ArtifactNotFound => "Artifact not found",
+            ProblemKind::TooManyRequests => "Too many failed logins",
             ProblemKind::StoreUnavailable => "Store unavailable",
             ProblemKind::Unsupported => "Not supported by this store",
             ProblemKind::Internal => "Internal error",
@@ -438,6 +449,8 @@ mod tests {
             ProblemKind::Forbidden,
             ProblemKind::CsrfRejected,
             ProblemKind::OriginRejected,
+            ProblemKind::ArtifactNotFound,
+            ProblemKind::TooManyRequests,
             ProblemKind::StoreUnavailable,
             ProblemKind::Unsupported,
             ProblemKind::Internal,

@@ -59,9 +59,21 @@ pub(crate) struct SessionView {
         (status = 200, description = "Logged in: the session cookie (HttpOnly, SameSite=Strict) is set; the CSRF token is in the body.", body = SessionView),
         (status = 303, description = "Logged in from a form: redirected to `next`."),
         (status = 401, description = "Not a valid token.", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins from this address (or overall): see `Retry-After`.", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn login(State(st): State<Shared>, request: Request) -> Result<Response, Problem> {
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    let now = std::time::Instant::now();
+    if st.access.has_tokens()
+        && let Err(refused) = st.logins.check(client, now)
+    {
+        return Ok(refused.into_response());
+    }
+    let secure = secure(&st, request.headers());
     let form = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -90,15 +102,19 @@ pub(crate) async fn login(State(st): State<Shared>, request: Request) -> Result<
         })
         .into_response());
     }
-    let role = st.access.role_of(login.token.trim()).ok_or_else(|| {
-        Problem::new(ProblemKind::Unauthorized, "not a valid token").culprit("body.token")
-    })?;
+    let Some(role) = st.access.role_of(login.token.trim()) else {
+        st.logins.failed(client, now);
+        return Err(
+            Problem::new(ProblemKind::Unauthorized, "not a valid token").culprit("body.token")
+        );
+    };
     let (id, csrf) = st
         .sessions
         .open(role)
         .map_err(|e| Problem::new(ProblemKind::Internal, format!("cannot open a session: {e}")))?;
     let ttl = st.sessions.ttl().as_secs();
-    let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}");
+    let cookie =
+        format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}{secure}");
     let mut response = if form {
         Redirect::to(&safe_next(login.next.as_deref())).into_response()
     } else {
@@ -114,6 +130,21 @@ pub(crate) async fn login(State(st): State<Shared>, request: Request) -> Result<
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
+}
+
+/// `; Secure` when the API is configured so, or when the request came through a
+/// TLS-terminating proxy (`X-Forwarded-Proto: https`); else nothing.
+fn secure(st: &Shared, headers: &axum::http::HeaderMap) -> &'static str {
+    let forwarded = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+    if st.secure_cookies || forwarded {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 /// A local path to redirect to: `next` if it is one (`/…`, not `//…`), else `/`.
@@ -162,22 +193,26 @@ pub(crate) async fn whoami(Extension(caller): Extension<Caller>) -> Json<Session
     path = "/api/v1/session",
     tag = "session",
     responses(
-        (status = 204, description = "Logged out; the cookie is cleared."),
+        (status = 204, description = "Logged out (any role, a read-only session too); the cookie is cleared."),
         (status = 403, description = "A session without its CSRF token.", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn logout(
     State(st): State<Shared>,
     Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     if let Via::Session { id, .. } = &caller.via {
         st.sessions.close(id);
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("dagforge_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    let cookie = format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        secure(&st, &headers)
     );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
     response
 }
 

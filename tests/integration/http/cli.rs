@@ -124,6 +124,9 @@ async fn http_alone_with_a_token() {
         &["http", "127.0.0.1:0", "--store", "sqlite://only.db"],
         &[("DAGFORGE_HTTP_TOKEN", token)],
     );
+    // The dashboard's address is announced right after the API's.
+    let next = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(next, format!("dashboard at {base}/"));
     let client = reqwest::Client::new();
     let r = client
         .get(format!("{base}/api/v1/workflows"))

@@ -7,6 +7,7 @@
 mod auth;
 mod cli;
 mod hostile;
+mod login;
 mod openapi;
 mod parsing;
 mod problems;
