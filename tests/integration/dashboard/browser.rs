@@ -12,6 +12,9 @@ use serde_json::json;
 use super::driver::{browser, click_node, first_paint, js, shot, until};
 use super::{BREAK, HOSTILE, OPERATOR_TOKEN, READER_TOKEN, Site, pipeline};
 
+/// The timeline's rows, as `key=class` sorted (of `document`, whichever it is).
+const TIMELINE_ROWS: &str = "[...document.querySelectorAll('#gantt g.row')].map(g => g.dataset.key + '=' + g.querySelector('rect').getAttribute('class')).sort()";
+
 const ALL_DONE: &str = "document.getElementById('run').dataset.state === 'succeeded' && \
     [...document.querySelectorAll('#graph g.n')].every(g => g.classList.contains('st-succeeded') || g.classList.contains('st-skipped'))";
 
@@ -53,6 +56,7 @@ async fn scenarios(c: &Client) {
     )
     .await;
     js(&c, "window.__stay = 1").await;
+    let rows_at_open = js(&c, TIMELINE_ROWS).await;
     // The states the server drew the page with (the scripts patch the drawing, not
     // this index): the run had not finished.
     let first = js(
@@ -66,6 +70,38 @@ async fn scenarios(c: &Client) {
     );
     until(&c, ALL_DONE, "every node succeeded").await;
     assert_eq!(js(&c, "window.__stay").await, json!(1), "no reload");
+    // The timeline followed: once nothing runs, its rows are those the server draws
+    // for the finished run.
+    until(
+        &c,
+        "document.querySelectorAll('#gantt g.row').length > 0 && !document.querySelector('#gantt g.row[data-live]')",
+        "the timeline's bars ended",
+    )
+    .await;
+    let live_rows = js(&c, TIMELINE_ROWS).await;
+    let fresh_rows = c
+        .execute_async(
+            &format!(
+                "const done = arguments[0]; fetch(location.href).then(r => r.text()).then(t => {{ \
+                 const document = new DOMParser().parseFromString(t, 'text/html'); done({TIMELINE_ROWS}); }});"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(live_rows, fresh_rows, "the live timeline is the server's");
+    assert_ne!(
+        live_rows, rows_at_open,
+        "the timeline changed after the page opened"
+    );
+    assert!(
+        live_rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("i:integration=")),
+        "the fan-out's items on one row: {live_rows}"
+    );
     shot(&c, "run").await;
 
     // The fan-out node's items.
@@ -99,6 +135,18 @@ async fn scenarios(c: &Client) {
     )
     .await;
     shot(&c, "console").await;
+    // The running attempt's bar grows with the clock.
+    let to = js(
+        &c,
+        "Number(document.querySelector('#gantt g.row[data-key=\"a:tick:1\"]').dataset.to)",
+    )
+    .await;
+    until(
+        &c,
+        &format!("Number(document.querySelector('#gantt g.row[data-key=\"a:tick:1\"][data-live]').dataset.to) > {to} + 1500"),
+        "the running bar stretched",
+    )
+    .await;
     js(&c, "window.confirm = () => true").await;
     c.find(Locator::Id("act-cancel"))
         .await
@@ -381,6 +429,7 @@ async fn logins(c: &Client) {
         "the login form again",
     )
     .await;
+    logged_out(c, &site, &format!("/runs/{run}"), "the reader").await;
     c.find(Locator::Id("token"))
         .await
         .unwrap()
@@ -395,8 +444,8 @@ async fn logins(c: &Client) {
         .unwrap();
     until(
         c,
-        "document.getElementById('runs')",
-        "the runs page, as an operator",
+        "document.getElementById('runs') || document.getElementById('run')",
+        "back in, as an operator",
     )
     .await;
     c.goto(&site.url(&format!("/runs/{run}"))).await.unwrap();
@@ -419,6 +468,39 @@ async fn logins(c: &Client) {
         "cancelled by the operator",
     )
     .await;
+    c.find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        c,
+        "location.pathname === '/login' && document.getElementById('token')",
+        "the login form after the operator's log out",
+    )
+    .await;
+    logged_out(c, &site, "/", "the operator").await;
+}
+
+/// The session `who` logged out of is over: `path` gives the login form (the
+/// browser's cookie no longer opens a session), and the API refuses it.
+async fn logged_out(c: &Client, site: &Site, path: &str, who: &str) {
+    c.goto(&site.url(path)).await.unwrap();
+    until(
+        c,
+        "document.querySelector('form.login') && !document.getElementById('logout')",
+        &format!("the login form for {who}'s old session"),
+    )
+    .await;
+    let status = c
+        .execute_async(
+            "const done = arguments[0]; fetch('/api/v1/runs', {credentials: 'same-origin'}).then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(401), "{who}'s session ended on the server");
 }
 
 /// A schedule (with a hostile id) listed with its next fires; disabled, enabled,

@@ -211,6 +211,7 @@ async fn pages_carry_security_headers_and_assets_are_embedded() {
         ("app.js", "text/javascript"),
         ("run.js", "text/javascript"),
         ("panel.js", "text/javascript"),
+        ("timeline.js", "text/javascript"),
         ("app.css", "text/css"),
     ] {
         let r = client()

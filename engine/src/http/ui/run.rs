@@ -117,9 +117,10 @@ async fn render(st: &Shared, ctx: &Ctx, id: &str) -> Result<Response, Problem> {
             div #canvas { (svg) }
             aside #panel hidden {}
         }
-        (super::timeline::timeline(&executions, std::time::SystemTime::now()))
+        (super::timeline::timeline(super::timeline::bars_of(&executions), std::time::SystemTime::now()))
         script #index type="application/json" { (script_json(&index)) }
         script src=(assets::url("run.js")) defer {}
+        script src=(assets::url("timeline.js")) defer {}
         script src=(assets::url("panel.js")) defer {}
     };
     let title = format!("{wf} run …{}", page::short_id(s(&summary, "id")));

@@ -94,9 +94,14 @@
   function logout() {
     const b = document.getElementById('logout');
     if (!b) return;
+    // Either role may end its session; the login form follows only once the server
+    // has ended it (401: it had ended already), else its answer is shown.
     b.addEventListener('click', async () => {
-      await DF.api('DELETE', '/api/v1/session');
-      window.location.href = '/login';
+      b.disabled = true;
+      const r = await DF.api('DELETE', '/api/v1/session');
+      b.disabled = false;
+      if (r.ok || r.status === 401) window.location.href = '/login';
+      else DF.toast('log out failed: ' + DF.problemText(r.data), true);
     });
   }
 
