@@ -92,8 +92,9 @@ pub struct NodeSummary {
 }
 
 impl NodeSummary {
-    /// Node `node` with nothing summed up yet (build a summary outside this crate from
-    /// here, then [`add`](NodeSummary::add) rows).
+    /// Node `node` with nothing summed up yet (a store outside this crate builds its
+    /// summaries from here, with [`count_items`](NodeSummary::count_items) and
+    /// [`add_times`](NodeSummary::add_times) and the public fields).
     pub fn new(node: impl Into<String>) -> Self {
         NodeSummary {
             node: node.into(),
