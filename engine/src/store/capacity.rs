@@ -162,7 +162,7 @@ impl Capacity {
 
 impl std::fmt::Display for Capacity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cpu = if self.cpu_millis % 1000 == 0 {
+        let cpu = if self.cpu_millis.is_multiple_of(1000) {
             format!("{}", self.cpu_millis / 1000)
         } else {
             format!("{}m", self.cpu_millis)
@@ -193,7 +193,7 @@ fn cpu_millis(v: &str) -> Result<u64, CapacityError> {
         return m.parse().map_err(|_| bad());
     }
     let cores: f64 = v.parse().map_err(|_| bad())?;
-    if !cores.is_finite() || cores < 0.0 || cores > 1e9 {
+    if !cores.is_finite() || !(0.0..=1e9).contains(&cores) {
         return Err(bad());
     }
     Ok((cores * 1000.0).round() as u64)

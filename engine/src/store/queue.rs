@@ -78,6 +78,7 @@ impl QueuedAttempt {
     /// Attempt `attempt` of `node` (item `item`) of `run`, for `owner`: job `job` with
     /// `input` under `spec`, in the default lane, one slot, no tags required,
     /// priority and timeout from the spec.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         owner: impl Into<String>,
         run: RunId,
