@@ -60,21 +60,18 @@ async fn on_run(
     format: LogFormat,
     err: &mut (dyn Write + Send),
 ) {
-    if !known.contains_key(&run) {
+    if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(run) {
         let record = engine.store().get_run(run).await.ok().flatten();
-        known.insert(
-            run,
-            Known {
-                workflow: record
-                    .as_ref()
-                    .map_or_else(String::new, |r| r.workflow.clone()),
-                version: record
-                    .as_ref()
-                    .map_or_else(String::new, |r| r.version.clone()),
-                since: None,
-                started_at: record.and_then(|r| r.started_at),
-            },
-        );
+        slot.insert(Known {
+            workflow: record
+                .as_ref()
+                .map_or_else(String::new, |r| r.workflow.clone()),
+            version: record
+                .as_ref()
+                .map_or_else(String::new, |r| r.version.clone()),
+            since: None,
+            started_at: record.and_then(|r| r.started_at),
+        });
     }
     let Some(k) = known.get_mut(&run) else {
         return;

@@ -265,7 +265,7 @@ async fn help_is_useful() {
     assert!(
         !out.stdout
             .lines()
-            .any(|l| l.trim_start().starts_with("worker")),
+            .any(|l| l.split_whitespace().next() == Some("worker")),
         "worker mode is hidden: {}",
         out.stdout
     );
@@ -455,7 +455,7 @@ async fn logs_follow_until_the_run_finishes() {
         .await;
     assert_eq!(out.code, 0, "{out:?}");
     let id = out.stdout.trim().to_owned();
-    let follow = app.run_from(["t", "runs", "logs", &id, "--follow", "--store", &db]);
+    let follow = Box::pin(app.run_from(["t", "runs", "logs", &id, "--follow", "--store", &db]));
     let drive = async {
         // The follower waits for a run nobody drives yet; then an engine on the same
         // file picks it up.
