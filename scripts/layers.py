@@ -31,7 +31,7 @@ LAYERS = [
     ("floor", ["ids", "state", "events", "signal", "error", "limit", "redact", "bounds",
                "log_level", "clock"]),
     ("jobs and workflows", ["job", "context", "registry", "artifact", "workflow", "schedule",
-                            "private"]),
+                            "private", "resource"]),
     ("stores, executors, worker", ["store", "executor", "worker", "telemetry", "fleet"]),
     ("runtime", ["orchestrator"]),
     ("faces", ["app", "http", "guide", "executor_conformance", "store_conformance"]),
