@@ -35,7 +35,10 @@ pub(crate) fn pg_url() -> String {
 /// A fresh schema of its own on the test server (dropped by [`drop_pg`]).
 #[cfg(feature = "postgres")]
 pub(crate) async fn postgres() -> (Arc<dagforge::store::PostgresStore>, String) {
-    let schema = format!("fleet_{}", dagforge::RunId::new().to_string().replace('-', ""));
+    let schema = format!(
+        "fleet_{}",
+        dagforge::RunId::new().to_string().replace('-', "")
+    );
     let store = dagforge::store::PostgresStore::options(&pg_url())
         .schema(schema.clone())
         .connect()
