@@ -86,7 +86,6 @@ pub use context::JobContext;
 pub use error::{Error, ErrorInfo, ErrorKind, JobError, Result};
 pub use events::{Event, EventKind, EventStream, NodeEvent};
 pub use executor::{Execution, ExecutionHandle, Executor, InProcess};
-pub use executor::{QueueExecutor, QueueExecutorBuilder, Route};
 #[cfg(feature = "kubernetes")]
 pub use executor::{
     KubernetesConfig, KubernetesConfigError, KubernetesExecutor, KubernetesExecutorBuilder,
@@ -94,6 +93,7 @@ pub use executor::{
 };
 #[cfg(all(feature = "process", unix))]
 pub use executor::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
+pub use executor::{QueueExecutor, QueueExecutorBuilder, Route};
 pub use ids::{ParseRunIdError, RunId};
 pub use job::{Backoff, Job, JobSpec, Resources};
 pub use log_level::LogLevel;

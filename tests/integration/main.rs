@@ -9,9 +9,9 @@ mod common;
 mod concurrency;
 mod crash;
 mod dag;
-mod data_dags;
 #[cfg(feature = "http")]
 mod dashboard;
+mod data_dags;
 mod events;
 mod executor_contract;
 mod fanout;

@@ -374,8 +374,7 @@ macro_rules! conformance {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn node_summaries_sum_up_executions() {
-                dagforge::store::conformance::node_summaries_sum_up_executions(make().await)
-                    .await;
+                dagforge::store::conformance::node_summaries_sum_up_executions(make().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn the_feed_has_every_event_once() {

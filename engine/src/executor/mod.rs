@@ -29,8 +29,6 @@ use crate::limit::Permit;
 use crate::registry::{Attempt, DynJob, guarded};
 
 pub use in_process::InProcess;
-pub(crate) use queue::host_name;
-pub use queue::{QueueExecutor, QueueExecutorBuilder, Route};
 #[cfg(feature = "kubernetes")]
 pub use kubernetes::{
     ConfigError as KubernetesConfigError, KubernetesConfig, KubernetesExecutor,
@@ -38,6 +36,8 @@ pub use kubernetes::{
 };
 #[cfg(all(feature = "process", unix))]
 pub use process::{ProcessExecutor, ProcessExecutorBuilder, WorkerCommand};
+pub(crate) use queue::host_name;
+pub use queue::{QueueExecutor, QueueExecutorBuilder, Route};
 
 /// Starts node attempts.
 ///

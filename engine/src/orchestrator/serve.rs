@@ -258,7 +258,10 @@ impl Engine {
             Arc::clone(&self.sh.telemetry),
         )
         .await;
-        self.sh.telemetry.liveness.serving(poll, self.sh.lease_ttl / 3);
+        self.sh
+            .telemetry
+            .liveness
+            .serving(poll, self.sh.lease_ttl / 3);
         let mut served = Served::default();
         let mut health = Health {
             failing_since: None,

@@ -9,9 +9,9 @@ use crate::ids::RunId;
 
 use super::{
     Claimed, EngineRecord, EngineRegistry, EventFeed, ExecutionPage, ExecutionQuery,
-    ExecutionRecord, FeedCursor, FeedPage, Lease, LogLine, LogQuery, NodeSummary, Page,
-    QueueAdmin, RunCounts, RunLog, RunQueries, RunQuery, RunRecord, ScheduleAdvance,
-    ScheduleRecord, ScheduleStore, StoreError, SummaryQuery, Wakeups, Watch,
+    ExecutionRecord, FeedCursor, FeedPage, Lease, LogLine, LogQuery, NodeSummary, Page, QueueAdmin,
+    RunCounts, RunLog, RunQueries, RunQuery, RunRecord, ScheduleAdvance, ScheduleRecord,
+    ScheduleStore, StoreError, SummaryQuery, Wakeups, Watch,
 };
 
 /// Where runs and their events live: the union of the store's capabilities

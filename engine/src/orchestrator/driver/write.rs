@@ -90,7 +90,8 @@ impl Driver {
             }
         }
         let now = std::time::Instant::now();
-        self.observer.wrote(now.saturating_duration_since(began), now);
+        self.observer
+            .wrote(now.saturating_duration_since(began), now);
         self.core.events().clear();
         for e in publish {
             let _ = self.sh.events.send(e);
