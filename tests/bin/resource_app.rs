@@ -80,6 +80,10 @@ fn res_missing() {
     let l = lost();
 }
 
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "resource_with passes the settings by value"
+)]
 fn factory(settings: Settings) -> impl Future<Output = Result<Ledger, std::io::Error>> {
     let s = settings
         .get::<AppSettings>()

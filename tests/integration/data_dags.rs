@@ -261,7 +261,7 @@ fn collisions_in_an_input_are_build_errors_naming_node_and_field() {
     wf.add("s", Step).set(SEED, 1).set(SEED, 2);
     let errs = wf.build().unwrap_err();
     assert!(
-        matches!(&errs.errors()[..], [ValidationError::InputCollision { node, field, .. }] if node == "s" && field == "seed"),
+        matches!(errs.errors(), [ValidationError::InputCollision { node, field, .. }] if node == "s" && field == "seed"),
         "{errs}"
     );
 }

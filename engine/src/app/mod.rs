@@ -263,9 +263,8 @@ impl App {
             return 2;
         }
         let missing = self.missing_resources();
-        if !(self.problems.is_empty() && missing.is_empty())
-            && !matches!(cli.command, Some(Command::Worker))
-        {
+        let clean = self.problems.is_empty() && missing.is_empty();
+        if !clean && !matches!(cli.command, Some(Command::Worker)) {
             for p in self.problems.iter().chain(&missing) {
                 let _ = writeln!(err, "error: {}", table::escape_lines(p));
             }
