@@ -235,7 +235,7 @@ impl Metrics {
     }
 }
 
-/// The content type of [`Metrics::encode`]'s output.
+/// The content type of the Prometheus text the metrics endpoint serves.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[cfg(test)]
